@@ -1,0 +1,1 @@
+//! `#[derive(Trace)]` for `arenagc` (written with the object layer).

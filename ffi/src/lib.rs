@@ -1,0 +1,1 @@
+//! C ABI for arenagc (written with the C ABI issue).

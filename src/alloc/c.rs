@@ -1,0 +1,169 @@
+//! The malloc family with C semantics, for callers that do not pass sizes back (the C ABI and
+//! the `LD_PRELOAD` build are thin wrappers over these).
+//!
+//! - `malloc(0)` returns a distinct live pointer (a 16-byte block).
+//! - Sizes over `isize::MAX` and products that overflow fail with null and `errno = ENOMEM`.
+//! - `free(p)` decides small or large with the address map; a pointer inside an arena that is
+//!   not the start of a block handed out aborts with a message (interior pointer, pool not in
+//!   use); pointers outside our arenas go to the system allocator, whose own checks apply.
+//! - In debug mode every block carries guards and every free is checked (see `debug`).
+
+use super::{debug, large, normal_mode, owns, pool_of, raw_alloc, small_free};
+use crate::config::{ALIGNMENT, SMALL_MAX};
+use core::ptr;
+
+fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
+
+fn enomem() -> *mut u8 {
+    set_errno(libc::ENOMEM);
+    ptr::null_mut()
+}
+
+/// Allocate `size` bytes aligned to `align` (a power of two), zeroed if asked.
+fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
+        return enomem();
+    }
+    let p = if normal_mode() { raw_alloc(size, align, zero) } else { debug::alloc(size, align, zero) };
+    if p.is_null() { enomem() } else { p }
+}
+
+pub fn malloc(size: usize) -> *mut u8 {
+    alloc(size, ALIGNMENT, false)
+}
+
+pub fn calloc(n: usize, size: usize) -> *mut u8 {
+    match n.checked_mul(size) {
+        Some(total) => alloc(total, ALIGNMENT, true),
+        None => enomem(),
+    }
+}
+
+/// `align` must be a power of two (any size is accepted, as C23 allows); otherwise null with
+/// `errno = EINVAL`.
+pub fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    alloc(size, align.max(ALIGNMENT), false)
+}
+
+/// Usable size of a live block (at least what was asked for).
+///
+/// # Safety
+/// `p` is null or a live block from this module.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    if !normal_mode() {
+        // SAFETY: a live debug block.
+        return unsafe { debug::size_of(p) };
+    }
+    if owns(p) {
+        checked_pool_block(p);
+        // SAFETY: checked: p starts a handed-out block, so its pool header is live.
+        unsafe { (*pool_of(p)).block_size.load(core::sync::atomic::Ordering::Relaxed) as usize }
+    } else {
+        // SAFETY: a live system-allocator block.
+        unsafe { large::usable_size(p) }
+    }
+}
+
+fn checked_pool_block(p: *mut u8) {
+    // SAFETY: p is inside a mapped arena, so its pool page is readable.
+    if !unsafe { (*pool_of(p)).is_block_start(p) } {
+        super::fatal(
+            "invalid free",
+            p,
+            "the pointer is inside an arena but is not the start of a block in use \
+             (interior pointer, or a block whose pool is not in use)",
+        );
+    }
+}
+
+/// # Safety
+/// `p` is null or a live block from this module, not used again.
+pub unsafe fn free(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    if !normal_mode() {
+        // SAFETY: forwarded.
+        return unsafe { debug::free(p, None) };
+    }
+    if owns(p) {
+        checked_pool_block(p);
+        // SAFETY: checked: p is a handed-out pool block.
+        unsafe { small_free(p) }
+    } else {
+        // SAFETY: forwarded: a system-allocator block.
+        unsafe { large::free(p) }
+    }
+}
+
+/// `free` with the size the caller allocated; a size the block cannot have aborts.
+///
+/// # Safety
+/// As `free`.
+pub unsafe fn free_sized(p: *mut u8, size: usize) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: forwarded.
+    let usable = unsafe { usable_size(p) };
+    if size > usable {
+        super::fatal_fmt(
+            "free_sized size mismatch",
+            p,
+            format_args!("freed as {size} bytes but the block has only {usable}"),
+        );
+    }
+    // SAFETY: forwarded.
+    unsafe { free(p) }
+}
+
+/// glibc's `realloc`: null `p` allocates; size 0 frees and returns null; on failure null with
+/// `errno = ENOMEM` and the old block untouched.
+///
+/// # Safety
+/// `p` is null or a live block from this module.
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    if p.is_null() {
+        return malloc(size);
+    }
+    if size == 0 {
+        // SAFETY: forwarded.
+        unsafe { free(p) };
+        return ptr::null_mut();
+    }
+    if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
+        return enomem();
+    }
+    // SAFETY: p is live per the contract.
+    let old = unsafe { usable_size(p) };
+    if normal_mode() {
+        if owns(p) {
+            if size <= old && size > old.saturating_sub(ALIGNMENT) {
+                return p; // same class
+            }
+        } else if size > SMALL_MAX {
+            // SAFETY: a live system block of alignment 16.
+            let q = unsafe { large::realloc(p, size) };
+            return if q.is_null() { enomem() } else { q };
+        }
+    }
+    let q = malloc(size);
+    if !q.is_null() {
+        // SAFETY: both live and distinct.
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, old.min(size));
+            free(p);
+        }
+    }
+    q
+}

@@ -1,0 +1,190 @@
+//! Debug mode, in the manner of `PYTHONMALLOC=debug`.
+//!
+//! ```text
+//!  underlying block:  [ pad (0xFD) | header (16 B) | payload (size B) | tail guard (8 B, 0xFD) ]
+//!                                                   ^ pointer handed out, aligned to `align`
+//!  header: size: u64 | serial: u32 | align_shift: u8 | 3 guard bytes (0xFD)
+//! ```
+//!
+//! New payloads are filled with 0xCD (or zeroed for `alloc_zeroed`/`calloc`). On free the header
+//! and guards are checked, the whole block is filled with 0xDD and parked in a FIFO quarantine
+//! of `DEBUG_QUARANTINE` blocks; when a block leaves the quarantine it must still be all 0xDD.
+//! Faults are reported by name with the address and the block's size and serial number, then the
+//! process aborts: double free, underflow (bytes before the payload written), overflow (bytes
+//! after it written), write after free, size mismatch, and pointer not from this allocator.
+//!
+//! Debug mode is chosen once, before the first allocation (cargo feature `debug`, or the
+//! environment variable `ARENAGC_DEBUG=1`), because it changes the layout of every block.
+
+use crate::config::{DEBUG_QUARANTINE, DEBUG_TAIL, FILL_FREED, FILL_GUARD, FILL_NEW};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::lock::SpinLock;
+use super::{addr_map, fatal_fmt, raw_alloc, raw_free};
+
+const HEADER: usize = 16;
+
+#[repr(C)]
+struct Header {
+    size: u64,
+    serial: u32,
+    align_shift: u8,
+    guard: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<Header>() == HEADER);
+
+static SERIAL: AtomicU32 = AtomicU32::new(0);
+
+struct Quarantine {
+    slots: [(usize, usize); DEBUG_QUARANTINE], // (underlying block, its length)
+    next: usize,
+}
+
+static QUARANTINE: SpinLock<Quarantine> =
+    SpinLock::new(Quarantine { slots: [(0, 0); DEBUG_QUARANTINE], next: 0 });
+
+fn front(align: usize) -> usize {
+    align.max(HEADER)
+}
+
+/// The underlying block length for a payload of `size` bytes aligned to `align`; None on
+/// overflow.
+fn total(size: usize, align: usize) -> Option<usize> {
+    front(align).checked_add(size)?.checked_add(DEBUG_TAIL)
+}
+
+/// Allocate a debug block. Null on failure.
+pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let Some(len) = total(size, align) else {
+        return core::ptr::null_mut();
+    };
+    let base = raw_alloc(len, align.max(crate::config::ALIGNMENT), false);
+    if base.is_null() {
+        return base;
+    }
+    let f = front(align);
+    // SAFETY: base is a fresh block of at least `len` bytes.
+    unsafe {
+        base.write_bytes(FILL_GUARD, f - HEADER);
+        let user = base.add(f);
+        user.sub(HEADER).cast::<Header>().write(Header {
+            size: size as u64,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
+            align_shift: align.trailing_zeros() as u8,
+            guard: [FILL_GUARD; 3],
+        });
+        user.write_bytes(if zero { 0 } else { FILL_NEW }, size);
+        user.add(size).write_bytes(FILL_GUARD, DEBUG_TAIL);
+        user
+    }
+}
+
+fn all(p: *const u8, len: usize, byte: u8) -> bool {
+    // SAFETY: callers pass ranges inside a block they hold.
+    unsafe { core::slice::from_raw_parts(p, len) }.iter().all(|&b| b == byte)
+}
+
+/// Check a debug block and return (size, align). Aborts naming the fault.
+///
+/// # Safety
+/// `user` was returned by `alloc` (or is the bad pointer being diagnosed, readable 16 bytes back).
+unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
+    let addr = user as usize;
+    if addr % crate::config::ALIGNMENT != 0 || addr < 4096 {
+        fatal_fmt("pointer not from this allocator", user, format_args!("misaligned or null-page address"));
+    }
+    // SAFETY: the caller guarantees 16 readable bytes before user.
+    let h = unsafe { &*user.sub(HEADER).cast::<Header>() };
+    if h.guard == [FILL_FREED; 3] && h.align_shift == FILL_FREED {
+        fatal_fmt("double free", user, format_args!("the block was already freed (filled with 0xDD)"));
+    }
+    if h.guard != [FILL_GUARD; 3] || h.align_shift > 40 {
+        if expected.is_some_and(|s| s <= crate::config::SMALL_MAX) && addr_map::lookup(addr).is_null() {
+            fatal_fmt("pointer not from this allocator", user, format_args!("not inside any arena"));
+        }
+        fatal_fmt(
+            "underflow",
+            user,
+            format_args!("the guard bytes before the payload were overwritten (header: {:02x?})", h.guard),
+        );
+    }
+    let size = h.size as usize;
+    let align = 1usize << h.align_shift;
+    if let Some(e) = expected {
+        if e != size {
+            fatal_fmt(
+                "size mismatch",
+                user,
+                format_args!("freed as {e} bytes, allocated as {size} bytes (allocation #{})", h.serial),
+            );
+        }
+    }
+    // SAFETY: the header says the block has `front - HEADER` pad bytes before it.
+    if !all(unsafe { user.sub(front(align)) }, front(align) - HEADER, FILL_GUARD) {
+        fatal_fmt("underflow", user, format_args!("pad before a {size}-byte block written (allocation #{})", h.serial));
+    }
+    // SAFETY: the header says the payload is `size` bytes, followed by the tail guard.
+    if !all(unsafe { user.add(size) }, DEBUG_TAIL, FILL_GUARD) {
+        fatal_fmt(
+            "overflow",
+            user,
+            format_args!("bytes after the end of a {size}-byte block were overwritten (allocation #{})", h.serial),
+        );
+    }
+    (size, align)
+}
+
+/// Payload size of a live debug block.
+///
+/// # Safety
+/// `user` was returned by `alloc` and is live.
+pub unsafe fn size_of(user: *mut u8) -> usize {
+    // SAFETY: forwarded.
+    unsafe { check(user, None).0 }
+}
+
+/// Free a debug block; `expected` is the size the caller believes it has (the Rust layout).
+///
+/// # Safety
+/// `user` was returned by `alloc` (checked as far as possible).
+pub unsafe fn free(user: *mut u8, expected: Option<usize>) {
+    // SAFETY: forwarded.
+    let (size, align) = unsafe { check(user, expected) };
+    let f = front(align);
+    let len = f + size + DEBUG_TAIL;
+    // SAFETY: the checked header describes a block of `len` bytes starting f bytes before user.
+    let base = unsafe { user.sub(f) };
+    // SAFETY: as above.
+    unsafe { base.write_bytes(FILL_FREED, len) };
+    let evicted = {
+        let mut q = QUARANTINE.lock();
+        let i = q.next;
+        q.next = (i + 1) % DEBUG_QUARANTINE;
+        core::mem::replace(&mut q.slots[i], (base as usize, len))
+    };
+    if evicted.0 != 0 {
+        let (b, l) = (evicted.0 as *mut u8, evicted.1);
+        if !all(b, l, FILL_FREED) {
+            fatal_fmt("write after free", b, format_args!("a freed {l}-byte block was written to while in quarantine"));
+        }
+        // SAFETY: the evicted block was handed to raw_alloc's allocator and is no longer used.
+        unsafe { raw_free(b) };
+    }
+}
+
+/// Give every quarantined block back (for `trim` and tests).
+pub fn flush_quarantine() {
+    loop {
+        let slot = {
+            let mut q = QUARANTINE.lock();
+            q.slots.iter_mut().find(|s| s.0 != 0).map(|s| core::mem::replace(s, (0, 0)))
+        };
+        let Some((b, l)) = slot else { return };
+        if !all(b as *const u8, l, FILL_FREED) {
+            fatal_fmt("write after free", b as *mut u8, format_args!("a freed {l}-byte block was written to while in quarantine"));
+        }
+        // SAFETY: quarantined blocks are ours and unused.
+        unsafe { raw_free(b as *mut u8) };
+    }
+}

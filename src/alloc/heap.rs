@@ -1,0 +1,602 @@
+//! Thread heaps: per-thread lists of pools by size class, and every slow path of the allocator.
+//!
+//! ```text
+//!  thread-local HEAP ──> ThreadHeap
+//!                          avail[class] ──> pool <─> pool <─> ...   pools with room; head is current
+//!                          full[class]  ──> pool <─> ...           no room; remote word FULL
+//!                          delayed      ──> block -> block          remote frees into FULL pools
+//!  GLOBAL (spin lock): arenas, abandoned[room|full][class], heap slots
+//!  FALLBACK (spin lock): a heap for threads that have none (during thread exit, or when the
+//!                        heap table could not be mapped)
+//! ```
+//!
+//! A thread gets a heap on its first small allocation (a const-initialized thread local, so
+//! reading it never allocates) and registers a pthread key destructor that abandons the heap when
+//! the thread exits. glibc runs key destructors after Rust's thread-local destructors, so their
+//! frees still find the heap; anything later falls back to `FALLBACK`.
+//!
+//! Cross-thread frees follow `remote.rs`. Thread exit:
+//! 1. every full pool: `clear_full` and wait out any notifier, so no new delayed frees start;
+//! 2. take the delayed stack and free those blocks locally;
+//! 3. every pool: owner := null, then `try_abandon` (taking pending remote frees until the list
+//!    is empty); pools with nothing in use go back to their arena, the others to `abandoned`.
+//!
+//! A free into an `ABANDONED` pool adopts it (under the global lock) into the freeing thread's
+//! heap and frees locally, so an abandoned pool that empties is given back like any other. A heap
+//! that needs a pool of some class adopts an abandoned one with room before taking a new one.
+//!
+//! Invariants:
+//! - A pool is on exactly one list: one heap's `avail` or `full` for its class (`in_full` says
+//!   which), `abandoned`, or its arena's free pools; or it is the pool being moved under a lock.
+//! - `pool.owner == h` (h non-null) only while the pool is on h's lists; only h's thread (or the
+//!   holder of FALLBACK's lock, for FALLBACK) changes those lists or the pool's owner-only fields.
+//! - A pool on a `full` list has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
+//!   non-empty list that nobody will take).
+
+use crate::config::{MAX_HEAPS, NUM_CLASSES};
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::arena::Arenas;
+use super::lock::SpinLock;
+use super::os;
+use super::pool::{Pool, pool_of};
+use super::remote::{Block, BlockStack, NOTIFYING, PushOutcome};
+
+/// A thread's allocation state.
+#[repr(C)]
+pub struct ThreadHeap {
+    pub avail: [*mut Pool; NUM_CLASSES],   // pools with room, per class; head = current
+    pub full: [*mut Pool; NUM_CLASSES],    // pools without room, per class
+    pub delayed: BlockStack,               // blocks freed remotely into our FULL pools
+    next_slot: *mut ThreadHeap,            // free heap-slot list
+}
+
+impl ThreadHeap {
+    const fn new() -> Self {
+        ThreadHeap {
+            avail: [ptr::null_mut(); NUM_CLASSES],
+            full: [ptr::null_mut(); NUM_CLASSES],
+            delayed: BlockStack::new(),
+            next_slot: ptr::null_mut(),
+        }
+    }
+}
+
+/// Global state, under one lock: it is touched once per pool, never once per block.
+pub(crate) struct Global {
+    pub arenas: Arenas,
+    abandoned: [[*mut Pool; NUM_CLASSES]; 2], // [0]: with room, [1]: without; doubly linked
+    heaps: *mut ThreadHeap,                   // MAX_HEAPS reserved slots
+    heaps_used: usize,
+    free_heaps: *mut ThreadHeap,
+}
+
+// SAFETY: the raw pointers in Global point into our own mappings and are only used under the lock.
+unsafe impl Send for Global {}
+// SAFETY: a ThreadHeap is used by one thread at a time (its owner, or FALLBACK's lock holder).
+unsafe impl Send for ThreadHeap {}
+
+pub(crate) static GLOBAL: SpinLock<Global> = SpinLock::new(Global {
+    arenas: Arenas::new(),
+    abandoned: [[ptr::null_mut(); NUM_CLASSES]; 2],
+    heaps: ptr::null_mut(),
+    heaps_used: 0,
+    free_heaps: ptr::null_mut(),
+});
+
+static FALLBACK: SpinLock<ThreadHeap> = SpinLock::new(ThreadHeap::new());
+
+const NEW: u8 = 0;
+const LIVE: u8 = 1;
+const EXITED: u8 = 2;
+
+thread_local! {
+    static HEAP: Cell<*mut ThreadHeap> = const { Cell::new(ptr::null_mut()) };
+    static STATE: Cell<u8> = const { Cell::new(NEW) };
+}
+
+/// The calling thread's heap, or null if it has none (not yet made, or the thread is exiting).
+#[inline(always)]
+pub fn current() -> *mut ThreadHeap {
+    HEAP.with(Cell::get)
+}
+
+// ---------------------------------------------------------------------------------------------
+// list helpers (doubly linked through Pool::next / Pool::prev)
+
+/// # Safety
+/// `p` is not on any list; `head` is a list of live pools the caller may change.
+unsafe fn push_front(head: &mut *mut Pool, p: *mut Pool) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*p).prev = ptr::null_mut();
+        (*p).next = *head;
+        if !(*head).is_null() {
+            (**head).prev = p;
+        }
+    }
+    *head = p;
+}
+
+/// # Safety
+/// `p` is on the list `head`.
+unsafe fn unlink(head: &mut *mut Pool, p: *mut Pool) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*p).prev.is_null() {
+            debug_assert_eq!(*head, p, "pool not at the head of its list");
+            *head = (*p).next;
+        } else {
+            (*(*p).prev).next = (*p).next;
+        }
+        if !(*p).next.is_null() {
+            (*(*p).next).prev = (*p).prev;
+        }
+        (*p).next = ptr::null_mut();
+        (*p).prev = ptr::null_mut();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// heap acquisition
+
+static KEY_STATE: AtomicBool = AtomicBool::new(false);
+static KEY: SpinLock<libc::pthread_key_t> = SpinLock::new(0);
+static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// Run `f` with the calling thread's heap: its own, a new one, or FALLBACK under its lock.
+///
+/// # Safety
+/// `f` treats the heap as the owner would (only the owning thread or FALLBACK's holder may).
+#[inline]
+pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
+    let h = current();
+    if !h.is_null() {
+        return f(h);
+    }
+    if STATE.with(Cell::get) == NEW {
+        let h = init_thread();
+        if !h.is_null() {
+            return f(h);
+        }
+    }
+    let guard = FALLBACK.lock();
+    let r = f(FALLBACK.data_ptr());
+    drop(guard);
+    r
+}
+
+#[cold]
+#[inline(never)]
+fn init_thread() -> *mut ThreadHeap {
+    STATE.with(|s| s.set(EXITED)); // re-entrant allocations during setup use FALLBACK
+    let key = thread_key();
+    let h = {
+        let mut g = GLOBAL.lock();
+        g.new_heap()
+    };
+    if h.is_null() {
+        return h;
+    }
+    HEAP.with(|c| c.set(h));
+    STATE.with(|s| s.set(LIVE));
+    if let Some(key) = key {
+        // SAFETY: key is a valid key; keys < 32 live in the thread descriptor (no allocation).
+        unsafe { libc::pthread_setspecific(key, h.cast()) };
+    }
+    if !FORK_HANDLERS.swap(true, Ordering::AcqRel) {
+        // SAFETY: the handlers are plain functions that only take and release our locks.
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    }
+    h
+}
+
+fn thread_key() -> Option<libc::pthread_key_t> {
+    let mut k = KEY.lock();
+    if !KEY_STATE.load(Ordering::Acquire) {
+        // SAFETY: k is a valid out-pointer; the destructor has the required signature.
+        if unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } != 0 {
+            return None;
+        }
+        KEY_STATE.store(true, Ordering::Release);
+    }
+    Some(*k)
+}
+
+extern "C" fn fork_prepare() {
+    FALLBACK.raw_lock();
+    GLOBAL.raw_lock();
+}
+
+extern "C" fn fork_parent() {
+    // SAFETY: fork_prepare took both locks on this thread.
+    unsafe {
+        GLOBAL.raw_unlock();
+        FALLBACK.raw_unlock();
+    }
+}
+
+extern "C" fn fork_child() {
+    // SAFETY: the child's only thread is the one that took both locks in fork_prepare.
+    unsafe {
+        GLOBAL.raw_unlock();
+        FALLBACK.raw_unlock();
+    }
+}
+
+impl Global {
+    fn new_heap(&mut self) -> *mut ThreadHeap {
+        let h = if !self.free_heaps.is_null() {
+            let h = self.free_heaps;
+            // SAFETY: free slots are initialized heaps linked by next_slot.
+            self.free_heaps = unsafe { (*h).next_slot };
+            h
+        } else {
+            if self.heaps.is_null() {
+                self.heaps = os::reserve_table(MAX_HEAPS * core::mem::size_of::<ThreadHeap>()).cast();
+                if self.heaps.is_null() {
+                    return ptr::null_mut();
+                }
+            }
+            if self.heaps_used == MAX_HEAPS {
+                return ptr::null_mut();
+            }
+            // SAFETY: inside the reserved table.
+            let h = unsafe { self.heaps.add(self.heaps_used) };
+            self.heaps_used += 1;
+            h
+        };
+        // SAFETY: h is a slot nobody uses.
+        unsafe { ptr::write(h, ThreadHeap::new()) };
+        h
+    }
+
+    fn abandoned_push(&mut self, p: *mut Pool) {
+        // SAFETY: p is a live pool on no list.
+        unsafe {
+            let (full, class) = ((*p).in_full as usize, (*p).class as usize);
+            push_front(&mut self.abandoned[full][class], p);
+        }
+    }
+
+    fn abandoned_remove(&mut self, p: *mut Pool) {
+        // SAFETY: p is on abandoned[in_full][class].
+        unsafe {
+            let (full, class) = ((*p).in_full as usize, (*p).class as usize);
+            unlink(&mut self.abandoned[full][class], p);
+        }
+    }
+
+    /// Adopt an abandoned pool of `class` that has room, if any.
+    fn adopt_with_room(&mut self, class: usize) -> *mut Pool {
+        let p = self.abandoned[0][class];
+        if !p.is_null() {
+            self.abandoned_remove(p);
+            // SAFETY: p is a live abandoned pool.
+            let ok = unsafe { (*p).remote.adopt() };
+            debug_assert!(ok, "abandoned pool not ABANDONED");
+        }
+        p
+    }
+}
+
+/// Give a retired pool back to its arena.
+///
+/// # Safety
+/// `p` is on no list, nothing is in use in it, and no notifier is at work on it.
+unsafe fn release_pool(p: *mut Pool) {
+    // SAFETY: per the contract, the pool is ours alone.
+    unsafe { (*p).retire() };
+    let mut g = GLOBAL.lock();
+    // SAFETY: retired and unreferenced.
+    unsafe { g.arenas.free_pool(p) };
+}
+
+fn wait_not_notifying(p: &Pool) {
+    while p.remote.state() == NOTIFYING {
+        core::hint::spin_loop();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// allocation slow path
+
+/// Allocation of a block of `class` when the fast path found nothing. Returns the block (null
+/// when out of memory) and whether it is known to be zero.
+#[cold]
+#[inline(never)]
+pub fn alloc_slow(class: usize) -> (*mut u8, bool) {
+    // SAFETY: heap_alloc acts as the heap's owner, which with_heap guarantees we are.
+    unsafe { with_heap(|h| heap_alloc(h, class)) }
+}
+
+/// # Safety
+/// The caller acts as the owner of `h`.
+unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
+    // SAFETY: the caller owns h and so every pool on its lists.
+    unsafe {
+        let heap = &mut *h;
+        if !heap.delayed.is_empty() {
+            process_delayed(h);
+        }
+        loop {
+            let p = heap.avail[class];
+            if p.is_null() {
+                break;
+            }
+            let got = (*p).take_block();
+            if !got.0.is_null() {
+                return got;
+            }
+            if (*p).collect_remote() > 0 {
+                continue;
+            }
+            if (*p).remote.try_mark_full() {
+                unlink(&mut heap.avail[class], p);
+                push_front(&mut heap.full[class], p);
+                (*p).in_full = true;
+            }
+        }
+        // No pool with room: adopt an abandoned one or take a new one.
+        let p = {
+            let mut g = GLOBAL.lock();
+            let p = g.adopt_with_room(class);
+            if !p.is_null() {
+                (*p).owner.store(h, Ordering::Release);
+                p
+            } else {
+                match g.arenas.alloc_pool() {
+                    Some(np) => {
+                        Pool::init(np.pool, class, h, np.fresh);
+                        np.pool
+                    }
+                    None => return (ptr::null_mut(), false),
+                }
+            }
+        };
+        (*p).collect_remote();
+        (*p).in_full = false;
+        push_front(&mut heap.avail[class], p);
+        let got = (*p).take_block();
+        debug_assert!(!got.0.is_null(), "a new or adopted pool has room");
+        got
+    }
+}
+
+/// Free the blocks other threads handed us through the delayed stack.
+///
+/// # Safety
+/// The caller acts as the owner of `h`.
+unsafe fn process_delayed(h: *mut ThreadHeap) {
+    // SAFETY: the caller owns h; delayed blocks belong to h's pools (a pool cannot change owner
+    // while a notifier works on it, and the notifier read the owner then).
+    unsafe {
+        let mut b = (*h).delayed.take_all();
+        while !b.is_null() {
+            let next = (*b).next;
+            let p = pool_of(b.cast());
+            debug_assert_eq!((*p).owner.load(Ordering::Relaxed), h, "delayed block of another heap");
+            let n = (*p).put_block(b.cast());
+            if n == 0 || (*p).in_full {
+                local_free_slow(h, p, n);
+            }
+            b = next;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// free slow paths
+
+/// After a local free left the pool empty (`n == 0`) or the pool was on the full list.
+///
+/// # Safety
+/// The caller owns `h`, and `p` is one of its pools.
+#[cold]
+#[inline(never)]
+pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
+    // SAFETY: the caller owns h and p.
+    unsafe {
+        let heap = &mut *h;
+        let class = (*p).class as usize;
+        if (*p).in_full {
+            unlink(&mut heap.full[class], p);
+            (*p).remote.clear_full();
+            (*p).in_full = false;
+            push_front(&mut heap.avail[class], p);
+        }
+        if n == 0 {
+            // Keep the last pool of a class so a hot alloc/free pair does not thrash the arena.
+            if heap.avail[class] == p && (*p).next.is_null() {
+                return;
+            }
+            unlink(&mut heap.avail[class], p);
+            wait_not_notifying(&*p);
+            release_pool(p);
+        }
+    }
+}
+
+/// A free of a small block whose pool the calling thread does not own.
+///
+/// # Safety
+/// `b` is a live block handed out by the pool allocator, and the caller gives it up.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_remote(b: *mut u8) {
+    let p = pool_of(b);
+    loop {
+        // SAFETY: b is a live block of p, so p's header is live.
+        match unsafe { (*p).remote.push(b.cast::<Block>()) } {
+            PushOutcome::Pushed => return,
+            PushOutcome::Notify => {
+                // SAFETY: while NOTIFYING the owner cannot abandon p, so the owner heap is live.
+                unsafe {
+                    let owner = (*p).owner.load(Ordering::Acquire);
+                    debug_assert!(!owner.is_null(), "FULL pool without owner");
+                    (*owner).delayed.push(b.cast());
+                    (*p).remote.end_notify();
+                }
+                return;
+            }
+            PushOutcome::Abandoned => {
+                let adopted = {
+                    let mut g = GLOBAL.lock();
+                    // SAFETY: p is live (b is in use in it).
+                    if unsafe { (*p).remote.adopt() } {
+                        g.abandoned_remove(p);
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if adopted {
+                    // SAFETY: we adopted p: nobody else owns it now; with_heap gives us a heap.
+                    unsafe { with_heap(|h| adopt_and_free(h, p, b)) };
+                    return;
+                }
+                // Someone else adopted it first: free again against the new owner.
+            }
+        }
+    }
+}
+
+/// # Safety
+/// `p` was just adopted by the caller, who acts as the owner of `h`.
+unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*p).owner.store(h, Ordering::Release);
+        (*p).collect_remote();
+        (*p).in_full = false;
+        let class = (*p).class as usize;
+        push_front(&mut (*h).avail[class], p);
+        let n = (*p).put_block(b);
+        if n == 0 {
+            local_free_slow(h, p, n);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// thread exit
+
+extern "C" fn thread_exit(arg: *mut libc::c_void) {
+    HEAP.with(|c| c.set(ptr::null_mut()));
+    STATE.with(|s| s.set(EXITED));
+    let h = arg.cast::<ThreadHeap>();
+    if !h.is_null() {
+        // SAFETY: this is h's thread, at exit; nobody else owns h.
+        unsafe { abandon(h) };
+    }
+}
+
+/// Give up every pool of `h` and return its slot.
+///
+/// # Safety
+/// The caller owns `h`, and nothing will use it afterwards.
+pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
+    // SAFETY: the caller owns h and all its pools.
+    unsafe {
+        let heap = &mut *h;
+        // 1. No new notifications.
+        for class in 0..NUM_CLASSES {
+            let mut p = heap.full[class];
+            while !p.is_null() {
+                (*p).remote.clear_full();
+                wait_not_notifying(&*p);
+                p = (*p).next;
+            }
+        }
+        // 2. Take what notifiers handed us.
+        process_delayed(h);
+        // 3. Abandon or release each pool.
+        for class in 0..NUM_CLASSES {
+            for full in [false, true] {
+                loop {
+                    let list = if full { &mut heap.full[class] } else { &mut heap.avail[class] };
+                    let p = *list;
+                    if p.is_null() {
+                        break;
+                    }
+                    unlink(list, p);
+                    (*p).owner.store(ptr::null_mut(), Ordering::Release);
+                    while let Err(pending) = (*p).remote.try_abandon() {
+                        (*p).adopt_list(pending);
+                    }
+                    if (*p).used() == 0 {
+                        (*p).remote.reset();
+                        release_pool(p);
+                    } else {
+                        (*p).in_full = (*p).is_exhausted();
+                        GLOBAL.lock().abandoned_push(p);
+                    }
+                }
+            }
+        }
+        let mut g = GLOBAL.lock();
+        heap.next_slot = g.free_heaps;
+        g.free_heaps = h;
+    }
+}
+
+/// Give back to the arenas every empty pool the calling thread's heap keeps, after taking its
+/// pending remote and delayed frees. The allocator keeps one empty pool per class for speed;
+/// `trim` hands those back (like `malloc_trim`).
+pub fn trim() {
+    let h = current();
+    if h.is_null() {
+        return;
+    }
+    // SAFETY: h is the calling thread's own heap.
+    unsafe {
+        process_delayed(h);
+        let heap = &mut *h;
+        for class in 0..NUM_CLASSES {
+            let mut p = heap.avail[class];
+            while !p.is_null() {
+                let next = (*p).next;
+                (*p).collect_remote();
+                if (*p).used() == 0 {
+                    unlink(&mut heap.avail[class], p);
+                    wait_not_notifying(&*p);
+                    release_pool(p);
+                }
+                p = next;
+            }
+        }
+    }
+}
+
+/// Check every pool of the calling thread's heap (`pool_is_valid`), and the list invariants.
+pub fn heap_is_valid() -> Result<(), &'static str> {
+    let h = current();
+    if h.is_null() {
+        return Ok(());
+    }
+    // SAFETY: h is the calling thread's own heap.
+    unsafe {
+        let heap = &*h;
+        for class in 0..NUM_CLASSES {
+            for (full, head) in [(false, heap.avail[class]), (true, heap.full[class])] {
+                let mut p = head;
+                while !p.is_null() {
+                    super::pool::pool_is_valid(p)?;
+                    if (*p).in_full != full {
+                        return Err("pool's in_full flag disagrees with its list");
+                    }
+                    if (*p).class as usize != class {
+                        return Err("pool on the list of another class");
+                    }
+                    if (*p).owner.load(Ordering::Relaxed) != h {
+                        return Err("pool on a heap that does not own it");
+                    }
+                    p = (*p).next;
+                }
+            }
+        }
+    }
+    GLOBAL.lock().arenas.arenas_are_valid()
+}

@@ -1,0 +1,122 @@
+//! Requests that are not small (over 512 bytes, or aligned to more than 16) go to the system
+//! allocator. On glibc we call its own entry points (`__libc_malloc` and friends), so that the
+//! `LD_PRELOAD` build, which exports `malloc` itself, still reaches glibc here.
+//!
+//! Statistics count the usable size of every live large block, read from glibc's chunk header
+//! (see `usable_size`), so counts agree whether a block is freed with or without its size.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+static LARGE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static LARGE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod sys {
+    use libc::{c_void, size_t};
+    unsafe extern "C" {
+        pub fn __libc_malloc(size: size_t) -> *mut c_void;
+        pub fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
+        pub fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
+        pub fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
+        pub fn __libc_free(p: *mut c_void);
+    }
+    pub use __libc_calloc as calloc;
+    pub use __libc_free as free;
+    pub use __libc_malloc as malloc;
+    pub use __libc_memalign as memalign;
+    pub use __libc_realloc as realloc;
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod sys {
+    use libc::{c_void, size_t};
+    pub use libc::{calloc, free, malloc, realloc};
+    pub unsafe fn memalign(align: size_t, size: size_t) -> *mut c_void {
+        let mut p = core::ptr::null_mut();
+        // SAFETY: p is a valid out-pointer.
+        if unsafe { libc::posix_memalign(&mut p, align, size) } == 0 { p } else { core::ptr::null_mut() }
+    }
+}
+
+/// Usable bytes of a live block from the system allocator.
+///
+/// # Safety
+/// `p` is a live block returned by this module.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    // glibc keeps `size | flags` in the word before the user pointer; bit 1 (IS_MMAPPED) means
+    // the chunk has a 16-byte header, otherwise 8 bytes of it are the next chunk's prev_size
+    // field, usable by this one (glibc's `musable`).
+    // SAFETY: p is a live glibc chunk, so the word before it is its size field.
+    let word = unsafe { *(p as *const usize).sub(1) };
+    let size = word & !7;
+    if word & 2 != 0 { size - 16 } else { size - 8 }
+}
+
+/// # Safety
+/// `p` is a live block returned by this module.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    // SAFETY: p is a live block of the system allocator.
+    unsafe { libc::malloc_usable_size(p.cast()) }
+}
+
+fn count_alloc(p: *mut u8) -> *mut u8 {
+    if !p.is_null() {
+        // SAFETY: p was just returned by the system allocator.
+        LARGE_BYTES.fetch_add(unsafe { usable_size(p) }, Ordering::Relaxed);
+        LARGE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+    }
+    p
+}
+
+/// Allocate `size` bytes aligned to `align` (a power of two); zeroed if asked. Null on failure.
+pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let size = size.max(1);
+    // SAFETY: the system allocator accepts any size and (memalign) any power-of-two alignment.
+    let p: *mut u8 = unsafe {
+        if align <= crate::config::ALIGNMENT {
+            if zero { sys::calloc(1, size).cast() } else { sys::malloc(size).cast() }
+        } else {
+            let p: *mut u8 = sys::memalign(align, size).cast();
+            if zero && !p.is_null() {
+                p.write_bytes(0, size);
+            }
+            p
+        }
+    };
+    count_alloc(p)
+}
+
+/// # Safety
+/// `p` is a live block returned by this module.
+pub unsafe fn free(p: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe {
+        LARGE_BYTES.fetch_sub(usable_size(p), Ordering::Relaxed);
+        LARGE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        sys::free(p.cast());
+    }
+}
+
+/// Resize a block aligned to at most 16 bytes. Null on failure (the old block stays valid).
+///
+/// # Safety
+/// `p` is a live block returned by this module with alignment at most 16.
+pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+    // SAFETY: per the contract.
+    unsafe {
+        let old = usable_size(p);
+        let q: *mut u8 = sys::realloc(p.cast(), new_size.max(1)).cast();
+        if !q.is_null() {
+            LARGE_BYTES.fetch_sub(old, Ordering::Relaxed);
+            LARGE_BYTES.fetch_add(usable_size(q), Ordering::Relaxed);
+        }
+        q
+    }
+}
+
+/// (bytes, blocks) currently held in the system allocator.
+pub fn totals() -> (usize, usize) {
+    (LARGE_BYTES.load(Ordering::Relaxed), LARGE_BLOCKS.load(Ordering::Relaxed))
+}

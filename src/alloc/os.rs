@@ -1,0 +1,146 @@
+//! The one file that talks to the operating system about memory.
+//!
+//! Contract (every other module relies on exactly this and nothing more):
+//!
+//! | function          | pre                                   | post                                        |
+//! |-------------------|---------------------------------------|---------------------------------------------|
+//! | `map_arena`       | -                                     | `ARENA_SIZE` bytes, aligned to `ARENA_SIZE`, |
+//! |                   |                                       | readable/writable, all zero; or null        |
+//! | `unmap_arena`     | `p` came from `map_arena`, not freed  | the range is gone (touching it faults)      |
+//! | `decommit`        | `[p, p+len)` page-aligned, ours        | still mapped; physical pages returned;      |
+//! |                   |                                       | next read sees zeros                        |
+//! | `reserve_table`   | -                                     | `bytes` of zeroed memory, committed lazily  |
+//! |                   |                                       | by the kernel on first touch; or null       |
+//!
+//! None of these allocate through the global allocator.
+
+use crate::config::ARENA_SIZE;
+use core::ptr;
+
+/// Map one arena-aligned arena. Null when the OS refuses.
+pub fn map_arena() -> *mut u8 {
+    // Map twice the size and trim, so the result is aligned to ARENA_SIZE.
+    let len = 2 * ARENA_SIZE;
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let start = raw as usize;
+    let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);
+    let head = aligned - start;
+    let tail = len - head - ARENA_SIZE;
+    // SAFETY: both trimmed ranges lie inside the mapping made above and are not used.
+    unsafe {
+        if head != 0 {
+            libc::munmap(raw, head);
+        }
+        if tail != 0 {
+            libc::munmap((aligned + ARENA_SIZE) as *mut libc::c_void, tail);
+        }
+    }
+    aligned as *mut u8
+}
+
+/// Give an arena back to the OS.
+///
+/// # Safety
+/// `p` came from `map_arena` and nothing refers into it any more.
+pub unsafe fn unmap_arena(p: *mut u8) {
+    // SAFETY: the caller guarantees the range is one of our arenas and unused.
+    let rc = unsafe { libc::munmap(p.cast(), ARENA_SIZE) };
+    debug_assert_eq!(rc, 0, "munmap of an arena failed");
+}
+
+/// Return the physical pages of `[p, p+len)` to the OS; the range stays mapped and reads zero.
+///
+/// # Safety
+/// The range is page-aligned, inside one of our arenas, and holds nothing live.
+pub unsafe fn decommit(p: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and holds nothing live; MADV_DONTNEED on
+    // a private anonymous mapping makes later reads see zero-filled pages.
+    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+}
+
+/// Reserve `bytes` of zeroed memory for an internal table (arena descriptors, map leaves,
+/// thread heaps). The kernel commits pages on first touch. Never freed.
+pub fn reserve_table(bytes: usize) -> *mut u8 {
+    // SAFETY: a fresh anonymous mapping touches no existing memory.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED { ptr::null_mut() } else { raw.cast() }
+}
+
+/// Write a message to standard error without allocating.
+pub fn write_stderr(msg: &[u8]) {
+    let mut rest = msg;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a valid byte slice; fd 2 may be closed, which write reports.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// Resident set size of this process in bytes (from /proc/self/statm), for tests and benches.
+pub fn resident_bytes() -> Option<usize> {
+    let mut buf = [0u8; 128];
+    // SAFETY: the path is a NUL-terminated literal; buf is a valid writable buffer.
+    let n = unsafe {
+        let fd = libc::open(c"/proc/self/statm".as_ptr(), libc::O_RDONLY);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return None;
+    }
+    let text = core::str::from_utf8(&buf[..n as usize]).ok()?;
+    let pages: usize = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    Some(pages * page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_is_aligned_zeroed_and_unmappable() {
+        let p = map_arena();
+        assert!(!p.is_null());
+        assert_eq!(p as usize % ARENA_SIZE, 0);
+        // SAFETY: p is a fresh arena of ARENA_SIZE bytes.
+        unsafe {
+            assert!(core::slice::from_raw_parts(p, ARENA_SIZE).iter().all(|&b| b == 0));
+            p.write_bytes(7, 4096);
+            decommit(p, 4096);
+            assert_eq!(*p, 0, "decommitted page reads zero");
+            unmap_arena(p);
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Cross-thread free protocols: a pool's remote-free word and a heap's delayed-free stack.
+//!
+//! # The remote word
+//!
+//! Each pool has one `RemoteWord`: the head of a singly linked list of blocks freed by threads
+//! that do not own the pool, with the pool's ownership state packed into the low bits (blocks are
+//! 16-byte aligned, so the low four bits of a block address are always zero).
+//!
+//! | state       | meaning                                                    | set by          |
+//! |-------------|------------------------------------------------------------|-----------------|
+//! | `NORMAL`    | owner alive; a remote free pushes onto the list            | owner, notifier |
+//! | `FULL`      | owner unlinked the pool (no free block); the next remote  | owner           |
+//! |             | freer must tell the owner, or the pool would be lost      |                 |
+//! | `NOTIFYING` | one remote freer is handing a block to the owner heap's    | remote freer    |
+//! |             | delayed stack; the owner may not abandon the pool now      |                 |
+//! | `ABANDONED` | the owner thread exited; the list is empty; a freer adopts | exiting owner   |
+//!
+//! Transitions (all by CAS or RMW on the one word, so each is atomic with the list it sees):
+//!
+//! ```text
+//!   NORMAL --owner: try_mark_full (list empty)--> FULL
+//!   FULL --owner: clear_full--> NORMAL
+//!   FULL --remote freer: push--> NOTIFYING --same freer: end_notify--> NORMAL
+//!   NORMAL|FULL --owner: try_abandon (list empty)--> ABANDONED
+//!   ABANDONED --adopter (holding the abandoned-list lock): adopt--> NORMAL
+//! ```
+//!
+//! Invariants:
+//! - Only the owner takes the list (`take_all`), and the list is empty whenever the state is
+//!   `FULL` (set only on an empty list; a push to a `FULL` pool diverts the block) or `ABANDONED`.
+//! - While a word is `NOTIFYING` its pool's owner cannot change: `try_abandon` waits it out.
+//!   So a notifier may read the pool's owner after its CAS and push to that heap safely.
+//! - Every block pushed is reachable from exactly one place: the pool list, a delayed stack,
+//!   or (after `take_all`) the owner's hands. Nothing is lost; nothing is handed out twice.
+//!
+//! # The delayed stack
+//!
+//! `BlockStack` is a lock-free stack that is only ever pushed onto (any thread) and emptied whole
+//! with one swap (its owner). With no single pop there is no ABA problem.
+
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, spin_loop};
+use core::ptr;
+
+/// A free block: its first word links it into whatever list holds it.
+#[repr(C)]
+pub struct Block {
+    pub next: *mut Block,
+}
+
+pub const NORMAL: usize = 0;
+pub const FULL: usize = 1;
+pub const NOTIFYING: usize = 2;
+pub const ABANDONED: usize = 3;
+const STATE_MASK: usize = 0b11;
+
+/// What a remote free has to do after `RemoteWord::push`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum PushOutcome {
+    /// The block is on the pool's remote list; the owner will take it.
+    Pushed,
+    /// The pool was full: the word is now `NOTIFYING`, the block was NOT pushed. The caller
+    /// must push it onto the owner heap's delayed stack and then call `end_notify`.
+    Notify,
+    /// The pool has no owner: the block was NOT pushed; the caller adopts the pool.
+    Abandoned,
+}
+
+/// The remote-free list head and ownership state of one pool.
+pub struct RemoteWord(AtomicUsize);
+
+#[inline]
+fn state(word: usize) -> usize {
+    word & STATE_MASK
+}
+
+#[inline]
+fn list(word: usize) -> *mut Block {
+    (word & !STATE_MASK) as *mut Block
+}
+
+impl Default for RemoteWord {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RemoteWord {
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        RemoteWord(AtomicUsize::new(NORMAL))
+    }
+
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        RemoteWord(AtomicUsize::new(NORMAL))
+    }
+
+    /// The current state (one of the four constants); for assertions and statistics.
+    pub fn state(&self) -> usize {
+        state(self.0.load(Ordering::Acquire))
+    }
+
+    /// True when no remote free is waiting.
+    pub fn is_empty(&self) -> bool {
+        list(self.0.load(Ordering::Acquire)).is_null()
+    }
+
+    /// Reset for a pool that is being (re)initialized by its new owner.
+    pub fn reset(&self) {
+        self.0.store(NORMAL, Ordering::Release);
+    }
+
+    /// A free by a thread that does not own the pool.
+    ///
+    /// # Safety
+    /// `block` is a live block of this word's pool, 16-byte aligned, and the caller gives up
+    /// all access to it (except through the outcome's instructions).
+    pub unsafe fn push(&self, block: *mut Block) -> PushOutcome {
+        debug_assert_eq!(block as usize & STATE_MASK, 0, "block not aligned");
+        let mut old = self.0.load(Ordering::Relaxed);
+        loop {
+            let (new, outcome) = match state(old) {
+                ABANDONED => return PushOutcome::Abandoned,
+                FULL => {
+                    debug_assert!(list(old).is_null(), "a FULL pool has an empty remote list");
+                    ((old & !STATE_MASK) | NOTIFYING, PushOutcome::Notify)
+                }
+                _ => {
+                    // SAFETY: the caller owns `block` until the CAS below publishes it.
+                    unsafe { (*block).next = list(old) };
+                    ((block as usize) | state(old), PushOutcome::Pushed)
+                }
+            };
+            match self
+                .0
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return outcome,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// The notifier is done handing its block to the owner: `NOTIFYING -> NORMAL`.
+    pub fn end_notify(&self) {
+        let old = self.0.fetch_and(!STATE_MASK, Ordering::AcqRel);
+        debug_assert_eq!(state(old), NOTIFYING, "end_notify without NOTIFYING");
+    }
+
+    /// Owner: take every block freed remotely so far, leaving the state as it is.
+    pub fn take_all(&self) -> *mut Block {
+        let mut old = self.0.load(Ordering::Relaxed);
+        loop {
+            if list(old).is_null() {
+                // Synchronize with the pushes we are not taking: none.
+                return ptr::null_mut();
+            }
+            match self.0.compare_exchange_weak(
+                old,
+                state(old),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return list(old),
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Owner: the pool has no free block and is leaving the heap's lists. Succeeds (`NORMAL ->
+    /// FULL`) only while no remote free is pending; otherwise the caller should `take_all`.
+    pub fn try_mark_full(&self) -> bool {
+        self.0
+            .compare_exchange(NORMAL, FULL, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Owner: the pool is back in the heap's lists; stop diverting remote frees (`FULL ->
+    /// NORMAL`). A word that is `NOTIFYING` or `NORMAL` is left alone: the notifier ends it.
+    pub fn clear_full(&self) {
+        let _ = self
+            .0
+            .compare_exchange(FULL, NORMAL, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Owner, at thread exit: `NORMAL|FULL -> ABANDONED`, but only with an empty list.
+    /// Waits while a notifier is at work. `Err(list)` hands back pending remote frees (the
+    /// state unchanged): the caller frees them locally and calls again.
+    pub fn try_abandon(&self) -> Result<(), *mut Block> {
+        let mut old = self.0.load(Ordering::Acquire);
+        loop {
+            match state(old) {
+                NOTIFYING => {
+                    spin_loop();
+                    old = self.0.load(Ordering::Acquire);
+                    continue;
+                }
+                ABANDONED => panic!("arenagc: pool abandoned twice"),
+                _ => {}
+            }
+            let (new, taken) = if list(old).is_null() {
+                (ABANDONED, None)
+            } else {
+                (state(old), Some(list(old)))
+            };
+            match self
+                .0
+                .compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return taken.map_or(Ok(()), Err),
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Adopter (holding the lock of the abandoned list): `ABANDONED -> NORMAL`. False when
+    /// another thread adopted it first.
+    pub fn adopt(&self) -> bool {
+        self.0
+            .compare_exchange(ABANDONED, NORMAL, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+/// A push-only, take-all lock-free stack of blocks (a heap's delayed frees).
+pub struct BlockStack(AtomicPtr<Block>);
+
+impl Default for BlockStack {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BlockStack {
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        BlockStack(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        BlockStack(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// # Safety
+    /// The caller owns `block` and gives it up to whoever takes the stack.
+    pub unsafe fn push(&self, block: *mut Block) {
+        let mut old = self.0.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller owns `block` until the CAS publishes it.
+            unsafe { (*block).next = old };
+            match self
+                .0
+                .compare_exchange_weak(old, block, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Take every block pushed so far.
+    pub fn take_all(&self) -> *mut Block {
+        if self.0.load(Ordering::Relaxed).is_null() {
+            return ptr::null_mut();
+        }
+        self.0.swap(ptr::null_mut(), Ordering::AcqRel)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Acquire).is_null()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn blocks(n: usize) -> Vec<Box<[u64; 2]>> {
+        (0..n).map(|_| Box::new([0u64; 2])).collect()
+    }
+
+    #[test]
+    fn push_take_all_keeps_every_block() {
+        let mut bs = blocks(5);
+        let w = RemoteWord::new();
+        for b in bs.iter_mut() {
+            // SAFETY: each box outlives the word's use of it.
+            assert_eq!(unsafe { w.push(b.as_mut_ptr().cast()) }, PushOutcome::Pushed);
+        }
+        let mut n = 0;
+        let mut p = w.take_all();
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: p is one of the boxes above.
+            p = unsafe { (*p).next };
+        }
+        assert_eq!(n, 5);
+        assert!(w.take_all().is_null());
+        assert_eq!(w.state(), NORMAL);
+    }
+
+    #[test]
+    fn full_pool_diverts_once_then_pushes() {
+        let mut bs = blocks(2);
+        let w = RemoteWord::new();
+        assert!(w.try_mark_full());
+        // SAFETY: boxes outlive the word.
+        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr().cast()) }, PushOutcome::Notify);
+        assert_eq!(w.state(), NOTIFYING);
+        // SAFETY: as above.
+        assert_eq!(unsafe { w.push(bs[1].as_mut_ptr().cast()) }, PushOutcome::Pushed);
+        w.end_notify();
+        assert_eq!(w.state(), NORMAL);
+        assert!(!w.take_all().is_null());
+    }
+
+    #[test]
+    fn mark_full_fails_with_pending_frees() {
+        let mut bs = blocks(1);
+        let w = RemoteWord::new();
+        // SAFETY: box outlives the word.
+        unsafe { w.push(bs[0].as_mut_ptr().cast()) };
+        assert!(!w.try_mark_full());
+    }
+
+    #[test]
+    fn abandon_hands_back_pending_then_abandons() {
+        let mut bs = blocks(1);
+        let w = RemoteWord::new();
+        // SAFETY: box outlives the word.
+        unsafe { w.push(bs[0].as_mut_ptr().cast()) };
+        assert!(w.try_abandon().is_err());
+        assert_eq!(w.try_abandon(), Ok(()));
+        // SAFETY: as above.
+        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr().cast()) }, PushOutcome::Abandoned);
+        assert!(w.adopt());
+        assert!(!w.adopt());
+        assert_eq!(w.state(), NORMAL);
+    }
+
+    #[test]
+    fn block_stack_take_all() {
+        let mut bs = blocks(3);
+        let s = BlockStack::new();
+        assert!(s.take_all().is_null());
+        for b in bs.iter_mut() {
+            // SAFETY: boxes outlive the stack.
+            unsafe { s.push(b.as_mut_ptr().cast()) };
+        }
+        assert!(!s.is_empty());
+        assert!(!s.take_all().is_null());
+        assert!(s.is_empty());
+    }
+}

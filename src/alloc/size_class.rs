@@ -1,0 +1,76 @@
+//! Size classes: request size -> class index -> block size (table in `config`).
+
+use crate::config::{ALIGNMENT, ALIGNMENT_SHIFT, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, SMALL_MAX};
+
+/// True when a request of `size` bytes aligned to `align` is served from pools.
+#[inline(always)]
+pub const fn is_small(size: usize, align: usize) -> bool {
+    size <= SMALL_MAX && align <= ALIGNMENT
+}
+
+/// Class index of a small request; `0` and `1..=16` map to class 0.
+#[inline(always)]
+pub const fn class_of(size: usize) -> usize {
+    size.saturating_sub(1) >> ALIGNMENT_SHIFT
+}
+
+/// Block size of a class.
+#[inline(always)]
+pub const fn block_size(class: usize) -> usize {
+    (class + 1) << ALIGNMENT_SHIFT
+}
+
+/// How many blocks of `class` one pool holds.
+#[inline(always)]
+pub const fn blocks_per_pool(class: usize) -> usize {
+    (POOL_SIZE - POOL_HEADER_SIZE) / block_size(class)
+}
+
+/// Offset (from the pool start) just past the last whole block of `class`.
+#[inline(always)]
+pub const fn pool_limit(class: usize) -> usize {
+    POOL_HEADER_SIZE + blocks_per_pool(class) * block_size(class)
+}
+
+const _: () = assert!(class_of(SMALL_MAX) == NUM_CLASSES - 1);
+const _: () = assert!(block_size(NUM_CLASSES - 1) == SMALL_MAX);
+const _: () = assert!(pool_limit(0) <= POOL_SIZE);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_small_size_maps_to_the_smallest_fitting_class() {
+        for size in 0..=SMALL_MAX {
+            let c = class_of(size);
+            assert!(c < NUM_CLASSES);
+            assert!(block_size(c) >= size.max(1), "size {size}");
+            if c > 0 {
+                assert!(block_size(c - 1) < size, "size {size} could use class {}", c - 1);
+            }
+            assert_eq!(block_size(c) % ALIGNMENT, 0);
+        }
+    }
+
+    #[test]
+    fn smallness_by_size_and_alignment() {
+        for size in 1..=SMALL_MAX + 1 {
+            for shift in 0..13 {
+                let align = 1usize << shift;
+                assert_eq!(is_small(size, align), size <= SMALL_MAX && align <= ALIGNMENT);
+            }
+        }
+    }
+
+    #[test]
+    fn pools_hold_whole_blocks() {
+        for c in 0..NUM_CLASSES {
+            assert!(blocks_per_pool(c) >= 7);
+            assert!(pool_limit(c) <= POOL_SIZE);
+            assert!(POOL_SIZE - pool_limit(c) < block_size(c));
+        }
+        assert_eq!(blocks_per_pool(0), 252);
+        assert_eq!(blocks_per_pool(31), 7);
+    }
+}

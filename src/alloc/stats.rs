@@ -1,0 +1,148 @@
+//! Allocator statistics: a snapshot taken by walking every arena and pool under the global lock,
+//! as CPython's `_PyObject_DebugMallocStats` does. Nothing is counted on the fast paths.
+//!
+//! `blocks_in_use` counts blocks handed out and not yet freed by their pool's owner: a block
+//! freed by another thread and still on its pool's remote list counts as in use until the owner
+//! takes it (mimalloc reports the same way).
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, POOLS_PER_ARENA};
+
+use super::arena::ArenaCounters;
+use super::heap::GLOBAL;
+use super::pool::Pool;
+use super::size_class::{block_size, blocks_per_pool};
+
+/// Statistics of one size class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    pub block_size: usize,
+    /// Pools in use for this class (including an empty one a heap keeps).
+    pub pools: usize,
+    pub blocks_in_use: usize,
+    /// Free blocks in this class's pools (on free lists or never carved).
+    pub blocks_free: usize,
+}
+
+/// A snapshot of the allocator (`arenagc::alloc::stats()`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocStats {
+    pub classes: [ClassStats; NUM_CLASSES],
+    pub arenas: ArenaCounters,
+    /// Pools in mapped arenas that hold no class (given back or never carved).
+    pub pools_free: usize,
+    /// Bytes (usable size) and blocks currently held in the system allocator.
+    pub large_bytes: usize,
+    pub large_blocks: usize,
+    /// Whether debug mode (guards, fill patterns, quarantine) is on.
+    pub debug: bool,
+}
+
+impl AllocStats {
+    pub fn blocks_in_use(&self) -> usize {
+        self.classes.iter().map(|c| c.blocks_in_use).sum()
+    }
+    pub fn bytes_in_use(&self) -> usize {
+        self.classes.iter().map(|c| c.blocks_in_use * c.block_size).sum()
+    }
+    pub fn bytes_free_in_pools(&self) -> usize {
+        self.classes.iter().map(|c| c.blocks_free * c.block_size).sum()
+    }
+    pub fn pools_in_use(&self) -> usize {
+        self.classes.iter().map(|c| c.pools).sum()
+    }
+    /// Bytes of address space in arenas currently mapped.
+    pub fn arena_bytes(&self) -> usize {
+        self.arenas.current as usize * ARENA_SIZE
+    }
+    /// Bytes lost to pool headers and to pool tails too short for a block.
+    pub fn overhead_bytes(&self) -> usize {
+        self.classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| c.pools * (POOL_SIZE - blocks_per_pool(i) * block_size(i)))
+            .sum()
+    }
+}
+
+pub fn snapshot() -> AllocStats {
+    let mut s = AllocStats {
+        classes: [ClassStats::default(); NUM_CLASSES],
+        arenas: ArenaCounters::default(),
+        pools_free: 0,
+        large_bytes: 0,
+        large_blocks: 0,
+        debug: super::debug_enabled(),
+    };
+    for (i, c) in s.classes.iter_mut().enumerate() {
+        c.block_size = block_size(i);
+    }
+    {
+        let g = GLOBAL.lock();
+        s.arenas = g.arenas.counters;
+        g.arenas.for_each(|d| {
+            s.pools_free += d.nfreepools as usize;
+            for i in 0..d.next_uncarved as usize {
+                // SAFETY: pools below next_uncarved have been written at least once, so their
+                // header fields read below are initialized; those two fields are atomics.
+                let p = unsafe { &*((d.base + i * POOL_SIZE) as *const Pool) };
+                let bs = p.block_size.load(Ordering::Acquire) as usize;
+                if bs == 0 {
+                    continue;
+                }
+                let class = bs / crate::config::ALIGNMENT - 1;
+                let used = p.used() as usize;
+                let c = &mut s.classes[class];
+                c.pools += 1;
+                c.blocks_in_use += used;
+                c.blocks_free += blocks_per_pool(class).saturating_sub(used);
+            }
+        });
+    }
+    (s.large_bytes, s.large_blocks) = super::large::totals();
+    s
+}
+
+impl fmt::Display for AllocStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Small block threshold = 512, in 32 size classes.")?;
+        writeln!(f)?;
+        writeln!(f, "class   size   num pools   blocks in use  avail blocks")?;
+        writeln!(f, "-----   ----   ---------   -------------  ------------")?;
+        for (i, c) in self.classes.iter().enumerate() {
+            if c.pools == 0 {
+                continue;
+            }
+            writeln!(f, "{:5} {:6} {:11} {:15} {:13}", i, c.block_size, c.pools, c.blocks_in_use, c.blocks_free)?;
+        }
+        let a = &self.arenas;
+        writeln!(f)?;
+        let rows: [(&str, String); 12] = [
+            ("# arenas allocated total", a.allocated_total.to_string()),
+            ("# arenas reclaimed", a.released_total.to_string()),
+            ("# arenas highwater mark", a.peak.to_string()),
+            ("# arenas allocated current", a.current.to_string()),
+            (
+                &format!("{} arenas * {} bytes/arena", a.current, ARENA_SIZE),
+                self.arena_bytes().to_string(),
+            ),
+            ("# bytes in allocated blocks", self.bytes_in_use().to_string()),
+            ("# bytes in available blocks", self.bytes_free_in_pools().to_string()),
+            (
+                &format!("{} unused pools * {} bytes", self.pools_free, POOL_SIZE),
+                (self.pools_free * POOL_SIZE).to_string(),
+            ),
+            ("# bytes lost to pool headers and tails", self.overhead_bytes().to_string()),
+            ("# pools per arena", POOLS_PER_ARENA.to_string()),
+            ("# bytes in system allocator", format!("{} in {} blocks", self.large_bytes, self.large_blocks)),
+            ("# debug mode", if self.debug { "on" } else { "off" }.to_string()),
+        ];
+        for (k, v) in rows {
+            writeln!(f, "{k:<40} = {v:>15}")?;
+        }
+        let _ = POOL_HEADER_SIZE;
+        Ok(())
+    }
+}

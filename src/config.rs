@@ -1,0 +1,79 @@
+//! Tunables, in one place, with the compile-time checks that keep their arithmetic true.
+//!
+//! ```text
+//!  arena (ARENA_SIZE = 256 KiB, aligned to 256 KiB)
+//!  +--------+--------+--------+-- ... --+--------+
+//!  | pool 0 | pool 1 | pool 2 |         | pool 63|      POOL_SIZE = 4 KiB each
+//!  +--------+--------+--------+-- ... --+--------+
+//!  pool: [ header (POOL_HEADER_SIZE) | block | block | ... | block | tail waste ]
+//!         all blocks of one size class
+//! ```
+//!
+//! Size classes (CPython's table with ALIGNMENT = 16):
+//!
+//! | request (bytes) | block size | class |
+//! |-----------------|------------|-------|
+//! | 1 - 16          | 16         | 0     |
+//! | 17 - 32         | 32         | 1     |
+//! | ...             | ...        | ...   |
+//! | 497 - 512       | 512        | 31    |
+//!
+//! Zero-byte requests from C (`malloc(0)`) are served from class 0 so every call returns a
+//! distinct live pointer.
+
+/// Every block is aligned to this; also the step between size classes.
+pub const ALIGNMENT: usize = 16;
+/// log2(ALIGNMENT).
+pub const ALIGNMENT_SHIFT: u32 = 4;
+/// Largest request (in bytes) served from pools; larger ones go to the system allocator.
+pub const SMALL_MAX: usize = 512;
+/// Number of size classes: 16, 32, ..., 512.
+pub const NUM_CLASSES: usize = SMALL_MAX / ALIGNMENT;
+
+/// A pool is one page.
+pub const POOL_BITS: u32 = 12;
+pub const POOL_SIZE: usize = 1 << POOL_BITS;
+/// An arena is 64 pools, aligned to its own size so `p & !(ARENA_SIZE-1)` finds it.
+pub const ARENA_BITS: u32 = 18;
+pub const ARENA_SIZE: usize = 1 << ARENA_BITS;
+pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
+/// Bytes at the start of each pool taken by its header (`alloc::pool::Pool`).
+pub const POOL_HEADER_SIZE: usize = 64;
+
+/// Fully free arenas kept mapped (their pages given back with `madvise`) instead of unmapped,
+/// so a program that frees and allocates around an arena boundary does not thrash `mmap`.
+pub const SPARE_ARENAS: usize = 1;
+
+/// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).
+/// `mmap` never returns memory above this unless asked to with a hint, which we never give.
+pub const ADDRESS_BITS: u32 = 48;
+/// The address map is a two-level radix tree over arena numbers (`addr >> ARENA_BITS`).
+pub const MAP_LEAF_BITS: u32 = 15;
+pub const MAP_TOP_BITS: u32 = ADDRESS_BITS - ARENA_BITS - MAP_LEAF_BITS;
+
+/// Arena descriptors live in one reserved (not committed) table of this many slots.
+/// 1 Mi arenas = 256 GiB of small blocks.
+pub const MAX_ARENAS: usize = 1 << 20;
+/// Thread heaps live in one reserved table; slots of exited threads are reused.
+pub const MAX_HEAPS: usize = 1 << 16;
+
+/// Debug mode: byte written over a new block's payload.
+pub const FILL_NEW: u8 = 0xCD;
+/// Debug mode: byte written over a freed block.
+pub const FILL_FREED: u8 = 0xDD;
+/// Debug mode: byte of the guard areas before and after each payload.
+pub const FILL_GUARD: u8 = 0xFD;
+/// Debug mode: freed blocks wait in a FIFO of this many before they are reused, so a double
+/// free or a write after free is caught while the block is still marked freed.
+pub const DEBUG_QUARANTINE: usize = 512;
+/// Debug mode: guard bytes after each payload.
+pub const DEBUG_TAIL: usize = 8;
+
+const _: () = assert!(ALIGNMENT == 1 << ALIGNMENT_SHIFT);
+const _: () = assert!(SMALL_MAX % ALIGNMENT == 0);
+const _: () = assert!(NUM_CLASSES == 32);
+const _: () = assert!(POOLS_PER_ARENA == 64);
+const _: () = assert!(POOL_HEADER_SIZE % ALIGNMENT == 0);
+const _: () = assert!((POOL_SIZE - POOL_HEADER_SIZE) / SMALL_MAX >= 4);
+const _: () = assert!(MAP_TOP_BITS + MAP_LEAF_BITS + ARENA_BITS == ADDRESS_BITS);
+const _: () = assert!(ARENA_SIZE % POOL_SIZE == 0);

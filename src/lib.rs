@@ -1,0 +1,37 @@
+//! # arenagc
+//!
+//! CPython's memory system rebuilt in Rust: a pymalloc-style, thread-aware global allocator
+//! (`ArenaAlloc`), and (in later layers) objects with a generational cycle collector and a C ABI.
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static GLOBAL: arenagc::ArenaAlloc = arenagc::ArenaAlloc;
+//!
+//! fn main() {
+//!     let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+//!     drop(v);
+//!     println!("{}", arenagc::alloc::stats());
+//! }
+//! ```
+//!
+//! Layers, with dependencies pointing one way only (see DESIGN.md):
+//! `gc -> object -> alloc -> os`.
+
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+#[cfg(not(loom))]
+pub mod config;
+pub(crate) mod sync;
+
+#[cfg(not(loom))]
+pub mod alloc;
+
+#[cfg(not(loom))]
+pub use alloc::ArenaAlloc;
+
+/// Under `--cfg loom` only the cross-thread protocols are compiled, against loom's atomics.
+#[cfg(loom)]
+pub mod alloc {
+    #[path = "remote.rs"]
+    pub mod remote;
+}
