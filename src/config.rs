@@ -44,6 +44,11 @@ pub const POOL_HEADER_SIZE: usize = 64;
 /// so a program that frees and allocates around an arena boundary does not thrash `mmap`.
 pub const SPARE_ARENAS: usize = 1;
 
+/// Empty pools a thread heap keeps for reuse (any class) before giving them back to their
+/// arena, so a program that empties and refills pools does not take the global lock each time.
+/// `alloc::trim()` and thread exit give them back.
+pub const HEAP_POOL_CACHE: usize = 8;
+
 /// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).
 /// `mmap` never returns memory above this unless asked to with a hint, which we never give.
 pub const ADDRESS_BITS: u32 = 48;

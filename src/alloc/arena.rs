@@ -9,8 +9,8 @@
 //! Inside an arena, pools `next_uncarved..64` were never touched since the arena was mapped (or
 //! decommitted), so they are zero; pools given back sit on `freepools`.
 //!
-//! A fully free arena is unmapped, except that up to `SPARE_ARENAS` are kept (decommitted, so
-//! they cost no memory) to avoid `mmap` churn.
+//! A fully free arena is unmapped, except that up to `SPARE_ARENAS` are kept (committed: at most
+//! 256 KiB each) to avoid `mmap` churn and page faults.
 //!
 //! Invariants (all under the global allocator lock; checked by `arenas_are_valid`):
 //! - `nfreepools == |freepools| + (64 - next_uncarved)` and `1 <= nfreepools` iff the arena is
@@ -18,7 +18,7 @@
 //! - bit `n` of `nonempty` is set iff bucket `n` is non-empty.
 //! - the address map holds an entry for exactly the arenas whose descriptor has `base != 0`.
 
-use crate::config::{ARENA_SIZE, MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, SPARE_ARENAS};
+use crate::config::{MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, SPARE_ARENAS};
 use core::ptr;
 
 use super::addr_map;
@@ -77,7 +77,7 @@ impl Arenas {
         // SAFETY: a is a live descriptor not in any bucket; buckets hold live descriptors.
         unsafe {
             let n = (*a).nfreepools as usize;
-            debug_assert!(n >= 1 && n <= POOLS_PER_ARENA);
+            invariant!((1..=POOLS_PER_ARENA).contains(&n), "arena bucket out of range");
             (*a).prev = ptr::null_mut();
             (*a).next = self.usable[n];
             if !self.usable[n].is_null() {
@@ -93,7 +93,7 @@ impl Arenas {
         unsafe {
             let n = (*a).nfreepools as usize;
             if (*a).prev.is_null() {
-                debug_assert_eq!(self.usable[n], a);
+                invariant!(self.usable[n] == a, "arena not at the head of its bucket");
                 self.usable[n] = (*a).next;
             } else {
                 (*(*a).prev).next = (*a).next;
@@ -178,7 +178,7 @@ impl Arenas {
         }
         let n = self.nonempty.trailing_zeros() as usize;
         let a = self.usable[n];
-        debug_assert!(!a.is_null() && n >= 1);
+        invariant!(!a.is_null() && n >= 1, "bucket bitmap points at an empty bucket");
         self.bucket_remove(a);
         // SAFETY: a is a live descriptor with at least one free pool.
         let out = unsafe {
@@ -188,7 +188,7 @@ impl Arenas {
                 d.freepools = (*p).next;
                 NewPool { pool: p, fresh: false }
             } else {
-                debug_assert!((d.next_uncarved as usize) < POOLS_PER_ARENA);
+                invariant!((d.next_uncarved as usize) < POOLS_PER_ARENA, "arena with free pools has none");
                 let p = (d.base + d.next_uncarved as usize * POOL_SIZE) as *mut Pool;
                 d.next_uncarved += 1;
                 NewPool { pool: p, fresh: true }
@@ -233,10 +233,8 @@ impl Arenas {
         // SAFETY: the caller guarantees a is live and entirely free.
         unsafe {
             if spares < SPARE_ARENAS {
-                // Keep it, but give its pages back: it reads as zero and costs no memory.
-                os::decommit((*a).base as *mut u8, ARENA_SIZE);
-                (*a).freepools = ptr::null_mut();
-                (*a).next_uncarved = 0;
+                // Keep it mapped and committed, as CPython does: a program that frees and
+                // allocates around an arena boundary then touches no new page.
                 self.bucket_push(a);
                 return;
             }

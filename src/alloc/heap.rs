@@ -5,6 +5,7 @@
 //!                          avail[class] ──> pool <─> pool <─> ...   pools with room; head is current
 //!                          full[class]  ──> pool <─> ...           no room; remote word FULL
 //!                          delayed      ──> block -> block          remote frees into FULL pools
+//!                          cache        ──> pool -> pool            empty pools kept (HEAP_POOL_CACHE)
 //!  GLOBAL (spin lock): arenas, abandoned[room|full][class], heap slots
 //!  FALLBACK (spin lock): a heap for threads that have none (during thread exit, or when the
 //!                        heap table could not be mapped)
@@ -33,7 +34,7 @@
 //! - A pool on a `full` list has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
 //!   non-empty list that nobody will take).
 
-use crate::config::{MAX_HEAPS, NUM_CLASSES};
+use crate::config::{HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES};
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +51,8 @@ pub struct ThreadHeap {
     pub avail: [*mut Pool; NUM_CLASSES],   // pools with room, per class; head = current
     pub full: [*mut Pool; NUM_CLASSES],    // pools without room, per class
     pub delayed: BlockStack,               // blocks freed remotely into our FULL pools
+    cache: *mut Pool,                      // empty pools kept for reuse, linked by Pool::next
+    ncached: usize,                        // |cache| <= HEAP_POOL_CACHE
     next_slot: *mut ThreadHeap,            // free heap-slot list
 }
 
@@ -59,6 +62,8 @@ impl ThreadHeap {
             avail: [ptr::null_mut(); NUM_CLASSES],
             full: [ptr::null_mut(); NUM_CLASSES],
             delayed: BlockStack::new(),
+            cache: ptr::null_mut(),
+            ncached: 0,
             next_slot: ptr::null_mut(),
         }
     }
@@ -126,7 +131,7 @@ unsafe fn unlink(head: &mut *mut Pool, p: *mut Pool) {
     // SAFETY: per the contract.
     unsafe {
         if (*p).prev.is_null() {
-            debug_assert_eq!(*head, p, "pool not at the head of its list");
+            invariant!(*head == p, "pool not at the head of its list");
             *head = (*p).next;
         } else {
             (*(*p).prev).next = (*p).next;
@@ -276,7 +281,7 @@ impl Global {
             self.abandoned_remove(p);
             // SAFETY: p is a live abandoned pool.
             let ok = unsafe { (*p).remote.adopt() };
-            debug_assert!(ok, "abandoned pool not ABANDONED");
+            invariant!(ok, "abandoned pool not ABANDONED");
         }
         p
     }
@@ -339,8 +344,14 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
                 (*p).in_full = true;
             }
         }
-        // No pool with room: adopt an abandoned one or take a new one.
-        let p = {
+        // No pool with room: reuse a cached empty pool, adopt an abandoned one, or take a new one.
+        let p = if !heap.cache.is_null() {
+            let p = heap.cache;
+            heap.cache = (*p).next;
+            heap.ncached -= 1;
+            (*p).reinit(class, h);
+            p
+        } else {
             let mut g = GLOBAL.lock();
             let p = g.adopt_with_room(class);
             if !p.is_null() {
@@ -360,7 +371,7 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
         (*p).in_full = false;
         push_front(&mut heap.avail[class], p);
         let got = (*p).take_block();
-        debug_assert!(!got.0.is_null(), "a new or adopted pool has room");
+        invariant!(!got.0.is_null(), "a new or adopted pool has room");
         got
     }
 }
@@ -377,7 +388,9 @@ unsafe fn process_delayed(h: *mut ThreadHeap) {
         while !b.is_null() {
             let next = (*b).next;
             let p = pool_of(b.cast());
-            debug_assert_eq!((*p).owner.load(Ordering::Relaxed), h, "delayed block of another heap");
+            invariant!((*p).owner.load(Ordering::Relaxed) == h, "delayed block of another heap");
+            // Remote frees are arriving here: stop diverting them through the delayed stack.
+            (*p).remote.clear_full();
             let n = (*p).put_block(b.cast());
             if n == 0 || (*p).in_full {
                 local_free_slow(h, p, n);
@@ -402,10 +415,21 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
         let heap = &mut *h;
         let class = (*p).class as usize;
         if (*p).in_full {
+            // Revive it behind the current pool, so the current one keeps filling first. Its
+            // remote word may stay FULL (see RemoteWord::clear_full).
             unlink(&mut heap.full[class], p);
-            (*p).remote.clear_full();
             (*p).in_full = false;
-            push_front(&mut heap.avail[class], p);
+            let cur = heap.avail[class];
+            if cur.is_null() {
+                push_front(&mut heap.avail[class], p);
+            } else {
+                (*p).prev = cur;
+                (*p).next = (*cur).next;
+                if !(*cur).next.is_null() {
+                    (*(*cur).next).prev = p;
+                }
+                (*cur).next = p;
+            }
         }
         if n == 0 {
             // Keep the last pool of a class so a hot alloc/free pair does not thrash the arena.
@@ -414,7 +438,13 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
             }
             unlink(&mut heap.avail[class], p);
             wait_not_notifying(&*p);
-            release_pool(p);
+            if heap.ncached < HEAP_POOL_CACHE {
+                (*p).next = heap.cache;
+                heap.cache = p;
+                heap.ncached += 1;
+            } else {
+                release_pool(p);
+            }
         }
     }
 }
@@ -435,7 +465,7 @@ pub unsafe fn free_remote(b: *mut u8) {
                 // SAFETY: while NOTIFYING the owner cannot abandon p, so the owner heap is live.
                 unsafe {
                     let owner = (*p).owner.load(Ordering::Acquire);
-                    debug_assert!(!owner.is_null(), "FULL pool without owner");
+                    invariant!(!owner.is_null(), "FULL pool without owner");
                     (*owner).delayed.push(b.cast());
                     (*p).remote.end_notify();
                 }
@@ -501,13 +531,15 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
     // SAFETY: the caller owns h and all its pools.
     unsafe {
         let heap = &mut *h;
-        // 1. No new notifications.
+        // 1. No new notifications (FULL may be set on pools of either list).
         for class in 0..NUM_CLASSES {
-            let mut p = heap.full[class];
-            while !p.is_null() {
-                (*p).remote.clear_full();
-                wait_not_notifying(&*p);
-                p = (*p).next;
+            for head in [heap.avail[class], heap.full[class]] {
+                let mut p = head;
+                while !p.is_null() {
+                    (*p).remote.clear_full();
+                    wait_not_notifying(&*p);
+                    p = (*p).next;
+                }
             }
         }
         // 2. Take what notifiers handed us.
@@ -523,23 +555,49 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
                     }
                     unlink(list, p);
                     (*p).owner.store(ptr::null_mut(), Ordering::Release);
+                    // ABANDONED and on the abandoned list in one critical section: an adopter
+                    // (who needs the lock) must never see the first without the second.
+                    let mut g = GLOBAL.lock();
                     while let Err(pending) = (*p).remote.try_abandon() {
                         (*p).adopt_list(pending);
                     }
                     if (*p).used() == 0 {
                         (*p).remote.reset();
-                        release_pool(p);
+                        (*p).retire();
+                        g.arenas.free_pool(p);
                     } else {
                         (*p).in_full = (*p).is_exhausted();
-                        GLOBAL.lock().abandoned_push(p);
+                        g.abandoned_push(p);
                     }
                 }
             }
         }
+        release_cache(heap);
         let mut g = GLOBAL.lock();
         heap.next_slot = g.free_heaps;
         g.free_heaps = h;
     }
+}
+
+/// Give the heap's cached empty pools back to their arenas.
+///
+/// # Safety
+/// The caller owns `heap`.
+unsafe fn release_cache(heap: &mut ThreadHeap) {
+    if heap.cache.is_null() {
+        return;
+    }
+    let mut g = GLOBAL.lock();
+    while !heap.cache.is_null() {
+        let p = heap.cache;
+        // SAFETY: cached pools are empty pools owned by this heap and on no other list.
+        unsafe {
+            heap.cache = (*p).next;
+            (*p).retire();
+            g.arenas.free_pool(p);
+        }
+    }
+    heap.ncached = 0;
 }
 
 /// Give back to the arenas every empty pool the calling thread's heap keeps, after taking its
@@ -554,6 +612,7 @@ pub fn trim() {
     unsafe {
         process_delayed(h);
         let heap = &mut *h;
+        release_cache(heap);
         for class in 0..NUM_CLASSES {
             let mut p = heap.avail[class];
             while !p.is_null() {

@@ -28,6 +28,17 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
+
+/// Check an allocator invariant in debug builds. A broken invariant aborts with a message
+/// instead of panicking: a panic allocates, and inside the allocator (perhaps under its global
+/// lock) that would re-enter it.
+macro_rules! invariant {
+    ($cond:expr, $msg:expr) => {
+        if cfg!(debug_assertions) && !$cond {
+            $crate::alloc::fatal("broken allocator invariant", core::ptr::null(), $msg)
+        }
+    };
+}
 use core::sync::atomic::{AtomicU8, Ordering};
 
 mod addr_map;
@@ -43,6 +54,8 @@ mod pool;
 pub mod remote;
 mod size_class;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use arena::ArenaCounters;
 pub use size_class::{block_size, class_of, is_small};
@@ -222,7 +235,9 @@ unsafe impl GlobalAlloc for ArenaAlloc {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if is_small(layout.size(), layout.align()) && normal_mode() {
-            debug_assert!(owns(ptr), "dealloc of a pointer not from this allocator");
+            if cfg!(debug_assertions) && !owns(ptr) {
+                fatal("invalid free", ptr, "dealloc of a pointer not from this allocator");
+            }
             // SAFETY: the caller frees a block this allocator returned for this layout.
             return unsafe { small_free(ptr) };
         }
@@ -274,7 +289,7 @@ unsafe fn dealloc_other(ptr: *mut u8, layout: Layout) {
     // SAFETY: forwarded from the caller.
     unsafe {
         if normal_mode() {
-            debug_assert!(!owns(ptr), "large dealloc of a pool block");
+            invariant!(!owns(ptr), "large dealloc of a pool block");
             large::free(ptr)
         } else {
             debug::free(ptr, Some(layout.size()))

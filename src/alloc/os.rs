@@ -59,7 +59,7 @@ pub fn map_arena() -> *mut u8 {
 pub unsafe fn unmap_arena(p: *mut u8) {
     // SAFETY: the caller guarantees the range is one of our arenas and unused.
     let rc = unsafe { libc::munmap(p.cast(), ARENA_SIZE) };
-    debug_assert_eq!(rc, 0, "munmap of an arena failed");
+    invariant!(rc == 0, "munmap of an arena failed");
 }
 
 /// Return the physical pages of `[p, p+len)` to the OS; the range stays mapped and reads zero.

@@ -21,7 +21,9 @@
 //! where `nused` counts blocks handed out and not yet freed locally (blocks waiting on the
 //! remote list still count as used until the owner takes them).
 
-use crate::config::{POOL_HEADER_SIZE, POOL_SIZE};
+use crate::config::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_HEADER_SIZE, POOL_SIZE};
+
+const _: () = assert!(POOL_SIZE / ALIGNMENT <= 256);
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
@@ -83,10 +85,25 @@ impl Pool {
         }
     }
 
+    /// Reuse an empty pool that a heap kept, for `class` (maybe another one).
+    pub fn reinit(&mut self, class: usize, owner: *mut ThreadHeap) {
+        invariant!(self.used() == 0 && self.remote.is_empty(), "reusing a pool in use");
+        self.free = ptr::null_mut();
+        self.bump.store(POOL_HEADER_SIZE as u32, Ordering::Relaxed);
+        self.block_size.store(block_size(class) as u32, Ordering::Release);
+        self.class = class as u8;
+        self.in_full = false;
+        self.fresh = false;
+        self.owner.store(owner, Ordering::Release);
+        self.remote.reset();
+        self.next = ptr::null_mut();
+        self.prev = ptr::null_mut();
+    }
+
     /// Mark a pool as not in use before it goes back to its arena.
     pub fn retire(&mut self) {
-        debug_assert_eq!(self.nused.load(Ordering::Relaxed), 0, "retiring a pool in use");
-        debug_assert!(self.remote.is_empty(), "retiring a pool with remote frees");
+        invariant!(self.nused.load(Ordering::Relaxed) == 0, "retiring a pool in use");
+        invariant!(self.remote.is_empty(), "retiring a pool with remote frees");
         self.block_size.store(0, Ordering::Release);
         self.owner.store(ptr::null_mut(), Ordering::Release);
         self.free = ptr::null_mut();
@@ -140,7 +157,7 @@ impl Pool {
         unsafe { (*b).next = self.free };
         self.free = b;
         let n = self.used().wrapping_sub(1);
-        debug_assert!(n < blocks_per_pool(self.class as usize) as u32, "used count underflow");
+        invariant!(n < blocks_per_pool(self.class as usize) as u32, "used count underflow");
         self.set_used(n);
         n
     }
@@ -164,7 +181,7 @@ impl Pool {
         while !p.is_null() {
             // SAFETY: each block on a taken remote list belongs to this pool.
             let next = unsafe { (*p).next };
-            debug_assert_eq!(pool_of(p.cast()), self as *mut Pool, "foreign block on remote list");
+            invariant!(pool_of(p.cast()) == self as *mut Pool, "foreign block on remote list");
             // SAFETY: as above.
             unsafe { (*p).next = self.free };
             self.free = p;
@@ -181,14 +198,20 @@ impl Pool {
         self.free.is_null() && self.bump.load(Ordering::Relaxed) as usize >= pool_limit(self.class as usize)
     }
 
-    /// Is `p` the start of a block this pool has handed out at some point?
+    /// Is `p` the start of a block this pool has handed out at some point? No division: the
+    /// block index is found by multiplying with a 16-bit reciprocal (`exact_div`).
+    #[inline]
     pub fn is_block_start(&self, p: *const u8) -> bool {
-        let bs = self.block_size.load(Ordering::Acquire) as usize;
-        if bs == 0 {
+        let steps = (self.block_size.load(Ordering::Acquire) >> ALIGNMENT_SHIFT) as usize;
+        let off = (p as usize).wrapping_sub(self as *const Pool as usize);
+        if steps == 0
+            || off < POOL_HEADER_SIZE
+            || off >= self.bump.load(Ordering::Relaxed) as usize
+            || off % ALIGNMENT != 0
+        {
             return false;
         }
-        let off = p as usize - (self as *const Pool as usize);
-        off >= POOL_HEADER_SIZE && (off - POOL_HEADER_SIZE) % bs == 0 && off < self.bump.load(Ordering::Relaxed) as usize
+        exact_div((off - POOL_HEADER_SIZE) >> ALIGNMENT_SHIFT, steps).is_some()
     }
 }
 
@@ -226,6 +249,23 @@ pub unsafe fn pool_is_valid(pool: *const Pool) -> Result<(), &'static str> {
         return Err("nused + |free| != carved");
     }
     Ok(())
+}
+
+/// `x / d` when `d` divides `x`, for `x < 256` and `1 <= d <= 32`, by a multiply with
+/// `floor(2^16 / d) + 1`: the error is below `x / 2^16 < 1/256 < 1/d`, so the floor is exact.
+#[inline]
+pub fn exact_div(x: usize, d: usize) -> Option<usize> {
+    const RECIP: [u32; 33] = {
+        let mut t = [0u32; 33];
+        let mut d = 1;
+        while d <= 32 {
+            t[d] = (1 << 16) / d as u32 + 1;
+            d += 1;
+        }
+        t
+    };
+    let q = (x as u32 * RECIP[d]) >> 16;
+    if q as usize * d == x { Some(q as usize) } else { None }
 }
 
 #[cold]

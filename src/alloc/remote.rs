@@ -19,7 +19,7 @@
 //!
 //! ```text
 //!   NORMAL --owner: try_mark_full (list empty)--> FULL
-//!   FULL --owner: clear_full--> NORMAL
+//!   FULL --owner: clear_full--> NORMAL     (optional: a revived pool may stay FULL)
 //!   FULL --remote freer: push--> NOTIFYING --same freer: end_notify--> NORMAL
 //!   NORMAL|FULL --owner: try_abandon (list empty)--> ABANDONED
 //!   ABANDONED --adopter (holding the abandoned-list lock): adopt--> NORMAL
@@ -28,6 +28,8 @@
 //! Invariants:
 //! - Only the owner takes the list (`take_all`), and the list is empty whenever the state is
 //!   `FULL` (set only on an empty list; a push to a `FULL` pool diverts the block) or `ABANDONED`.
+//! - A pool on its owner's full list is `FULL` or `NOTIFYING`; a pool with room may be any of
+//!   `NORMAL`, `FULL`, `NOTIFYING` (`FULL` is sticky across local revivals, see `clear_full`).
 //! - While a word is `NOTIFYING` its pool's owner cannot change: `try_abandon` waits it out.
 //!   So a notifier may read the pool's owner after its CAS and push to that heap safely.
 //! - Every block pushed is reachable from exactly one place: the pool list, a delayed stack,
@@ -167,17 +169,35 @@ impl RemoteWord {
         }
     }
 
-    /// Owner: the pool has no free block and is leaving the heap's lists. Succeeds (`NORMAL ->
-    /// FULL`) only while no remote free is pending; otherwise the caller should `take_all`.
+    /// Owner: the pool has no free block and is moving to the heap's full list. Succeeds only
+    /// while no remote free is pending (otherwise the caller should `take_all`): `NORMAL ->
+    /// FULL` by CAS; a word already `FULL` (the owner revived the pool by a local free and left
+    /// the flag set, see `clear_full`) or `NOTIFYING` (a block is on its way to the owner's
+    /// delayed stack, which will revive the pool) needs no change.
     pub fn try_mark_full(&self) -> bool {
-        self.0
-            .compare_exchange(NORMAL, FULL, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        let w = self.0.load(Ordering::Acquire);
+        if !list(w).is_null() {
+            return false;
+        }
+        match state(w) {
+            FULL | NOTIFYING => true,
+            NORMAL => self
+                .0
+                .compare_exchange(NORMAL, FULL, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok(),
+            _ => false,
+        }
     }
 
-    /// Owner: the pool is back in the heap's lists; stop diverting remote frees (`FULL ->
-    /// NORMAL`). A word that is `NOTIFYING` or `NORMAL` is left alone: the notifier ends it.
+    /// Owner: stop diverting remote frees (`FULL -> NORMAL`). A word that is `NOTIFYING` or
+    /// `NORMAL` is left alone: the notifier ends it. Leaving a revived pool `FULL` is correct
+    /// (a remote free then goes through the delayed stack, which frees it locally), so the
+    /// owner clears the flag only where remote frees are evidently happening, and a pool that
+    /// fills and empties on one thread costs no atomic read-modify-write.
     pub fn clear_full(&self) {
+        if state(self.0.load(Ordering::Relaxed)) != FULL {
+            return;
+        }
         let _ = self
             .0
             .compare_exchange(FULL, NORMAL, Ordering::AcqRel, Ordering::Relaxed);

@@ -1,0 +1,120 @@
+//! Debug-mode fault detection. Each fault runs in a child process (this same binary, with
+//! `ARENAGC_FAULT` naming the fault and `ARENAGC_DEBUG=1` switching debug mode on before the
+//! first allocation); the parent asserts the child aborted with a message naming the fault.
+//! `harness = false`: a plain `main` that prints `N passed, N failed`.
+
+use arenagc::ArenaAlloc;
+use core::alloc::{GlobalAlloc, Layout};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+#[global_allocator]
+static GLOBAL: ArenaAlloc = ArenaAlloc;
+
+/// (fault name, debug mode on, text the message must contain)
+const CASES: &[(&str, bool, &str)] = &[
+    ("overflow", true, "fatal error: overflow"),
+    ("overflow_large", true, "fatal error: overflow"),
+    ("underflow", true, "fatal error: underflow"),
+    ("double_free", true, "fatal error: double free"),
+    ("double_free_large", true, "fatal error: double free"),
+    ("foreign_pointer", true, "fatal error: pointer not from this allocator"),
+    ("write_after_free", true, "fatal error: write after free"),
+    ("size_mismatch", true, "fatal error: size mismatch"),
+    ("c_interior_pointer", false, "fatal error: invalid free"),
+    ("default_double_free", false, "fatal error: double free"),
+];
+
+fn layout(n: usize) -> Layout {
+    Layout::from_size_align(n, 8).unwrap()
+}
+
+/// Commit the fault named `name`. Returns only if the allocator failed to catch it.
+fn commit(name: &str) {
+    // SAFETY: these are deliberate misuses; the allocator must abort before any harm.
+    unsafe {
+        match name {
+            "overflow" | "overflow_large" => {
+                let n = if name == "overflow" { 24 } else { 3000 };
+                let p = ArenaAlloc.alloc(layout(n));
+                *p.add(n) = 0; // one byte past the end
+                ArenaAlloc.dealloc(p, layout(n));
+            }
+            "underflow" => {
+                let p = ArenaAlloc.alloc(layout(40));
+                *p.sub(1) = 0;
+                ArenaAlloc.dealloc(p, layout(40));
+            }
+            "double_free" | "double_free_large" => {
+                let n = if name == "double_free" { 64 } else { 5000 };
+                let p = ArenaAlloc.alloc(layout(n));
+                ArenaAlloc.dealloc(p, layout(n));
+                ArenaAlloc.dealloc(p, layout(n));
+            }
+            "foreign_pointer" => {
+                let mut local = [0u64; 8];
+                ArenaAlloc.dealloc(local.as_mut_ptr().add(2).cast(), layout(32));
+            }
+            "write_after_free" => {
+                let p = ArenaAlloc.alloc(layout(48));
+                ArenaAlloc.dealloc(p, layout(48));
+                *p.add(5) = 1;
+                arenagc::alloc::trim(); // flushes the quarantine, which checks it
+            }
+            "size_mismatch" => {
+                let p = ArenaAlloc.alloc(layout(100));
+                ArenaAlloc.dealloc(p, layout(90));
+            }
+            "c_interior_pointer" => {
+                let p = arenagc::alloc::c::malloc(64);
+                arenagc::alloc::c::free(p.add(16));
+            }
+            "default_double_free" => {
+                let p = arenagc::alloc::c::malloc(64);
+                arenagc::alloc::c::free(p);
+                arenagc::alloc::c::free(p);
+            }
+            other => panic!("unknown fault {other}"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(name) = std::env::var("ARENAGC_FAULT") {
+        assert_eq!(arenagc::alloc::debug_enabled(), std::env::var("ARENAGC_DEBUG").is_ok());
+        commit(&name);
+        eprintln!("fault {name} was not caught");
+        std::process::exit(3);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let (mut passed, mut failed) = (0, 0);
+    for &(name, debug, want) in CASES {
+        let mut cmd = Command::new(&exe);
+        cmd.env("ARENAGC_FAULT", name).env_remove("ARENAGC_DEBUG");
+        if debug {
+            cmd.env("ARENAGC_DEBUG", "1");
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let aborted = out.status.signal() == Some(libc::SIGABRT);
+        if aborted && stderr.contains(want) && stderr.contains("of pointer 0x") {
+            println!("test {name} ... ok");
+            passed += 1;
+        } else {
+            println!("test {name} ... FAILED (status {:?}, stderr: {stderr})", out.status);
+            failed += 1;
+        }
+    }
+    // The debug mode itself: a clean run reports on, fills new blocks with 0xCD.
+    let ok = Command::new(&exe)
+        .env("ARENAGC_FAULT", "none")
+        .env("ARENAGC_DEBUG", "1")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).contains("unknown fault none"))
+        .unwrap_or(false);
+    if ok { passed += 1 } else { failed += 1 }
+    println!("\n{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,143 @@
+//! loom models of the cross-thread free protocols in `alloc::remote`.
+//! Run with: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom_remote
+#![cfg(loom)]
+
+use arenagc::alloc::remote::{ABANDONED, Block, BlockStack, NORMAL, PushOutcome, RemoteWord};
+use loom::sync::Arc;
+use loom::thread;
+
+/// Test-owned blocks: 16-byte aligned, leaked for the model's duration (loom runs each body
+/// many times; each run makes its own).
+fn block() -> usize {
+    #[repr(align(16))]
+    struct B(#[allow(dead_code)] [u64; 2]);
+    Box::into_raw(Box::new(B([0; 2]))) as usize
+}
+
+fn drain(mut p: *mut Block, out: &mut Vec<usize>) {
+    while !p.is_null() {
+        out.push(p as usize);
+        // SAFETY: p is one of the test's blocks, pushed by the protocol.
+        p = unsafe { (*p).next };
+    }
+}
+
+/// Two remote freers push while the owner takes: every block is taken exactly once.
+#[test]
+fn remote_push_and_take_all() {
+    loom::model(|| {
+        let w = Arc::new(RemoteWord::new());
+        let (b1, b2) = (block(), block());
+        let ts: Vec<_> = [b1, b2]
+            .into_iter()
+            .map(|b| {
+                let w = w.clone();
+                // SAFETY: each block is given to exactly one push.
+                thread::spawn(move || assert_eq!(unsafe { w.push(b as *mut Block) }, PushOutcome::Pushed))
+            })
+            .collect();
+        let mut got = Vec::new();
+        drain(w.take_all(), &mut got);
+        for t in ts {
+            t.join().unwrap();
+        }
+        drain(w.take_all(), &mut got);
+        got.sort();
+        let mut want = vec![b1, b2];
+        want.sort();
+        assert_eq!(got, want);
+    });
+}
+
+/// The owner marks a pool full while a remote free races with it. Either the mark fails
+/// (the owner then takes the block), or the freer sees FULL and hands the block to the owner's
+/// delayed stack. Either way the owner finds the block, and the word ends NORMAL or FULL with
+/// nothing lost.
+#[test]
+fn full_pool_receiving_a_remote_free() {
+    loom::model(|| {
+        let w = Arc::new(RemoteWord::new());
+        let delayed = Arc::new(BlockStack::new());
+        let b = block();
+        let t = {
+            let (w, delayed) = (w.clone(), delayed.clone());
+            thread::spawn(move || {
+                // SAFETY: b is given to this push only.
+                match unsafe { w.push(b as *mut Block) } {
+                    PushOutcome::Pushed => {}
+                    PushOutcome::Notify => {
+                        // SAFETY: the block was not pushed; we still own it.
+                        unsafe { delayed.push(b as *mut Block) };
+                        w.end_notify();
+                    }
+                    PushOutcome::Abandoned => panic!("not abandoned"),
+                }
+            })
+        };
+        let mut got = Vec::new();
+        if !w.try_mark_full() {
+            drain(w.take_all(), &mut got);
+        }
+        t.join().unwrap();
+        drain(delayed.take_all(), &mut got);
+        drain(w.take_all(), &mut got);
+        assert_eq!(got, vec![b], "the owner finds the block exactly once");
+        w.clear_full();
+        assert_eq!(w.state(), NORMAL);
+    });
+}
+
+/// Thread exit against a remote free. The owner (exiting) clears FULL, waits out a notifier,
+/// drains its delayed stack and abandons; the freer either pushes before the abandon (the owner
+/// takes the block), notifies (the owner drains it), or finds the pool abandoned and adopts it.
+/// Exactly one party ends up holding the block.
+#[test]
+fn thread_exit_versus_remote_free_and_adoption() {
+    loom::model(|| {
+        let w = Arc::new(RemoteWord::new());
+        let delayed = Arc::new(BlockStack::new());
+        assert!(w.try_mark_full());
+        let b = block();
+        let t = {
+            let (w, delayed) = (w.clone(), delayed.clone());
+            thread::spawn(move || {
+                // SAFETY: b is given to this push only.
+                match unsafe { w.push(b as *mut Block) } {
+                    PushOutcome::Pushed => None,
+                    PushOutcome::Notify => {
+                        // SAFETY: the block was not pushed; we still own it.
+                        unsafe { delayed.push(b as *mut Block) };
+                        w.end_notify();
+                        None
+                    }
+                    PushOutcome::Abandoned => {
+                        assert!(w.adopt(), "only this thread adopts");
+                        Some(b) // the adopter frees it locally
+                    }
+                }
+            })
+        };
+        // Owner exit, steps 1-3 of heap::abandon.
+        let mut got = Vec::new();
+        w.clear_full();
+        while w.state() == arenagc::alloc::remote::NOTIFYING {
+            loom::thread::yield_now();
+        }
+        drain(delayed.take_all(), &mut got);
+        loop {
+            match w.try_abandon() {
+                Ok(()) => break,
+                Err(list) => drain(list, &mut got),
+            }
+        }
+        let adopted = t.join().unwrap();
+        // A notifier that started before clear_full finished before the wait ended, so the
+        // delayed stack holds nothing new; whatever the freer did, the block is in one place.
+        drain(delayed.take_all(), &mut got);
+        let total = got.len() + adopted.iter().count();
+        assert_eq!(total, 1, "block lost or duplicated: owner {got:?}, adopter {adopted:?}");
+        if adopted.is_none() {
+            assert_eq!(w.state(), ABANDONED);
+        }
+    });
+}

@@ -1,0 +1,47 @@
+//! Memory goes back to the OS: allocate many small blocks, free them all, and check that the
+//! arenas were released (stats) and that the resident set shrank. One test in its own binary,
+//! so no other test's allocations blur the figures.
+
+use arenagc::ArenaAlloc;
+use arenagc::alloc::{os::resident_bytes, stats, trim};
+use core::alloc::{GlobalAlloc, Layout};
+
+#[test]
+fn freed_arenas_are_released_and_rss_falls() {
+    let l = Layout::from_size_align(64, 8).unwrap();
+    let n = 2_000_000;
+    let base_rss = resident_bytes().unwrap();
+    let before = stats();
+    let mut v: Vec<*mut u8> = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: valid layout.
+        let p = unsafe { ArenaAlloc.alloc(l) };
+        assert!(!p.is_null());
+        // SAFETY: fresh 64-byte block: touch it so it is resident.
+        unsafe { p.write_bytes(i as u8, 64) };
+        v.push(p);
+    }
+    let full = stats();
+    let full_rss = resident_bytes().unwrap();
+    let payload = n * 64;
+    assert!(full.arenas.current >= (payload / (256 << 10)) as u64, "{full}");
+    assert!(full_rss - base_rss >= payload * 9 / 10, "RSS rose by only {}", full_rss - base_rss);
+    for p in v.drain(..) {
+        // SAFETY: each p is live with layout l.
+        unsafe { ArenaAlloc.dealloc(p, l) };
+    }
+    drop(v);
+    trim();
+    let after = stats();
+    let after_rss = resident_bytes().unwrap();
+    let released = after.arenas.released_total - before.arenas.released_total;
+    assert!(
+        released + 2 >= full.arenas.current - before.arenas.current,
+        "only {released} of {} arenas released\n{after}",
+        full.arenas.current
+    );
+    assert!(after.arenas.current <= before.arenas.current + 1, "{after}");
+    let rise = full_rss - base_rss;
+    let still = after_rss.saturating_sub(base_rss);
+    assert!(still * 10 <= rise, "RSS fell by too little: rose {rise}, still {still} above the start");
+}
