@@ -38,7 +38,7 @@ pub const ARENA_BITS: u32 = 18;
 pub const ARENA_SIZE: usize = 1 << ARENA_BITS;
 pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// Bytes at the start of each pool taken by its header (`alloc::pool::Pool`).
-pub const POOL_HEADER_SIZE: usize = 64;
+pub const POOL_HEADER_SIZE: usize = 80;
 
 /// Fully free arenas kept mapped (their pages given back with `madvise`) instead of unmapped,
 /// so a program that frees and allocates around an arena boundary does not thrash `mmap`.
@@ -47,7 +47,7 @@ pub const SPARE_ARENAS: usize = 1;
 /// Empty pools a thread heap keeps for reuse (any class) before giving them back to their
 /// arena, so a program that empties and refills pools does not take the global lock each time.
 /// `alloc::trim()` and thread exit give them back.
-pub const HEAP_POOL_CACHE: usize = 8;
+pub const HEAP_POOL_CACHE: usize = 16;
 
 /// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).
 /// `mmap` never returns memory above this unless asked to with a hint, which we never give.

@@ -18,7 +18,11 @@ const CASES: &[(&str, bool, &str)] = &[
     ("underflow", true, "fatal error: underflow"),
     ("double_free", true, "fatal error: double free"),
     ("double_free_large", true, "fatal error: double free"),
-    ("foreign_pointer", true, "fatal error: pointer not from this allocator"),
+    (
+        "foreign_pointer",
+        true,
+        "fatal error: pointer not from this allocator",
+    ),
     ("write_after_free", true, "fatal error: write after free"),
     ("size_mismatch", true, "fatal error: size mismatch"),
     ("c_interior_pointer", false, "fatal error: invalid free"),
@@ -81,7 +85,10 @@ fn commit(name: &str) {
 
 fn main() {
     if let Ok(name) = std::env::var("ARENAGC_FAULT") {
-        assert_eq!(arenagc::alloc::debug_enabled(), std::env::var("ARENAGC_DEBUG").is_ok());
+        assert_eq!(
+            arenagc::alloc::debug_enabled(),
+            std::env::var("ARENAGC_DEBUG").is_ok()
+        );
         commit(&name);
         eprintln!("fault {name} was not caught");
         std::process::exit(3);
@@ -101,7 +108,10 @@ fn main() {
             println!("test {name} ... ok");
             passed += 1;
         } else {
-            println!("test {name} ... FAILED (status {:?}, stderr: {stderr})", out.status);
+            println!(
+                "test {name} ... FAILED (status {:?}, stderr: {stderr})",
+                out.status
+            );
             failed += 1;
         }
     }
@@ -112,7 +122,11 @@ fn main() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stderr).contains("unknown fault none"))
         .unwrap_or(false);
-    if ok { passed += 1 } else { failed += 1 }
+    if ok {
+        passed += 1
+    } else {
+        failed += 1
+    }
     println!("\n{passed} passed, {failed} failed");
     if failed > 0 {
         std::process::exit(1);

@@ -63,7 +63,8 @@ fn producer_consumer_through_channels() {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for i in (p..60_000).step_by(3) {
-                    tx.send((i, vec![i as u8; (i % 700) as usize], word(i))).unwrap();
+                    tx.send((i, vec![i as u8; (i % 700) as usize], word(i)))
+                        .unwrap();
                 }
             })
         })
@@ -106,7 +107,10 @@ fn vectors_grow_across_the_small_large_boundary() {
         }
     }
     for (k, v) in vs.iter().enumerate() {
-        let want: Vec<u32> = (0..300u32).filter(|s| (k as u32 + s) % 3 != 0).map(|s| k as u32 ^ s).collect();
+        let want: Vec<u32> = (0..300u32)
+            .filter(|s| (k as u32 + s) % 3 != 0)
+            .map(|s| k as u32 ^ s)
+            .collect();
         assert_eq!(*v, want);
     }
     for v in &mut vs {

@@ -32,8 +32,11 @@ fn remote_push_and_take_all() {
             .into_iter()
             .map(|b| {
                 let w = w.clone();
-                // SAFETY: each block is given to exactly one push.
-                thread::spawn(move || assert_eq!(unsafe { w.push(b as *mut Block) }, PushOutcome::Pushed))
+                thread::spawn(move || {
+                    // SAFETY: each block is given to exactly one push.
+                    let outcome = unsafe { w.push(b as *mut Block) };
+                    assert_eq!(outcome, PushOutcome::Pushed)
+                })
             })
             .collect();
         let mut got = Vec::new();
@@ -135,7 +138,10 @@ fn thread_exit_versus_remote_free_and_adoption() {
         // delayed stack holds nothing new; whatever the freer did, the block is in one place.
         drain(delayed.take_all(), &mut got);
         let total = got.len() + adopted.iter().count();
-        assert_eq!(total, 1, "block lost or duplicated: owner {got:?}, adopter {adopted:?}");
+        assert_eq!(
+            total, 1,
+            "block lost or duplicated: owner {got:?}, adopter {adopted:?}"
+        );
         if adopted.is_none() {
             assert_eq!(w.state(), ABANDONED);
         }

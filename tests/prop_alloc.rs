@@ -8,9 +8,18 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Alloc { size: usize, align_shift: u32, zeroed: bool },
-    Free { pick: usize },
-    Realloc { pick: usize, size: usize },
+    Alloc {
+        size: usize,
+        align_shift: u32,
+        zeroed: bool,
+    },
+    Free {
+        pick: usize,
+    },
+    Realloc {
+        pick: usize,
+        size: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -49,10 +58,19 @@ fn check(b: &Live, len: usize) {
 }
 
 fn no_overlap(live: &[Live]) {
-    let mut v: Vec<(usize, usize)> = live.iter().map(|b| (b.ptr as usize, b.layout.size())).collect();
+    let mut v: Vec<(usize, usize)> = live
+        .iter()
+        .map(|b| (b.ptr as usize, b.layout.size()))
+        .collect();
     v.sort_unstable();
     for w in v.windows(2) {
-        assert!(w[0].0 + w[0].1 <= w[1].0, "blocks overlap: {:#x}+{} and {:#x}", w[0].0, w[0].1, w[1].0);
+        assert!(
+            w[0].0 + w[0].1 <= w[1].0,
+            "blocks overlap: {:#x}+{} and {:#x}",
+            w[0].0,
+            w[0].1,
+            w[1].0
+        );
     }
 }
 
@@ -61,17 +79,37 @@ fn run(ops: Vec<Op>) {
     let mut next_id = 0u64;
     for op in ops {
         match op {
-            Op::Alloc { size, align_shift, zeroed } => {
+            Op::Alloc {
+                size,
+                align_shift,
+                zeroed,
+            } => {
                 let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
                 // SAFETY: non-zero size layout.
-                let ptr = unsafe { if zeroed { ArenaAlloc.alloc_zeroed(layout) } else { ArenaAlloc.alloc(layout) } };
+                let ptr = unsafe {
+                    if zeroed {
+                        ArenaAlloc.alloc_zeroed(layout)
+                    } else {
+                        ArenaAlloc.alloc(layout)
+                    }
+                };
                 assert!(!ptr.is_null());
-                assert_eq!(ptr as usize % layout.align(), 0, "alignment {} not honoured", layout.align());
+                assert_eq!(
+                    ptr as usize % layout.align(),
+                    0,
+                    "alignment {} not honoured",
+                    layout.align()
+                );
                 if zeroed {
                     // SAFETY: fresh block of size bytes.
-                    assert!(unsafe { core::slice::from_raw_parts(ptr, size) }.iter().all(|&x| x == 0));
+                    let bytes = unsafe { core::slice::from_raw_parts(ptr, size) };
+                    assert!(bytes.iter().all(|&x| x == 0));
                 }
-                let b = Live { ptr, layout, id: next_id };
+                let b = Live {
+                    ptr,
+                    layout,
+                    id: next_id,
+                };
                 next_id += 1;
                 fill(&b);
                 live.push(b);
@@ -89,7 +127,11 @@ fn run(ops: Vec<Op>) {
                 // SAFETY: old is live with its layout; size is non-zero and fits the align.
                 let p = unsafe { ArenaAlloc.realloc(old.ptr, old.layout, size) };
                 assert!(!p.is_null());
-                let nb = Live { ptr: p, layout: Layout::from_size_align(size, old.layout.align()).unwrap(), id: old.id };
+                let nb = Live {
+                    ptr: p,
+                    layout: Layout::from_size_align(size, old.layout.align()).unwrap(),
+                    id: old.id,
+                };
                 assert_eq!(p as usize % nb.layout.align(), 0);
                 check(&nb, old.layout.size().min(size));
                 let mut nb = nb;

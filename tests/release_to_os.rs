@@ -24,8 +24,15 @@ fn freed_arenas_are_released_and_rss_falls() {
     let full = stats();
     let full_rss = resident_bytes().unwrap();
     let payload = n * 64;
-    assert!(full.arenas.current >= (payload / (256 << 10)) as u64, "{full}");
-    assert!(full_rss - base_rss >= payload * 9 / 10, "RSS rose by only {}", full_rss - base_rss);
+    assert!(
+        full.arenas.current >= (payload / (256 << 10)) as u64,
+        "{full}"
+    );
+    assert!(
+        full_rss - base_rss >= payload * 9 / 10,
+        "RSS rose by only {}",
+        full_rss - base_rss
+    );
     for p in v.drain(..) {
         // SAFETY: each p is live with layout l.
         unsafe { ArenaAlloc.dealloc(p, l) };
@@ -43,5 +50,8 @@ fn freed_arenas_are_released_and_rss_falls() {
     assert!(after.arenas.current <= before.arenas.current + 1, "{after}");
     let rise = full_rss - base_rss;
     let still = after_rss.saturating_sub(base_rss);
-    assert!(still * 10 <= rise, "RSS fell by too little: rose {rise}, still {still} above the start");
+    assert!(
+        still * 10 <= rise,
+        "RSS fell by too little: rose {rise}, still {still} above the start"
+    );
 }

@@ -28,12 +28,12 @@ use super::pool::Pool;
 /// Per-arena bookkeeping, kept outside the arena so all 64 pools are usable.
 #[repr(C)]
 pub struct ArenaDesc {
-    pub base: usize,             // arena address; 0 while the slot is unused
-    pub nfreepools: u32,         // free pools: on `freepools` or never carved
-    pub next_uncarved: u32,      // pools from here on are untouched (zero)
-    pub freepools: *mut Pool,    // pools given back, linked through Pool::next
-    pub next: *mut ArenaDesc,    // bucket list (or the free-slot list)
-    pub prev: *mut ArenaDesc,    // bucket list
+    pub base: usize,          // arena address; 0 while the slot is unused
+    pub nfreepools: u32,      // free pools: on `freepools` or never carved
+    pub next_uncarved: u32,   // pools from here on are untouched (zero)
+    pub freepools: *mut Pool, // pools given back, linked through Pool::next
+    pub next: *mut ArenaDesc, // bucket list (or the free-slot list)
+    pub prev: *mut ArenaDesc, // bucket list
 }
 
 /// Arena counters, as `sys._debugmallocstats()` reports them.
@@ -46,11 +46,11 @@ pub struct ArenaCounters {
 }
 
 pub struct Arenas {
-    table: *mut ArenaDesc,                               // MAX_ARENAS reserved slots
-    table_used: usize,                                   // slots ever handed out
-    free_slots: *mut ArenaDesc,                          // reusable slots, linked by `next`
-    usable: [*mut ArenaDesc; POOLS_PER_ARENA + 1],       // bucket n: arenas with n free pools
-    nonempty: u128,                                      // bit n: bucket n non-empty
+    table: *mut ArenaDesc,                         // MAX_ARENAS reserved slots
+    table_used: usize,                             // slots ever handed out
+    free_slots: *mut ArenaDesc,                    // reusable slots, linked by `next`
+    usable: [*mut ArenaDesc; POOLS_PER_ARENA + 1], // bucket n: arenas with n free pools
+    nonempty: u128,                                // bit n: bucket n non-empty
     pub counters: ArenaCounters,
 }
 
@@ -69,7 +69,12 @@ impl Arenas {
             free_slots: ptr::null_mut(),
             usable: [ptr::null_mut(); POOLS_PER_ARENA + 1],
             nonempty: 0,
-            counters: ArenaCounters { allocated_total: 0, released_total: 0, current: 0, peak: 0 },
+            counters: ArenaCounters {
+                allocated_total: 0,
+                released_total: 0,
+                current: 0,
+                peak: 0,
+            },
         }
     }
 
@@ -77,7 +82,10 @@ impl Arenas {
         // SAFETY: a is a live descriptor not in any bucket; buckets hold live descriptors.
         unsafe {
             let n = (*a).nfreepools as usize;
-            invariant!((1..=POOLS_PER_ARENA).contains(&n), "arena bucket out of range");
+            invariant!(
+                (1..=POOLS_PER_ARENA).contains(&n),
+                "arena bucket out of range"
+            );
             (*a).prev = ptr::null_mut();
             (*a).next = self.usable[n];
             if !self.usable[n].is_null() {
@@ -178,7 +186,10 @@ impl Arenas {
         }
         let n = self.nonempty.trailing_zeros() as usize;
         let a = self.usable[n];
-        invariant!(!a.is_null() && n >= 1, "bucket bitmap points at an empty bucket");
+        invariant!(
+            !a.is_null() && n >= 1,
+            "bucket bitmap points at an empty bucket"
+        );
         self.bucket_remove(a);
         // SAFETY: a is a live descriptor with at least one free pool.
         let out = unsafe {
@@ -186,12 +197,21 @@ impl Arenas {
             let out = if !d.freepools.is_null() {
                 let p = d.freepools;
                 d.freepools = (*p).next;
-                NewPool { pool: p, fresh: false }
+                NewPool {
+                    pool: p,
+                    fresh: false,
+                }
             } else {
-                invariant!((d.next_uncarved as usize) < POOLS_PER_ARENA, "arena with free pools has none");
+                invariant!(
+                    (d.next_uncarved as usize) < POOLS_PER_ARENA,
+                    "arena with free pools has none"
+                );
                 let p = (d.base + d.next_uncarved as usize * POOL_SIZE) as *mut Pool;
                 d.next_uncarved += 1;
-                NewPool { pool: p, fresh: true }
+                NewPool {
+                    pool: p,
+                    fresh: true,
+                }
             };
             d.nfreepools -= 1;
             out
@@ -301,7 +321,7 @@ impl Arenas {
             if d.nfreepools as usize != listed + POOLS_PER_ARENA - d.next_uncarved as usize {
                 result = Err("nfreepools != |freepools| + uncarved");
             }
-            if addr_map::lookup(d.base) != d as *const ArenaDesc as *mut ArenaDesc {
+            if !core::ptr::eq(addr_map::lookup(d.base), d) {
                 result = Err("address map does not point at the arena's descriptor");
             }
             if d.nfreepools > 0 {

@@ -27,7 +27,11 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
         return enomem();
     }
-    let p = if normal_mode() { raw_alloc(size, align, zero) } else { debug::alloc(size, align, zero) };
+    let p = if normal_mode() {
+        raw_alloc(size, align, zero)
+    } else {
+        debug::alloc(size, align, zero)
+    };
     if p.is_null() { enomem() } else { p }
 }
 
@@ -67,7 +71,11 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if owns(p) {
         checked_pool_block(p);
         // SAFETY: checked: p starts a handed-out block, so its pool header is live.
-        unsafe { (*pool_of(p)).block_size.load(core::sync::atomic::Ordering::Relaxed) as usize }
+        unsafe {
+            (*pool_of(p))
+                .block_size
+                .load(core::sync::atomic::Ordering::Relaxed) as usize
+        }
     } else {
         // SAFETY: a live system-allocator block.
         unsafe { large::usable_size(p) }

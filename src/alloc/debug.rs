@@ -41,8 +41,10 @@ struct Quarantine {
     next: usize,
 }
 
-static QUARANTINE: SpinLock<Quarantine> =
-    SpinLock::new(Quarantine { slots: [(0, 0); DEBUG_QUARANTINE], next: 0 });
+static QUARANTINE: SpinLock<Quarantine> = SpinLock::new(Quarantine {
+    slots: [(0, 0); DEBUG_QUARANTINE],
+    next: 0,
+});
 
 fn front(align: usize) -> usize {
     align.max(HEADER)
@@ -82,7 +84,9 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 
 fn all(p: *const u8, len: usize, byte: u8) -> bool {
     // SAFETY: callers pass ranges inside a block they hold.
-    unsafe { core::slice::from_raw_parts(p, len) }.iter().all(|&b| b == byte)
+    unsafe { core::slice::from_raw_parts(p, len) }
+        .iter()
+        .all(|&b| b == byte)
 }
 
 /// Check a debug block and return (size, align). Aborts naming the fault.
@@ -92,21 +96,38 @@ fn all(p: *const u8, len: usize, byte: u8) -> bool {
 unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
     let addr = user as usize;
     if addr % crate::config::ALIGNMENT != 0 || addr < 4096 {
-        fatal_fmt("pointer not from this allocator", user, format_args!("misaligned or null-page address"));
+        fatal_fmt(
+            "pointer not from this allocator",
+            user,
+            format_args!("misaligned or null-page address"),
+        );
     }
     // SAFETY: the caller guarantees 16 readable bytes before user.
     let h = unsafe { &*user.sub(HEADER).cast::<Header>() };
     if h.guard == [FILL_FREED; 3] && h.align_shift == FILL_FREED {
-        fatal_fmt("double free", user, format_args!("the block was already freed (filled with 0xDD)"));
+        fatal_fmt(
+            "double free",
+            user,
+            format_args!("the block was already freed (filled with 0xDD)"),
+        );
     }
     if h.guard != [FILL_GUARD; 3] || h.align_shift > 40 {
-        if expected.is_some_and(|s| s <= crate::config::SMALL_MAX) && addr_map::lookup(addr).is_null() {
-            fatal_fmt("pointer not from this allocator", user, format_args!("not inside any arena"));
+        if expected.is_some_and(|s| s <= crate::config::SMALL_MAX)
+            && addr_map::lookup(addr).is_null()
+        {
+            fatal_fmt(
+                "pointer not from this allocator",
+                user,
+                format_args!("not inside any arena"),
+            );
         }
         fatal_fmt(
             "underflow",
             user,
-            format_args!("the guard bytes before the payload were overwritten (header: {:02x?})", h.guard),
+            format_args!(
+                "the guard bytes before the payload were overwritten (header: {:02x?})",
+                h.guard
+            ),
         );
     }
     let size = h.size as usize;
@@ -116,20 +137,34 @@ unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
             fatal_fmt(
                 "size mismatch",
                 user,
-                format_args!("freed as {e} bytes, allocated as {size} bytes (allocation #{})", h.serial),
+                format_args!(
+                    "freed as {e} bytes, allocated as {size} bytes (allocation #{})",
+                    h.serial
+                ),
             );
         }
     }
     // SAFETY: the header says the block has `front - HEADER` pad bytes before it.
-    if !all(unsafe { user.sub(front(align)) }, front(align) - HEADER, FILL_GUARD) {
-        fatal_fmt("underflow", user, format_args!("pad before a {size}-byte block written (allocation #{})", h.serial));
+    let pad = unsafe { user.sub(front(align)) };
+    if !all(pad, front(align) - HEADER, FILL_GUARD) {
+        fatal_fmt(
+            "underflow",
+            user,
+            format_args!(
+                "pad before a {size}-byte block written (allocation #{})",
+                h.serial
+            ),
+        );
     }
     // SAFETY: the header says the payload is `size` bytes, followed by the tail guard.
     if !all(unsafe { user.add(size) }, DEBUG_TAIL, FILL_GUARD) {
         fatal_fmt(
             "overflow",
             user,
-            format_args!("bytes after the end of a {size}-byte block were overwritten (allocation #{})", h.serial),
+            format_args!(
+                "bytes after the end of a {size}-byte block were overwritten (allocation #{})",
+                h.serial
+            ),
         );
     }
     (size, align)
@@ -166,7 +201,11 @@ pub unsafe fn free(user: *mut u8, expected: Option<usize>) {
     if evicted.0 != 0 {
         let (b, l) = (evicted.0 as *mut u8, evicted.1);
         if !all(b, l, FILL_FREED) {
-            fatal_fmt("write after free", b, format_args!("a freed {l}-byte block was written to while in quarantine"));
+            fatal_fmt(
+                "write after free",
+                b,
+                format_args!("a freed {l}-byte block was written to while in quarantine"),
+            );
         }
         // SAFETY: the evicted block was handed to raw_alloc's allocator and is no longer used.
         unsafe { raw_free(b) };
@@ -178,11 +217,15 @@ pub fn flush_quarantine() {
     loop {
         let slot = {
             let mut q = QUARANTINE.lock();
-            q.slots.iter_mut().find(|s| s.0 != 0).map(|s| core::mem::replace(s, (0, 0)))
+            q.slots.iter_mut().find(|s| s.0 != 0).map(core::mem::take)
         };
         let Some((b, l)) = slot else { return };
         if !all(b as *const u8, l, FILL_FREED) {
-            fatal_fmt("write after free", b as *mut u8, format_args!("a freed {l}-byte block was written to while in quarantine"));
+            fatal_fmt(
+                "write after free",
+                b as *mut u8,
+                format_args!("a freed {l}-byte block was written to while in quarantine"),
+            );
         }
         // SAFETY: quarantined blocks are ours and unused.
         unsafe { raw_free(b as *mut u8) };

@@ -3,7 +3,8 @@
 //! ```text
 //!  thread-local HEAP ──> ThreadHeap
 //!                          avail[class] ──> pool <─> pool <─> ...   pools with room; head is current
-//!                          full[class]  ──> pool <─> ...           no room; remote word FULL
+//!                          owned        ──> pool <─> pool <─> ...   every pool it owns (full ones
+//!                                                                   are on no other list)
 //!                          delayed      ──> block -> block          remote frees into FULL pools
 //!                          cache        ──> pool -> pool            empty pools kept (HEAP_POOL_CACHE)
 //!  GLOBAL (spin lock): arenas, abandoned[room|full][class], heap slots
@@ -17,7 +18,7 @@
 //! frees still find the heap; anything later falls back to `FALLBACK`.
 //!
 //! Cross-thread frees follow `remote.rs`. Thread exit:
-//! 1. every full pool: `clear_full` and wait out any notifier, so no new delayed frees start;
+//! 1. every owned pool: `clear_full` and wait out any notifier, so no new delayed frees start;
 //! 2. take the delayed stack and free those blocks locally;
 //! 3. every pool: owner := null, then `try_abandon` (taking pending remote frees until the list
 //!    is empty); pools with nothing in use go back to their arena, the others to `abandoned`.
@@ -27,12 +28,14 @@
 //! that needs a pool of some class adopts an abandoned one with room before taking a new one.
 //!
 //! Invariants:
-//! - A pool is on exactly one list: one heap's `avail` or `full` for its class (`in_full` says
-//!   which), `abandoned`, or its arena's free pools; or it is the pool being moved under a lock.
-//! - `pool.owner == h` (h non-null) only while the pool is on h's lists; only h's thread (or the
-//!   holder of FALLBACK's lock, for FALLBACK) changes those lists or the pool's owner-only fields.
-//! - A pool on a `full` list has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
-//!   non-empty list that nobody will take).
+//! - A pool owned by heap h is on h's `owned` list, and on h's `avail` list for its class
+//!   exactly when `!in_full`. Otherwise a pool is on `abandoned`, a heap's `cache`, or its
+//!   arena's free pools; or it is the pool being moved under a lock.
+//! - `pool.owner == h` (h non-null) only while the pool is on h's `owned` list; only h's thread
+//!   (or the holder of FALLBACK's lock, for FALLBACK) changes h's lists or the pool's owner-only
+//!   fields.
+//! - A full pool (`in_full`) has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
+//!   non-empty list that nobody will take). Full pools are on no list but `owned`, as in CPython.
 
 use crate::config::{HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES};
 use core::cell::Cell;
@@ -48,19 +51,19 @@ use super::remote::{Block, BlockStack, NOTIFYING, PushOutcome};
 /// A thread's allocation state.
 #[repr(C)]
 pub struct ThreadHeap {
-    pub avail: [*mut Pool; NUM_CLASSES],   // pools with room, per class; head = current
-    pub full: [*mut Pool; NUM_CLASSES],    // pools without room, per class
-    pub delayed: BlockStack,               // blocks freed remotely into our FULL pools
-    cache: *mut Pool,                      // empty pools kept for reuse, linked by Pool::next
-    ncached: usize,                        // |cache| <= HEAP_POOL_CACHE
-    next_slot: *mut ThreadHeap,            // free heap-slot list
+    pub avail: [*mut Pool; NUM_CLASSES], // pools with room, per class; head = current
+    owned: *mut Pool,                    // all pools it owns, via owned_next/owned_prev
+    pub delayed: BlockStack,             // blocks freed remotely into our FULL pools
+    cache: *mut Pool,                    // empty pools kept for reuse, linked by Pool::next
+    ncached: usize,                      // |cache| <= HEAP_POOL_CACHE
+    next_slot: *mut ThreadHeap,          // free heap-slot list
 }
 
 impl ThreadHeap {
     const fn new() -> Self {
         ThreadHeap {
             avail: [ptr::null_mut(); NUM_CLASSES],
-            full: [ptr::null_mut(); NUM_CLASSES],
+            owned: ptr::null_mut(),
             delayed: BlockStack::new(),
             cache: ptr::null_mut(),
             ncached: 0,
@@ -141,6 +144,39 @@ unsafe fn unlink(head: &mut *mut Pool, p: *mut Pool) {
         }
         (*p).next = ptr::null_mut();
         (*p).prev = ptr::null_mut();
+    }
+}
+
+/// # Safety
+/// `p` is a live pool the caller just took ownership of for `heap`, on no owned list.
+unsafe fn own(heap: &mut ThreadHeap, p: *mut Pool) {
+    // SAFETY: per the contract; owned lists hold live pools of this heap.
+    unsafe {
+        (*p).owned_prev = ptr::null_mut();
+        (*p).owned_next = heap.owned;
+        if !heap.owned.is_null() {
+            (*heap.owned).owned_prev = p;
+        }
+    }
+    heap.owned = p;
+}
+
+/// # Safety
+/// `p` is on `heap`'s owned list.
+unsafe fn disown(heap: &mut ThreadHeap, p: *mut Pool) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*p).owned_prev.is_null() {
+            invariant!(heap.owned == p, "pool not at the head of the owned list");
+            heap.owned = (*p).owned_next;
+        } else {
+            (*(*p).owned_prev).owned_next = (*p).owned_next;
+        }
+        if !(*p).owned_next.is_null() {
+            (*(*p).owned_next).owned_prev = (*p).owned_prev;
+        }
+        (*p).owned_next = ptr::null_mut();
+        (*p).owned_prev = ptr::null_mut();
     }
 }
 
@@ -240,7 +276,8 @@ impl Global {
             h
         } else {
             if self.heaps.is_null() {
-                self.heaps = os::reserve_table(MAX_HEAPS * core::mem::size_of::<ThreadHeap>()).cast();
+                self.heaps =
+                    os::reserve_table(MAX_HEAPS * core::mem::size_of::<ThreadHeap>()).cast();
                 if self.heaps.is_null() {
                     return ptr::null_mut();
                 }
@@ -339,8 +376,8 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
                 continue;
             }
             if (*p).remote.try_mark_full() {
+                // Full: off the avail list, on no list but `owned` (CPython's "full" state).
                 unlink(&mut heap.avail[class], p);
-                push_front(&mut heap.full[class], p);
                 (*p).in_full = true;
             }
         }
@@ -369,6 +406,7 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
         };
         (*p).collect_remote();
         (*p).in_full = false;
+        own(heap, p);
         push_front(&mut heap.avail[class], p);
         let got = (*p).take_block();
         invariant!(!got.0.is_null(), "a new or adopted pool has room");
@@ -388,7 +426,10 @@ unsafe fn process_delayed(h: *mut ThreadHeap) {
         while !b.is_null() {
             let next = (*b).next;
             let p = pool_of(b.cast());
-            invariant!((*p).owner.load(Ordering::Relaxed) == h, "delayed block of another heap");
+            invariant!(
+                (*p).owner.load(Ordering::Relaxed) == h,
+                "delayed block of another heap"
+            );
             // Remote frees are arriving here: stop diverting them through the delayed stack.
             (*p).remote.clear_full();
             let n = (*p).put_block(b.cast());
@@ -415,28 +456,19 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
         let heap = &mut *h;
         let class = (*p).class as usize;
         if (*p).in_full {
-            // Revive it behind the current pool, so the current one keeps filling first. Its
-            // remote word may stay FULL (see RemoteWord::clear_full).
-            unlink(&mut heap.full[class], p);
+            // Revive it at the front, as CPython does: it and the old head are both in cache,
+            // and no other pool header is touched. Its remote word may stay FULL (see
+            // RemoteWord::clear_full).
             (*p).in_full = false;
-            let cur = heap.avail[class];
-            if cur.is_null() {
-                push_front(&mut heap.avail[class], p);
-            } else {
-                (*p).prev = cur;
-                (*p).next = (*cur).next;
-                if !(*cur).next.is_null() {
-                    (*(*cur).next).prev = p;
-                }
-                (*cur).next = p;
-            }
+            push_front(&mut heap.avail[class], p);
         }
         if n == 0 {
-            // Keep the last pool of a class so a hot alloc/free pair does not thrash the arena.
-            if heap.avail[class] == p && (*p).next.is_null() {
+            // Keep the current pool of a class so a hot alloc/free pair does not thrash.
+            if heap.avail[class] == p {
                 return;
             }
             unlink(&mut heap.avail[class], p);
+            disown(heap, p);
             wait_not_notifying(&*p);
             if heap.ncached < HEAP_POOL_CACHE {
                 (*p).next = heap.cache;
@@ -502,6 +534,7 @@ unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
         (*p).collect_remote();
         (*p).in_full = false;
         let class = (*p).class as usize;
+        own(&mut *h, p);
         push_front(&mut (*h).avail[class], p);
         let n = (*p).put_block(b);
         if n == 0 {
@@ -531,45 +564,36 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
     // SAFETY: the caller owns h and all its pools.
     unsafe {
         let heap = &mut *h;
-        // 1. No new notifications (FULL may be set on pools of either list).
-        for class in 0..NUM_CLASSES {
-            for head in [heap.avail[class], heap.full[class]] {
-                let mut p = head;
-                while !p.is_null() {
-                    (*p).remote.clear_full();
-                    wait_not_notifying(&*p);
-                    p = (*p).next;
-                }
-            }
+        // 1. No new notifications (FULL may be set on any pool).
+        let mut p = heap.owned;
+        while !p.is_null() {
+            (*p).remote.clear_full();
+            wait_not_notifying(&*p);
+            p = (*p).owned_next;
         }
         // 2. Take what notifiers handed us.
         process_delayed(h);
         // 3. Abandon or release each pool.
-        for class in 0..NUM_CLASSES {
-            for full in [false, true] {
-                loop {
-                    let list = if full { &mut heap.full[class] } else { &mut heap.avail[class] };
-                    let p = *list;
-                    if p.is_null() {
-                        break;
-                    }
-                    unlink(list, p);
-                    (*p).owner.store(ptr::null_mut(), Ordering::Release);
-                    // ABANDONED and on the abandoned list in one critical section: an adopter
-                    // (who needs the lock) must never see the first without the second.
-                    let mut g = GLOBAL.lock();
-                    while let Err(pending) = (*p).remote.try_abandon() {
-                        (*p).adopt_list(pending);
-                    }
-                    if (*p).used() == 0 {
-                        (*p).remote.reset();
-                        (*p).retire();
-                        g.arenas.free_pool(p);
-                    } else {
-                        (*p).in_full = (*p).is_exhausted();
-                        g.abandoned_push(p);
-                    }
-                }
+        while !heap.owned.is_null() {
+            let p = heap.owned;
+            disown(heap, p);
+            if !(*p).in_full {
+                unlink(&mut heap.avail[(*p).class as usize], p);
+            }
+            (*p).owner.store(ptr::null_mut(), Ordering::Release);
+            // ABANDONED and on the abandoned list in one critical section: an adopter (who
+            // needs the lock) must never see the first without the second.
+            let mut g = GLOBAL.lock();
+            while let Err(pending) = (*p).remote.try_abandon() {
+                (*p).adopt_list(pending);
+            }
+            if (*p).used() == 0 {
+                (*p).remote.reset();
+                (*p).retire();
+                g.arenas.free_pool(p);
+            } else {
+                (*p).in_full = (*p).is_exhausted();
+                g.abandoned_push(p);
             }
         }
         release_cache(heap);
@@ -620,6 +644,7 @@ pub fn trim() {
                 (*p).collect_remote();
                 if (*p).used() == 0 {
                     unlink(&mut heap.avail[class], p);
+                    disown(heap, p);
                     wait_not_notifying(&*p);
                     release_pool(p);
                 }
@@ -638,24 +663,35 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
     // SAFETY: h is the calling thread's own heap.
     unsafe {
         let heap = &*h;
+        let mut in_avail = 0usize;
         for class in 0..NUM_CLASSES {
-            for (full, head) in [(false, heap.avail[class]), (true, heap.full[class])] {
-                let mut p = head;
-                while !p.is_null() {
-                    super::pool::pool_is_valid(p)?;
-                    if (*p).in_full != full {
-                        return Err("pool's in_full flag disagrees with its list");
-                    }
-                    if (*p).class as usize != class {
-                        return Err("pool on the list of another class");
-                    }
-                    if (*p).owner.load(Ordering::Relaxed) != h {
-                        return Err("pool on a heap that does not own it");
-                    }
-                    p = (*p).next;
+            let mut p = heap.avail[class];
+            while !p.is_null() {
+                if (*p).in_full {
+                    return Err("a full pool on an avail list");
                 }
+                if (*p).class as usize != class {
+                    return Err("pool on the list of another class");
+                }
+                in_avail += 1;
+                p = (*p).next;
             }
         }
+        let (mut owned, mut not_full) = (0usize, 0usize);
+        let mut p = heap.owned;
+        while !p.is_null() {
+            super::pool::pool_is_valid(p)?;
+            if (*p).owner.load(Ordering::Relaxed) != h {
+                return Err("pool on a heap that does not own it");
+            }
+            owned += 1;
+            not_full += !(*p).in_full as usize;
+            p = (*p).owned_next;
+        }
+        if not_full != in_avail {
+            return Err("owned pools with room are not exactly the avail pools");
+        }
+        let _ = owned;
     }
     GLOBAL.lock().arenas.arenas_are_valid()
 }

@@ -34,7 +34,11 @@ mod sys {
     pub unsafe fn memalign(align: size_t, size: size_t) -> *mut c_void {
         let mut p = core::ptr::null_mut();
         // SAFETY: p is a valid out-pointer.
-        if unsafe { libc::posix_memalign(&mut p, align, size) } == 0 { p } else { core::ptr::null_mut() }
+        if unsafe { libc::posix_memalign(&mut p, align, size) } == 0 {
+            p
+        } else {
+            core::ptr::null_mut()
+        }
     }
 }
 
@@ -76,7 +80,11 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     // SAFETY: the system allocator accepts any size and (memalign) any power-of-two alignment.
     let p: *mut u8 = unsafe {
         if align <= crate::config::ALIGNMENT {
-            if zero { sys::calloc(1, size).cast() } else { sys::malloc(size).cast() }
+            if zero {
+                sys::calloc(1, size).cast()
+            } else {
+                sys::malloc(size).cast()
+            }
         } else {
             let p: *mut u8 = sys::memalign(align, size).cast();
             if zero && !p.is_null() {
@@ -118,5 +126,8 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 
 /// (bytes, blocks) currently held in the system allocator.
 pub fn totals() -> (usize, usize) {
-    (LARGE_BYTES.load(Ordering::Relaxed), LARGE_BLOCKS.load(Ordering::Relaxed))
+    (
+        LARGE_BYTES.load(Ordering::Relaxed),
+        LARGE_BLOCKS.load(Ordering::Relaxed),
+    )
 }

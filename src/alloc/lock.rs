@@ -21,7 +21,10 @@ pub struct Guard<'a, T>(&'a SpinLock<T>);
 
 impl<T> SpinLock<T> {
     pub const fn new(v: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), data: UnsafeCell::new(v) }
+        SpinLock {
+            locked: AtomicBool::new(false),
+            data: UnsafeCell::new(v),
+        }
     }
 
     #[inline]

@@ -142,7 +142,9 @@ unsafe fn small_free(b: *mut u8) {
     unsafe {
         if (*p).owner.load(Ordering::Relaxed) == h && !h.is_null() {
             let n = (*p).put_block(b);
-            if n == 0 || (*p).in_full {
+            // Slow only to revive a full pool or to give back an empty one that is not the
+            // class's current pool (a hot alloc/free pair stays on this path).
+            if (*p).in_full || (n == 0 && (*h).avail[(*p).class as usize] != p) {
                 heap::local_free_slow(h, p, n);
             }
         } else {
@@ -174,7 +176,11 @@ fn raw_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 unsafe fn raw_free(b: *mut u8) {
     // SAFETY: per the contract.
     unsafe {
-        if owns(b) { small_free(b) } else { large::free(b) }
+        if owns(b) {
+            small_free(b)
+        } else {
+            large::free(b)
+        }
     }
 }
 
@@ -236,7 +242,11 @@ unsafe impl GlobalAlloc for ArenaAlloc {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         if is_small(layout.size(), layout.align()) && normal_mode() {
             if cfg!(debug_assertions) && !owns(ptr) {
-                fatal("invalid free", ptr, "dealloc of a pointer not from this allocator");
+                fatal(
+                    "invalid free",
+                    ptr,
+                    "dealloc of a pointer not from this allocator",
+                );
             }
             // SAFETY: the caller frees a block this allocator returned for this layout.
             return unsafe { small_free(ptr) };
@@ -318,8 +328,14 @@ impl Write for StackBuf {
 #[cold]
 #[inline(never)]
 pub(crate) fn fatal_fmt(what: &str, ptr: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
-    let mut b = StackBuf { buf: [0; 512], len: 0 };
-    let _ = write!(b, "arenagc: fatal error: {what} of pointer {ptr:p}: {detail}\n");
+    let mut b = StackBuf {
+        buf: [0; 512],
+        len: 0,
+    };
+    let _ = writeln!(
+        b,
+        "arenagc: fatal error: {what} of pointer {ptr:p}: {detail}"
+    );
     os::write_stderr(&b.buf[..b.len]);
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }

@@ -86,7 +86,11 @@ pub fn reserve_table(bytes: usize) -> *mut u8 {
             0,
         )
     };
-    if raw == libc::MAP_FAILED { ptr::null_mut() } else { raw.cast() }
+    if raw == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        raw.cast()
+    }
 }
 
 /// Write a message to standard error without allocating.
@@ -136,7 +140,11 @@ mod tests {
         assert_eq!(p as usize % ARENA_SIZE, 0);
         // SAFETY: p is a fresh arena of ARENA_SIZE bytes.
         unsafe {
-            assert!(core::slice::from_raw_parts(p, ARENA_SIZE).iter().all(|&b| b == 0));
+            assert!(
+                core::slice::from_raw_parts(p, ARENA_SIZE)
+                    .iter()
+                    .all(|&b| b == 0)
+            );
             p.write_bytes(7, 4096);
             decommit(p, 4096);
             assert_eq!(*p, 0, "decommitted page reads zero");

@@ -8,8 +8,9 @@
 //!
 //! States (CPython's, from the owner heap's point of view):
 //! - **used**: some blocks in use, some free; on the heap's `avail` list for its class.
-//! - **full**: no free block (free list empty, bump at the limit, no remote frees); on the heap's
-//!   `full` list, remote word `FULL`, so the first remote free tells the owner.
+//! - **full**: no free block (free list empty, bump at the limit, no remote frees); on no list
+//!   but the heap's `owned` list (as in CPython, where full pools are on no list), remote word
+//!   `FULL`, so the first remote free tells the owner.
 //! - **empty**: no block in use; given back to its arena (or kept as the last pool of its class).
 //!
 //! Blocks are carved lazily: `bump` moves forward one block at a time, so memory of a fresh
@@ -35,18 +36,20 @@ use super::size_class::{block_size, blocks_per_pool, pool_limit};
 /// by the owner heap (or, for a pool not owned by any heap, by whoever holds the global lock).
 #[repr(C)]
 pub struct Pool {
-    pub free: *mut Block,               // local free list (owner only)
-    pub nused: AtomicU32,               // blocks out (owner writes; statistics read)
-    pub bump: AtomicU32,                // offset of the first never-handed-out block (owner writes)
-    pub block_size: AtomicU32,          // 0 while the pool is not in use (stats and free read)
-    pub class: u8,                      // size class index
-    pub in_full: bool,                  // on the owner's full list (or abandoned-full list)
-    pub fresh: bool,                    // blocks at `bump..` are known zero
+    pub free: *mut Block,      // local free list (owner only)
+    pub nused: AtomicU32,      // blocks out (owner writes; statistics read)
+    pub bump: AtomicU32,       // offset of the first never-handed-out block (owner writes)
+    pub block_size: AtomicU32, // 0 while the pool is not in use (stats and free read)
+    pub class: u8,             // size class index
+    pub in_full: bool,         // full: off the avail list (or on abandoned[1])
+    pub fresh: bool,           // blocks at `bump..` are known zero
     _pad: u8,
-    pub owner: AtomicPtr<ThreadHeap>,   // owning heap; null when abandoned or not in use
-    pub remote: RemoteWord,             // remote frees + ownership state (see remote.rs)
-    pub next: *mut Pool,                // heap class list / arena free pools / abandoned list
-    pub prev: *mut Pool,                // heap class list / abandoned list
+    pub owner: AtomicPtr<ThreadHeap>, // owning heap; null when abandoned or not in use
+    pub remote: RemoteWord,           // remote frees + ownership state (see remote.rs)
+    pub next: *mut Pool,              // heap avail list / arena free pools / abandoned list / cache
+    pub prev: *mut Pool,              // heap avail list / abandoned list
+    pub owned_next: *mut Pool,        // owner heap's list of all its pools
+    pub owned_prev: *mut Pool,
 }
 
 const _: () = assert!(core::mem::size_of::<Pool>() <= POOL_HEADER_SIZE);
@@ -80,6 +83,8 @@ impl Pool {
                     remote: RemoteWord::new(),
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
+                    owned_next: ptr::null_mut(),
+                    owned_prev: ptr::null_mut(),
                 },
             )
         }
@@ -87,10 +92,14 @@ impl Pool {
 
     /// Reuse an empty pool that a heap kept, for `class` (maybe another one).
     pub fn reinit(&mut self, class: usize, owner: *mut ThreadHeap) {
-        invariant!(self.used() == 0 && self.remote.is_empty(), "reusing a pool in use");
+        invariant!(
+            self.used() == 0 && self.remote.is_empty(),
+            "reusing a pool in use"
+        );
         self.free = ptr::null_mut();
         self.bump.store(POOL_HEADER_SIZE as u32, Ordering::Relaxed);
-        self.block_size.store(block_size(class) as u32, Ordering::Release);
+        self.block_size
+            .store(block_size(class) as u32, Ordering::Release);
         self.class = class as u8;
         self.in_full = false;
         self.fresh = false;
@@ -102,7 +111,10 @@ impl Pool {
 
     /// Mark a pool as not in use before it goes back to its arena.
     pub fn retire(&mut self) {
-        invariant!(self.nused.load(Ordering::Relaxed) == 0, "retiring a pool in use");
+        invariant!(
+            self.nused.load(Ordering::Relaxed) == 0,
+            "retiring a pool in use"
+        );
         invariant!(self.remote.is_empty(), "retiring a pool with remote frees");
         self.block_size.store(0, Ordering::Release);
         self.owner.store(ptr::null_mut(), Ordering::Release);
@@ -136,7 +148,8 @@ impl Pool {
         let class = self.class as usize;
         let bump = self.bump.load(Ordering::Relaxed) as usize;
         if bump < pool_limit(class) {
-            self.bump.store((bump + block_size(class)) as u32, Ordering::Relaxed);
+            self.bump
+                .store((bump + block_size(class)) as u32, Ordering::Relaxed);
             self.set_used(self.used() + 1);
             return ((self as *mut Pool as usize + bump) as *mut u8, self.fresh);
         }
@@ -157,7 +170,10 @@ impl Pool {
         unsafe { (*b).next = self.free };
         self.free = b;
         let n = self.used().wrapping_sub(1);
-        invariant!(n < blocks_per_pool(self.class as usize) as u32, "used count underflow");
+        invariant!(
+            n < blocks_per_pool(self.class as usize) as u32,
+            "used count underflow"
+        );
         self.set_used(n);
         n
     }
@@ -181,7 +197,10 @@ impl Pool {
         while !p.is_null() {
             // SAFETY: each block on a taken remote list belongs to this pool.
             let next = unsafe { (*p).next };
-            invariant!(pool_of(p.cast()) == self as *mut Pool, "foreign block on remote list");
+            invariant!(
+                core::ptr::eq(pool_of(p.cast()), self),
+                "foreign block on remote list"
+            );
             // SAFETY: as above.
             unsafe { (*p).next = self.free };
             self.free = p;
@@ -195,7 +214,8 @@ impl Pool {
     /// True when nothing is free here right now (ignoring remote frees).
     #[inline]
     pub fn is_exhausted(&self) -> bool {
-        self.free.is_null() && self.bump.load(Ordering::Relaxed) as usize >= pool_limit(self.class as usize)
+        self.free.is_null()
+            && self.bump.load(Ordering::Relaxed) as usize >= pool_limit(self.class as usize)
     }
 
     /// Is `p` the start of a block this pool has handed out at some point? No division: the
@@ -228,7 +248,10 @@ pub unsafe fn pool_is_valid(pool: *const Pool) -> Result<(), &'static str> {
         return Err("block size does not match class");
     }
     let bump = p.bump.load(Ordering::Relaxed) as usize;
-    if bump < POOL_HEADER_SIZE || bump > pool_limit(class) || (bump - POOL_HEADER_SIZE) % block_size(class) != 0 {
+    if bump < POOL_HEADER_SIZE
+        || bump > pool_limit(class)
+        || (bump - POOL_HEADER_SIZE) % block_size(class) != 0
+    {
         return Err("bump offset out of range");
     }
     let carved = (bump - POOL_HEADER_SIZE) / block_size(class);
@@ -265,11 +288,19 @@ pub fn exact_div(x: usize, d: usize) -> Option<usize> {
         t
     };
     let q = (x as u32 * RECIP[d]) >> 16;
-    if q as usize * d == x { Some(q as usize) } else { None }
+    if q as usize * d == x {
+        Some(q as usize)
+    } else {
+        None
+    }
 }
 
 #[cold]
 #[inline(never)]
 fn double_free(p: *const u8) -> ! {
-    super::fatal("double free", p, "the block is already at the head of its pool's free list")
+    super::fatal(
+        "double free",
+        p,
+        "the block is already at the head of its pool's free list",
+    )
 }

@@ -157,12 +157,10 @@ impl RemoteWord {
                 // Synchronize with the pushes we are not taking: none.
                 return ptr::null_mut();
             }
-            match self.0.compare_exchange_weak(
-                old,
-                state(old),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .0
+                .compare_exchange_weak(old, state(old), Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return list(old),
                 Err(cur) => old = cur,
             }
@@ -296,8 +294,18 @@ impl BlockStack {
 mod tests {
     use super::*;
 
-    fn blocks(n: usize) -> Vec<Box<[u64; 2]>> {
-        (0..n).map(|_| Box::new([0u64; 2])).collect()
+    /// 16-byte aligned test blocks (the state bits need the low bits free).
+    #[repr(align(16))]
+    struct TestBlock(#[allow(dead_code)] [u64; 2]);
+
+    impl TestBlock {
+        fn as_mut_ptr(&mut self) -> *mut Block {
+            (self as *mut TestBlock).cast()
+        }
+    }
+
+    fn blocks(n: usize) -> Vec<TestBlock> {
+        (0..n).map(|_| TestBlock([0; 2])).collect()
     }
 
     #[test]
@@ -306,7 +314,7 @@ mod tests {
         let w = RemoteWord::new();
         for b in bs.iter_mut() {
             // SAFETY: each box outlives the word's use of it.
-            assert_eq!(unsafe { w.push(b.as_mut_ptr().cast()) }, PushOutcome::Pushed);
+            assert_eq!(unsafe { w.push(b.as_mut_ptr()) }, PushOutcome::Pushed);
         }
         let mut n = 0;
         let mut p = w.take_all();
@@ -326,10 +334,10 @@ mod tests {
         let w = RemoteWord::new();
         assert!(w.try_mark_full());
         // SAFETY: boxes outlive the word.
-        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr().cast()) }, PushOutcome::Notify);
+        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr()) }, PushOutcome::Notify);
         assert_eq!(w.state(), NOTIFYING);
         // SAFETY: as above.
-        assert_eq!(unsafe { w.push(bs[1].as_mut_ptr().cast()) }, PushOutcome::Pushed);
+        assert_eq!(unsafe { w.push(bs[1].as_mut_ptr()) }, PushOutcome::Pushed);
         w.end_notify();
         assert_eq!(w.state(), NORMAL);
         assert!(!w.take_all().is_null());
@@ -340,7 +348,7 @@ mod tests {
         let mut bs = blocks(1);
         let w = RemoteWord::new();
         // SAFETY: box outlives the word.
-        unsafe { w.push(bs[0].as_mut_ptr().cast()) };
+        unsafe { w.push(bs[0].as_mut_ptr()) };
         assert!(!w.try_mark_full());
     }
 
@@ -349,11 +357,12 @@ mod tests {
         let mut bs = blocks(1);
         let w = RemoteWord::new();
         // SAFETY: box outlives the word.
-        unsafe { w.push(bs[0].as_mut_ptr().cast()) };
+        unsafe { w.push(bs[0].as_mut_ptr()) };
         assert!(w.try_abandon().is_err());
         assert_eq!(w.try_abandon(), Ok(()));
         // SAFETY: as above.
-        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr().cast()) }, PushOutcome::Abandoned);
+        let outcome = unsafe { w.push(bs[0].as_mut_ptr()) };
+        assert_eq!(outcome, PushOutcome::Abandoned);
         assert!(w.adopt());
         assert!(!w.adopt());
         assert_eq!(w.state(), NORMAL);
@@ -366,7 +375,7 @@ mod tests {
         assert!(s.take_all().is_null());
         for b in bs.iter_mut() {
             // SAFETY: boxes outlive the stack.
-            unsafe { s.push(b.as_mut_ptr().cast()) };
+            unsafe { s.push(b.as_mut_ptr()) };
         }
         assert!(!s.is_empty());
         assert!(!s.take_all().is_null());

@@ -1,6 +1,8 @@
 //! Size classes: request size -> class index -> block size (table in `config`).
 
-use crate::config::{ALIGNMENT, ALIGNMENT_SHIFT, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, SMALL_MAX};
+use crate::config::{
+    ALIGNMENT, ALIGNMENT_SHIFT, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, SMALL_MAX,
+};
 
 /// True when a request of `size` bytes aligned to `align` is served from pools.
 #[inline(always)]
@@ -26,10 +28,20 @@ pub const fn blocks_per_pool(class: usize) -> usize {
     (POOL_SIZE - POOL_HEADER_SIZE) / block_size(class)
 }
 
-/// Offset (from the pool start) just past the last whole block of `class`.
+/// Offset (from the pool start) just past the last whole block of `class` (a table: the
+/// bump path must not divide).
 #[inline(always)]
 pub const fn pool_limit(class: usize) -> usize {
-    POOL_HEADER_SIZE + blocks_per_pool(class) * block_size(class)
+    const LIMITS: [u16; NUM_CLASSES] = {
+        let mut t = [0u16; NUM_CLASSES];
+        let mut c = 0;
+        while c < NUM_CLASSES {
+            t[c] = (POOL_HEADER_SIZE + blocks_per_pool(c) * block_size(c)) as u16;
+            c += 1;
+        }
+        t
+    };
+    LIMITS[class] as usize
 }
 
 const _: () = assert!(class_of(SMALL_MAX) == NUM_CLASSES - 1);
@@ -47,7 +59,11 @@ mod tests {
             assert!(c < NUM_CLASSES);
             assert!(block_size(c) >= size.max(1), "size {size}");
             if c > 0 {
-                assert!(block_size(c - 1) < size, "size {size} could use class {}", c - 1);
+                assert!(
+                    block_size(c - 1) < size,
+                    "size {size} could use class {}",
+                    c - 1
+                );
             }
             assert_eq!(block_size(c) % ALIGNMENT, 0);
         }
@@ -58,7 +74,10 @@ mod tests {
         for size in 1..=SMALL_MAX + 1 {
             for shift in 0..13 {
                 let align = 1usize << shift;
-                assert_eq!(is_small(size, align), size <= SMALL_MAX && align <= ALIGNMENT);
+                assert_eq!(
+                    is_small(size, align),
+                    size <= SMALL_MAX && align <= ALIGNMENT
+                );
             }
         }
     }
@@ -70,7 +89,7 @@ mod tests {
             assert!(pool_limit(c) <= POOL_SIZE);
             assert!(POOL_SIZE - pool_limit(c) < block_size(c));
         }
-        assert_eq!(blocks_per_pool(0), 252);
+        assert_eq!(blocks_per_pool(0), 251);
         assert_eq!(blocks_per_pool(31), 7);
     }
 }

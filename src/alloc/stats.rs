@@ -45,10 +45,16 @@ impl AllocStats {
         self.classes.iter().map(|c| c.blocks_in_use).sum()
     }
     pub fn bytes_in_use(&self) -> usize {
-        self.classes.iter().map(|c| c.blocks_in_use * c.block_size).sum()
+        self.classes
+            .iter()
+            .map(|c| c.blocks_in_use * c.block_size)
+            .sum()
     }
     pub fn bytes_free_in_pools(&self) -> usize {
-        self.classes.iter().map(|c| c.blocks_free * c.block_size).sum()
+        self.classes
+            .iter()
+            .map(|c| c.blocks_free * c.block_size)
+            .sum()
     }
     pub fn pools_in_use(&self) -> usize {
         self.classes.iter().map(|c| c.pools).sum()
@@ -115,7 +121,11 @@ impl fmt::Display for AllocStats {
             if c.pools == 0 {
                 continue;
             }
-            writeln!(f, "{:5} {:6} {:11} {:15} {:13}", i, c.block_size, c.pools, c.blocks_in_use, c.blocks_free)?;
+            writeln!(
+                f,
+                "{:5} {:6} {:11} {:15} {:13}",
+                i, c.block_size, c.pools, c.blocks_in_use, c.blocks_free
+            )?;
         }
         let a = &self.arenas;
         writeln!(f)?;
@@ -128,16 +138,31 @@ impl fmt::Display for AllocStats {
                 &format!("{} arenas * {} bytes/arena", a.current, ARENA_SIZE),
                 self.arena_bytes().to_string(),
             ),
-            ("# bytes in allocated blocks", self.bytes_in_use().to_string()),
-            ("# bytes in available blocks", self.bytes_free_in_pools().to_string()),
+            (
+                "# bytes in allocated blocks",
+                self.bytes_in_use().to_string(),
+            ),
+            (
+                "# bytes in available blocks",
+                self.bytes_free_in_pools().to_string(),
+            ),
             (
                 &format!("{} unused pools * {} bytes", self.pools_free, POOL_SIZE),
                 (self.pools_free * POOL_SIZE).to_string(),
             ),
-            ("# bytes lost to pool headers and tails", self.overhead_bytes().to_string()),
+            (
+                "# bytes lost to pool headers and tails",
+                self.overhead_bytes().to_string(),
+            ),
             ("# pools per arena", POOLS_PER_ARENA.to_string()),
-            ("# bytes in system allocator", format!("{} in {} blocks", self.large_bytes, self.large_blocks)),
-            ("# debug mode", if self.debug { "on" } else { "off" }.to_string()),
+            (
+                "# bytes in system allocator",
+                format!("{} in {} blocks", self.large_bytes, self.large_blocks),
+            ),
+            (
+                "# debug mode",
+                if self.debug { "on" } else { "off" }.to_string(),
+            ),
         ];
         for (k, v) in rows {
             writeln!(f, "{k:<40} = {v:>15}")?;

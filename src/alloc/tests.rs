@@ -42,7 +42,10 @@ fn blocks_are_distinct_aligned_and_inside_their_pool() {
             let mut sorted = v.clone();
             sorted.sort_unstable();
             for w in sorted.windows(2) {
-                assert!(w[1] - w[0] >= block_size(class_of(size)), "overlap for size {size}");
+                assert!(
+                    w[1] - w[0] >= block_size(class_of(size)),
+                    "overlap for size {size}"
+                );
             }
             for &b in &v {
                 assert_eq!(b % 16, 0);
@@ -63,7 +66,10 @@ fn pool_goes_used_full_used_empty() {
         let per = blocks_per_pool(class_of(size));
         let v = alloc_n(size, per);
         let pool = pool_ref(v[0]);
-        assert!(v.iter().all(|&b| pool_of(b as *const u8) == pool as *const Pool as *mut Pool));
+        assert!(
+            v.iter()
+                .all(|&b| core::ptr::eq(pool_of(b as *const u8), pool))
+        );
         assert!(pool.is_exhausted());
         assert_eq!(pool.used() as usize, per);
         // The next allocation moves the exhausted pool to the full list.
@@ -98,7 +104,9 @@ fn remote_free_into_full_pool_is_found_by_owner() {
         let pool = pool_ref(v[0]);
         assert!(pool.in_full);
         let victims = v[..3].to_vec();
-        std::thread::spawn(move || free_all(&victims)).join().unwrap();
+        std::thread::spawn(move || free_all(&victims))
+            .join()
+            .unwrap();
         // Still counted as used until the owner takes them.
         assert_eq!(pool.used() as usize, per);
         // The owner's slow path takes the delayed block and relinks the pool.
@@ -134,7 +142,12 @@ fn abandoned_pools_are_adopted_and_freed() {
     // A thread allocates and exits with its blocks live; another thread frees them.
     let v = in_fresh_thread(|| alloc_n(64, 5_000));
     let p = pool_ref(v[0]);
-    assert!(p.owner.load(core::sync::atomic::Ordering::Acquire).is_null(), "abandoned pool has no owner");
+    assert!(
+        p.owner
+            .load(core::sync::atomic::Ordering::Acquire)
+            .is_null(),
+        "abandoned pool has no owner"
+    );
     in_fresh_thread(move || {
         free_all(&v);
         validate().unwrap();
@@ -188,7 +201,11 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
     unsafe { a.free_pool(pools[POOLS_PER_ARENA].pool) };
     a.arenas_are_valid().unwrap();
     let np = a.alloc_pool().unwrap();
-    assert_eq!(np.pool as usize & !(ARENA_SIZE - 1), first_arena, "first arena has fewer free pools");
+    assert_eq!(
+        np.pool as usize & !(ARENA_SIZE - 1),
+        first_arena,
+        "first arena has fewer free pools"
+    );
     assert!(!np.fresh, "reused pool is not known zero");
     // Free everything: one arena is kept as a spare, the other released.
     // SAFETY: as above.
@@ -209,8 +226,14 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
     // The spare stays committed and is reused without a new mapping.
     let np = a.alloc_pool().unwrap();
     let spare = np.pool as usize & !(ARENA_SIZE - 1);
-    assert!(spare == first_arena || spare == second_arena, "new pool from the kept spare");
-    assert_eq!(a.counters.allocated_total, 2, "spare reused, no new mapping");
+    assert!(
+        spare == first_arena || spare == second_arena,
+        "new pool from the kept spare"
+    );
+    assert_eq!(
+        a.counters.allocated_total, 2,
+        "spare reused, no new mapping"
+    );
     // SAFETY: as above.
     unsafe { a.free_pool(np.pool) };
     let _ = POOL_SIZE;
@@ -233,14 +256,22 @@ fn block_start_check_rejects_interior_pointers() {
             let v = alloc_n(size, 5);
             let p = pool_ref(v[0]);
             for &b in &v {
-                assert!(p.is_block_start(b as *const u8) || pool_of(b as *const u8) != p as *const Pool as *mut Pool);
+                assert!(
+                    p.is_block_start(b as *const u8) || !core::ptr::eq(pool_of(b as *const u8), p)
+                );
                 for off in [1, 8, 16, size - 16] {
                     if off > 0 && off < size {
-                        assert!(!pool_ref(b).is_block_start((b + off) as *const u8), "size {size} off {off}");
+                        assert!(
+                            !pool_ref(b).is_block_start((b + off) as *const u8),
+                            "size {size} off {off}"
+                        );
                     }
                 }
             }
-            assert!(!p.is_block_start(p as *const Pool as *const u8), "pool header");
+            assert!(
+                !p.is_block_start(p as *const Pool as *const u8),
+                "pool header"
+            );
             free_all(&v);
         }
     });
@@ -256,11 +287,23 @@ fn stats_arithmetic_is_consistent() {
         let d = s.classes[c].blocks_in_use as isize - before.classes[c].blocks_in_use as isize;
         assert!(d >= 1000, "in-use rose by {d}");
         for cs in &s.classes {
-            assert_eq!(cs.blocks_in_use + cs.blocks_free, cs.pools * blocks_per_pool(class_of(cs.block_size)));
+            assert_eq!(
+                cs.blocks_in_use + cs.blocks_free,
+                cs.pools * blocks_per_pool(class_of(cs.block_size))
+            );
         }
-        assert_eq!(s.bytes_in_use(), s.classes.iter().map(|c| c.blocks_in_use * c.block_size).sum::<usize>());
+        assert_eq!(
+            s.bytes_in_use(),
+            s.classes
+                .iter()
+                .map(|c| c.blocks_in_use * c.block_size)
+                .sum::<usize>()
+        );
         assert!(s.arenas.current <= s.arenas.peak && s.arenas.peak <= s.arenas.allocated_total);
-        assert_eq!(s.arenas.allocated_total - s.arenas.released_total, s.arenas.current);
+        assert_eq!(
+            s.arenas.allocated_total - s.arenas.released_total,
+            s.arenas.current
+        );
         assert!(s.pools_in_use() + s.pools_free <= s.arenas.current as usize * POOLS_PER_ARENA);
         let text = s.to_string();
         assert!(text.contains("# arenas allocated current"));
