@@ -44,9 +44,12 @@ pub const POOL_HEADER_SIZE: usize = 80;
 /// so a program that frees and allocates around an arena boundary does not thrash `mmap`.
 pub const SPARE_ARENAS: usize = 1;
 
-/// Empty pools a thread heap keeps for reuse (any class) before giving them back to their
-/// arena, so a program that empties and refills pools does not take the global lock each time.
-/// `alloc::trim()` and thread exit give them back.
+/// Empty pools a thread heap leaves on their class's avail list ("kept"), so a class that
+/// empties and refills pools touches no list at all.
+pub const HEAP_KEPT_POOLS: usize = 8;
+/// Further empty pools a thread heap keeps for reuse by any class before giving them back to
+/// their arena, so a program that empties and refills pools does not take the global lock each
+/// time. `alloc::trim()` and thread exit give both kinds back.
 pub const HEAP_POOL_CACHE: usize = 16;
 
 /// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).

@@ -102,6 +102,25 @@ unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
             format_args!("misaligned or null-page address"),
         );
     }
+    let ours = !addr_map::lookup(addr).is_null();
+    if ours {
+        // A block of ours with alignment <= 16 starts exactly HEADER bytes before `user`.
+        let base = addr - HEADER;
+        // SAFETY: base lies in a mapped arena, so its pool header is readable.
+        if !unsafe { (*super::pool_of(base as *const u8)).is_block_start(base as *const u8) } {
+            fatal_fmt(
+                "invalid free",
+                user,
+                format_args!("interior pointer, or not a block in use (inside an arena)"),
+            );
+        }
+    } else if expected.is_some_and(|s| s <= crate::config::SMALL_MAX) {
+        fatal_fmt(
+            "pointer not from this allocator",
+            user,
+            format_args!("not inside any arena"),
+        );
+    }
     // SAFETY: the caller guarantees 16 readable bytes before user.
     let h = unsafe { &*user.sub(HEADER).cast::<Header>() };
     if h.guard == [FILL_FREED; 3] && h.align_shift == FILL_FREED {
@@ -112,13 +131,14 @@ unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
         );
     }
     if h.guard != [FILL_GUARD; 3] || h.align_shift > 40 {
-        if expected.is_some_and(|s| s <= crate::config::SMALL_MAX)
-            && addr_map::lookup(addr).is_null()
-        {
+        if !ours {
             fatal_fmt(
                 "pointer not from this allocator",
                 user,
-                format_args!("not inside any arena"),
+                format_args!(
+                    "no arenagc debug header before it (or the 16 bytes before a large block \
+                     were overwritten)"
+                ),
             );
         }
         fatal_fmt(

@@ -37,7 +37,7 @@
 //! - A full pool (`in_full`) has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
 //!   non-empty list that nobody will take). Full pools are on no list but `owned`, as in CPython.
 
-use crate::config::{HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES};
+use crate::config::{HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES};
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -56,6 +56,7 @@ pub struct ThreadHeap {
     pub delayed: BlockStack,             // blocks freed remotely into our FULL pools
     cache: *mut Pool,                    // empty pools kept for reuse, linked by Pool::next
     ncached: usize,                      // |cache| <= HEAP_POOL_CACHE
+    nkept: usize,                        // empty pools left on avail lists, <= HEAP_KEPT_POOLS
     next_slot: *mut ThreadHeap,          // free heap-slot list
 }
 
@@ -67,6 +68,7 @@ impl ThreadHeap {
             delayed: BlockStack::new(),
             cache: ptr::null_mut(),
             ncached: 0,
+            nkept: 0,
             next_slot: ptr::null_mut(),
         }
     }
@@ -368,6 +370,11 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
             if p.is_null() {
                 break;
             }
+            if (*p).kept {
+                // A kept empty pool becomes current again: it is simply in use from now on.
+                (*p).kept = false;
+                heap.nkept -= 1;
+            }
             let got = (*p).take_block();
             if !got.0.is_null() {
                 return got;
@@ -463,8 +470,14 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
             push_front(&mut heap.avail[class], p);
         }
         if n == 0 {
-            // Keep the current pool of a class so a hot alloc/free pair does not thrash.
+            // Keep the current pool of a class so a hot alloc/free pair does not thrash, and
+            // leave a few more where they are, so refilling them touches no list.
             if heap.avail[class] == p {
+                return;
+            }
+            if heap.nkept < HEAP_KEPT_POOLS {
+                (*p).kept = true;
+                heap.nkept += 1;
                 return;
             }
             unlink(&mut heap.avail[class], p);
@@ -643,6 +656,10 @@ pub fn trim() {
                 let next = (*p).next;
                 (*p).collect_remote();
                 if (*p).used() == 0 {
+                    if (*p).kept {
+                        (*p).kept = false;
+                        heap.nkept -= 1;
+                    }
                     unlink(&mut heap.avail[class], p);
                     disown(heap, p);
                     wait_not_notifying(&*p);
@@ -663,12 +680,18 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
     // SAFETY: h is the calling thread's own heap.
     unsafe {
         let heap = &*h;
-        let mut in_avail = 0usize;
+        let (mut in_avail, mut kept) = (0usize, 0usize);
         for class in 0..NUM_CLASSES {
             let mut p = heap.avail[class];
             while !p.is_null() {
                 if (*p).in_full {
                     return Err("a full pool on an avail list");
+                }
+                if (*p).kept {
+                    kept += 1;
+                    if (*p).used() != 0 {
+                        return Err("a kept pool is in use");
+                    }
                 }
                 if (*p).class as usize != class {
                     return Err("pool on the list of another class");
@@ -690,6 +713,9 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
         }
         if not_full != in_avail {
             return Err("owned pools with room are not exactly the avail pools");
+        }
+        if kept != heap.nkept {
+            return Err("kept-pool count disagrees with the avail lists");
         }
         let _ = owned;
     }

@@ -54,7 +54,13 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     // SAFETY: p is a live glibc chunk, so the word before it is its size field.
     let word = unsafe { *(p as *const usize).sub(1) };
     let size = word & !7;
-    if word & 2 != 0 { size - 16 } else { size - 8 }
+    // Saturating: a pointer glibc never handed out (glibc's free then aborts on it) must not
+    // wrap the statistics first.
+    if word & 2 != 0 {
+        size.saturating_sub(16)
+    } else {
+        size.saturating_sub(8)
+    }
 }
 
 /// # Safety

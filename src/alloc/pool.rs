@@ -36,14 +36,14 @@ use super::size_class::{block_size, blocks_per_pool, pool_limit};
 /// by the owner heap (or, for a pool not owned by any heap, by whoever holds the global lock).
 #[repr(C)]
 pub struct Pool {
-    pub free: *mut Block,      // local free list (owner only)
-    pub nused: AtomicU32,      // blocks out (owner writes; statistics read)
-    pub bump: AtomicU32,       // offset of the first never-handed-out block (owner writes)
-    pub block_size: AtomicU32, // 0 while the pool is not in use (stats and free read)
-    pub class: u8,             // size class index
-    pub in_full: bool,         // full: off the avail list (or on abandoned[1])
-    pub fresh: bool,           // blocks at `bump..` are known zero
-    _pad: u8,
+    pub free: *mut Block,             // local free list (owner only)
+    pub nused: AtomicU32,             // blocks out (owner writes; statistics read)
+    pub bump: AtomicU32,              // offset of the first never-handed-out block (owner writes)
+    pub block_size: AtomicU32,        // 0 while the pool is not in use (stats and free read)
+    pub class: u8,                    // size class index
+    pub in_full: bool,                // full: off the avail list (or on abandoned[1])
+    pub fresh: bool,                  // blocks at `bump..` are known zero
+    pub kept: bool,                   // empty, left on avail (counted in heap.nkept)
     pub owner: AtomicPtr<ThreadHeap>, // owning heap; null when abandoned or not in use
     pub remote: RemoteWord,           // remote frees + ownership state (see remote.rs)
     pub next: *mut Pool,              // heap avail list / arena free pools / abandoned list / cache
@@ -78,7 +78,7 @@ impl Pool {
                     class: class as u8,
                     in_full: false,
                     fresh,
-                    _pad: 0,
+                    kept: false,
                     owner: AtomicPtr::new(owner),
                     remote: RemoteWord::new(),
                     next: ptr::null_mut(),
@@ -103,6 +103,7 @@ impl Pool {
         self.class = class as u8;
         self.in_full = false;
         self.fresh = false;
+        self.kept = false;
         self.owner.store(owner, Ordering::Release);
         self.remote.reset();
         self.next = ptr::null_mut();
