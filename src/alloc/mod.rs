@@ -102,6 +102,13 @@ fn decide_mode() -> bool {
     }
 }
 
+/// The fast paths' check: plain mode already decided (no call, so the fast paths stay leaf
+/// functions; an undecided mode takes the out-of-line path, which decides it).
+#[inline(always)]
+fn normal_mode_decided() -> bool {
+    !cfg!(feature = "debug") && MODE.load(Ordering::Relaxed) == MODE_NORMAL
+}
+
 /// Whether debug mode (guard bytes, fill patterns, checks on free) is on for this process.
 pub fn debug_enabled() -> bool {
     !normal_mode()
@@ -219,7 +226,7 @@ pub fn validate() -> Result<(), &'static str> {
 unsafe impl GlobalAlloc for ArenaAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if is_small(layout.size(), layout.align()) && normal_mode() {
+        if is_small(layout.size(), layout.align()) && normal_mode_decided() {
             return small_alloc(class_of(layout.size())).0;
         }
         alloc_other(layout, false)
@@ -227,7 +234,7 @@ unsafe impl GlobalAlloc for ArenaAlloc {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if is_small(layout.size(), layout.align()) && normal_mode() {
+        if is_small(layout.size(), layout.align()) && normal_mode_decided() {
             let (b, zero) = small_alloc(class_of(layout.size()));
             if !zero && !b.is_null() {
                 // SAFETY: b is a fresh block of at least layout.size() bytes.
@@ -240,7 +247,7 @@ unsafe impl GlobalAlloc for ArenaAlloc {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if is_small(layout.size(), layout.align()) && normal_mode() {
+        if is_small(layout.size(), layout.align()) && normal_mode_decided() {
             if cfg!(debug_assertions) && !owns(ptr) {
                 fatal(
                     "invalid free",
@@ -260,8 +267,19 @@ unsafe impl GlobalAlloc for ArenaAlloc {
         if normal_mode() {
             let old_small = is_small(layout.size(), align);
             let new_small = is_small(new_size, align);
-            if old_small && new_small && class_of(layout.size()) == class_of(new_size) {
-                return ptr;
+            if old_small && new_small {
+                if class_of(layout.size()) == class_of(new_size) {
+                    return ptr;
+                }
+                let (q, _) = small_alloc(class_of(new_size));
+                if !q.is_null() {
+                    // SAFETY: both blocks are live and distinct; ptr is freed once, here.
+                    unsafe {
+                        core::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                        small_free(ptr);
+                    }
+                }
+                return q;
             }
             if !old_small && !new_small && align <= crate::config::ALIGNMENT {
                 // SAFETY: ptr is a live large block of alignment <= 16.
@@ -286,7 +304,7 @@ unsafe impl GlobalAlloc for ArenaAlloc {
 #[inline(never)]
 fn alloc_other(layout: Layout, zero: bool) -> *mut u8 {
     if normal_mode() {
-        large::alloc(layout.size(), layout.align(), zero)
+        raw_alloc(layout.size(), layout.align(), zero)
     } else {
         debug::alloc(layout.size(), layout.align(), zero)
     }
@@ -299,8 +317,12 @@ unsafe fn dealloc_other(ptr: *mut u8, layout: Layout) {
     // SAFETY: forwarded from the caller.
     unsafe {
         if normal_mode() {
-            invariant!(!owns(ptr), "large dealloc of a pool block");
-            large::free(ptr)
+            if is_small(layout.size(), layout.align()) {
+                small_free(ptr)
+            } else {
+                invariant!(!owns(ptr), "large dealloc of a pool block");
+                large::free(ptr)
+            }
         } else {
             debug::free(ptr, Some(layout.size()))
         }
