@@ -1,7 +1,7 @@
 //! Side-by-side allocator comparison that holds up on a shared, noisy machine: every round runs
 //! each workload once per allocator, interleaved, and the table reports the median per
 //! allocator and the ratio of medians. `cargo bench --bench side_by_side` (ROUNDS=n to change
-//! the number of rounds). Criterion's per-allocator runs are in `benches/alloc.rs`.
+//! the number of rounds, ONLY=text to run the workloads whose name contains it). Criterion's per-allocator runs are in `benches/alloc.rs`.
 
 use arenagc::ArenaAlloc;
 use core::alloc::{GlobalAlloc, Layout};
@@ -202,6 +202,10 @@ fn main() {
         Box::new(realloc_growth),
     ));
 
+    // ONLY=<text> keeps the workloads whose name contains it (for profiling one of them).
+    if let Ok(only) = std::env::var("ONLY") {
+        work.retain(|(name, _)| name.contains(&only));
+    }
     let allocs = allocators();
     println!("{rounds} interleaved rounds; medians; ratios are of medians from this run\n");
     println!(

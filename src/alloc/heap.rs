@@ -52,6 +52,7 @@ use super::remote::{Block, BlockStack, NOTIFYING, PushOutcome};
 #[repr(C)]
 pub struct ThreadHeap {
     pub avail: [*mut Pool; NUM_CLASSES], // pools with room, per class; head = current
+    avail_tail: [*mut Pool; NUM_CLASSES], // their tails (revived pools join at the tail)
     owned: *mut Pool,                    // all pools it owns, via owned_next/owned_prev
     pub delayed: BlockStack,             // blocks freed remotely into our FULL pools
     cache: *mut Pool,                    // empty pools kept for reuse, linked by Pool::next
@@ -64,6 +65,7 @@ impl ThreadHeap {
     const fn new() -> Self {
         ThreadHeap {
             avail: [ptr::null_mut(); NUM_CLASSES],
+            avail_tail: [ptr::null_mut(); NUM_CLASSES],
             owned: ptr::null_mut(),
             delayed: BlockStack::new(),
             cache: ptr::null_mut(),
@@ -78,7 +80,8 @@ impl ThreadHeap {
 pub(crate) struct Global {
     pub arenas: Arenas,
     abandoned: [[*mut Pool; NUM_CLASSES]; 2], // [0]: with room, [1]: without; doubly linked
-    heaps: *mut ThreadHeap,                   // MAX_HEAPS reserved slots
+    abandoned_tail: [[*mut Pool; NUM_CLASSES]; 2],
+    heaps: *mut ThreadHeap, // MAX_HEAPS reserved slots
     heaps_used: usize,
     free_heaps: *mut ThreadHeap,
 }
@@ -91,6 +94,7 @@ unsafe impl Send for ThreadHeap {}
 pub(crate) static GLOBAL: SpinLock<Global> = SpinLock::new(Global {
     arenas: Arenas::new(),
     abandoned: [[ptr::null_mut(); NUM_CLASSES]; 2],
+    abandoned_tail: [[ptr::null_mut(); NUM_CLASSES]; 2],
     heaps: ptr::null_mut(),
     heaps_used: 0,
     free_heaps: ptr::null_mut(),
@@ -117,13 +121,15 @@ pub fn current() -> *mut ThreadHeap {
 // list helpers (doubly linked through Pool::next / Pool::prev)
 
 /// # Safety
-/// `p` is not on any list; `head` is a list of live pools the caller may change.
-unsafe fn push_front(head: &mut *mut Pool, p: *mut Pool) {
+/// `p` is on no list; `head`/`tail` are the ends of a list of live pools the caller may change.
+unsafe fn push_front(head: &mut *mut Pool, tail: &mut *mut Pool, p: *mut Pool) {
     // SAFETY: per the contract.
     unsafe {
         (*p).prev = ptr::null_mut();
         (*p).next = *head;
-        if !(*head).is_null() {
+        if (*head).is_null() {
+            *tail = p;
+        } else {
             (**head).prev = p;
         }
     }
@@ -131,8 +137,24 @@ unsafe fn push_front(head: &mut *mut Pool, p: *mut Pool) {
 }
 
 /// # Safety
-/// `p` is on the list `head`.
-unsafe fn unlink(head: &mut *mut Pool, p: *mut Pool) {
+/// As `push_front`.
+unsafe fn push_back(head: &mut *mut Pool, tail: &mut *mut Pool, p: *mut Pool) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*p).next = ptr::null_mut();
+        (*p).prev = *tail;
+        if (*tail).is_null() {
+            *head = p;
+        } else {
+            (**tail).next = p;
+        }
+    }
+    *tail = p;
+}
+
+/// # Safety
+/// `p` is on the list `head`/`tail`.
+unsafe fn unlink(head: &mut *mut Pool, tail: &mut *mut Pool, p: *mut Pool) {
     // SAFETY: per the contract.
     unsafe {
         if (*p).prev.is_null() {
@@ -141,7 +163,10 @@ unsafe fn unlink(head: &mut *mut Pool, p: *mut Pool) {
         } else {
             (*(*p).prev).next = (*p).next;
         }
-        if !(*p).next.is_null() {
+        if (*p).next.is_null() {
+            invariant!(*tail == p, "pool not at the tail of its list");
+            *tail = (*p).prev;
+        } else {
             (*(*p).next).prev = (*p).prev;
         }
         (*p).next = ptr::null_mut();
@@ -301,7 +326,11 @@ impl Global {
         // SAFETY: p is a live pool on no list.
         unsafe {
             let (full, class) = ((*p).in_full as usize, (*p).class as usize);
-            push_front(&mut self.abandoned[full][class], p);
+            push_front(
+                &mut self.abandoned[full][class],
+                &mut self.abandoned_tail[full][class],
+                p,
+            );
         }
     }
 
@@ -309,7 +338,11 @@ impl Global {
         // SAFETY: p is on abandoned[in_full][class].
         unsafe {
             let (full, class) = ((*p).in_full as usize, (*p).class as usize);
-            unlink(&mut self.abandoned[full][class], p);
+            unlink(
+                &mut self.abandoned[full][class],
+                &mut self.abandoned_tail[full][class],
+                p,
+            );
         }
     }
 
@@ -384,7 +417,7 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
             }
             if (*p).remote.try_mark_full() {
                 // Full: off the avail list, on no list but `owned` (CPython's "full" state).
-                unlink(&mut heap.avail[class], p);
+                unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
                 (*p).in_full = true;
             }
         }
@@ -414,7 +447,7 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
         (*p).collect_remote();
         (*p).in_full = false;
         own(heap, p);
-        push_front(&mut heap.avail[class], p);
+        push_front(&mut heap.avail[class], &mut heap.avail_tail[class], p);
         let got = (*p).take_block();
         invariant!(!got.0.is_null(), "a new or adopted pool has room");
         got
@@ -463,11 +496,11 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
         let heap = &mut *h;
         let class = (*p).class as usize;
         if (*p).in_full {
-            // Revive it at the front, as CPython does: it and the old head are both in cache,
-            // and no other pool header is touched. Its remote word may stay FULL (see
-            // RemoteWord::clear_full).
+            // Revive it at the tail, as mimalloc does: it collects more frees before it is
+            // used again, so a pool changes state less often. Its remote word may stay FULL
+            // (see RemoteWord::clear_full).
             (*p).in_full = false;
-            push_front(&mut heap.avail[class], p);
+            push_back(&mut heap.avail[class], &mut heap.avail_tail[class], p);
         }
         if n == 0 {
             // Keep the current pool of a class so a hot alloc/free pair does not thrash, and
@@ -480,7 +513,7 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
                 heap.nkept += 1;
                 return;
             }
-            unlink(&mut heap.avail[class], p);
+            unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
             disown(heap, p);
             wait_not_notifying(&*p);
             if heap.ncached < HEAP_POOL_CACHE {
@@ -547,8 +580,9 @@ unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
         (*p).collect_remote();
         (*p).in_full = false;
         let class = (*p).class as usize;
-        own(&mut *h, p);
-        push_front(&mut (*h).avail[class], p);
+        let heap = &mut *h;
+        own(heap, p);
+        push_back(&mut heap.avail[class], &mut heap.avail_tail[class], p);
         let n = (*p).put_block(b);
         if n == 0 {
             local_free_slow(h, p, n);
@@ -591,7 +625,8 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
             let p = heap.owned;
             disown(heap, p);
             if !(*p).in_full {
-                unlink(&mut heap.avail[(*p).class as usize], p);
+                let c = (*p).class as usize;
+                unlink(&mut heap.avail[c], &mut heap.avail_tail[c], p);
             }
             (*p).owner.store(ptr::null_mut(), Ordering::Release);
             // ABANDONED and on the abandoned list in one critical section: an adopter (who
@@ -660,7 +695,7 @@ pub fn trim() {
                         (*p).kept = false;
                         heap.nkept -= 1;
                     }
-                    unlink(&mut heap.avail[class], p);
+                    unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
                     disown(heap, p);
                     wait_not_notifying(&*p);
                     release_pool(p);
