@@ -93,7 +93,8 @@ fn all(p: *const u8, len: usize, byte: u8) -> bool {
 ///
 /// # Safety
 /// `user` was returned by `alloc` (or is the bad pointer being diagnosed, readable 16 bytes back).
-unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
+unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize) {
+    let expected = layout.map(|l| l.0);
     let addr = user as usize;
     if addr % crate::config::ALIGNMENT != 0 || addr < 4096 {
         fatal_fmt(
@@ -114,7 +115,10 @@ unsafe fn check(user: *mut u8, expected: Option<usize>) -> (usize, usize) {
                 format_args!("interior pointer, or not a block in use (inside an arena)"),
             );
         }
-    } else if expected.is_some_and(|s| s <= crate::config::SMALL_MAX) {
+    } else if layout.is_some_and(|(size, align)| {
+        // The caller's layout says the underlying block is a pool block: it must be ours.
+        total(size, align).is_some_and(|t| super::is_small(t, align.max(crate::config::ALIGNMENT)))
+    }) {
         fatal_fmt(
             "pointer not from this allocator",
             user,
@@ -199,13 +203,14 @@ pub unsafe fn size_of(user: *mut u8) -> usize {
     unsafe { check(user, None).0 }
 }
 
-/// Free a debug block; `expected` is the size the caller believes it has (the Rust layout).
+/// Free a debug block; `layout` is the (size, align) the caller believes it has (the Rust
+/// layout), or None from C.
 ///
 /// # Safety
 /// `user` was returned by `alloc` (checked as far as possible).
-pub unsafe fn free(user: *mut u8, expected: Option<usize>) {
+pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
     // SAFETY: forwarded.
-    let (size, align) = unsafe { check(user, expected) };
+    let (size, align) = unsafe { check(user, layout) };
     let f = front(align);
     let len = f + size + DEBUG_TAIL;
     // SAFETY: the checked header describes a block of `len` bytes starting f bytes before user.

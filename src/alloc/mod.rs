@@ -324,7 +324,7 @@ unsafe fn dealloc_other(ptr: *mut u8, layout: Layout) {
                 large::free(ptr)
             }
         } else {
-            debug::free(ptr, Some(layout.size()))
+            debug::free(ptr, Some((layout.size(), layout.align())))
         }
     }
 }
