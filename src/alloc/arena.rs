@@ -24,6 +24,14 @@ use core::ptr;
 use super::addr_map;
 use super::os;
 use super::pool::Pool;
+use super::table::{Slot, SlotTable};
+
+impl Slot for ArenaDesc {
+    unsafe fn free_link(this: *mut Self) -> *mut *mut Self {
+        // SAFETY: the caller passes a slot of the table; `next` is unused while it is free.
+        unsafe { &raw mut (*this).next }
+    }
+}
 
 /// Per-arena bookkeeping, kept outside the arena so all 64 pools are usable.
 #[repr(C)]
@@ -46,11 +54,9 @@ pub struct ArenaCounters {
 }
 
 pub struct Arenas {
-    table: *mut ArenaDesc,                         // MAX_ARENAS reserved slots
-    table_used: usize,                             // slots ever handed out
-    free_slots: *mut ArenaDesc,                    // reusable slots, linked by `next`
+    table: SlotTable<ArenaDesc, MAX_ARENAS>, // descriptors; base == 0 when unused
     usable: [*mut ArenaDesc; POOLS_PER_ARENA + 1], // bucket n: arenas with n free pools
-    nonempty: u128,                                // bit n: bucket n non-empty
+    nonempty: u128,                          // bit n: bucket n non-empty
     pub counters: ArenaCounters,
 }
 
@@ -64,9 +70,7 @@ pub struct NewPool {
 impl Arenas {
     pub const fn new() -> Self {
         Arenas {
-            table: ptr::null_mut(),
-            table_used: 0,
-            free_slots: ptr::null_mut(),
+            table: SlotTable::new(),
             usable: [ptr::null_mut(); POOLS_PER_ARENA + 1],
             nonempty: 0,
             counters: ArenaCounters {
@@ -117,31 +121,9 @@ impl Arenas {
         }
     }
 
-    fn new_slot(&mut self) -> *mut ArenaDesc {
-        if !self.free_slots.is_null() {
-            let s = self.free_slots;
-            // SAFETY: free slots are live descriptors linked by `next`.
-            self.free_slots = unsafe { (*s).next };
-            return s;
-        }
-        if self.table.is_null() {
-            self.table = os::reserve_table(MAX_ARENAS * core::mem::size_of::<ArenaDesc>()).cast();
-            if self.table.is_null() {
-                return ptr::null_mut();
-            }
-        }
-        if self.table_used == MAX_ARENAS {
-            return ptr::null_mut();
-        }
-        // SAFETY: table_used < MAX_ARENAS, inside the reserved table.
-        let s = unsafe { self.table.add(self.table_used) };
-        self.table_used += 1;
-        s
-    }
-
     /// Map a new arena and put it in bucket 64. False when out of memory.
     fn new_arena(&mut self) -> bool {
-        let slot = self.new_slot();
+        let slot = self.table.take();
         if slot.is_null() {
             return false;
         }
@@ -151,9 +133,8 @@ impl Arenas {
                 // SAFETY: just mapped, nothing refers into it.
                 unsafe { os::unmap_arena(base) };
             }
-            // SAFETY: slot is a live descriptor we own.
-            unsafe { (*slot).next = self.free_slots };
-            self.free_slots = slot;
+            // SAFETY: slot came from the table and is unused.
+            unsafe { self.table.give_back(slot) };
             return false;
         }
         // SAFETY: slot is ours to initialize.
@@ -261,8 +242,7 @@ impl Arenas {
             addr_map::remove((*a).base);
             os::unmap_arena((*a).base as *mut u8);
             (*a).base = 0;
-            (*a).next = self.free_slots;
-            self.free_slots = a;
+            self.table.give_back(a);
         }
         self.counters.released_total += 1;
         self.counters.current -= 1;
@@ -281,9 +261,7 @@ impl Arenas {
 
     /// Visit every mapped arena's descriptor.
     pub fn for_each(&self, mut f: impl FnMut(&ArenaDesc)) {
-        for i in 0..self.table_used {
-            // SAFETY: i < table_used, inside the table; slots are initialized when handed out.
-            let d = unsafe { &*self.table.add(i) };
+        for d in self.table.slots() {
             if d.base != 0 {
                 f(d);
             }

@@ -44,9 +44,16 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::arena::Arenas;
 use super::lock::SpinLock;
-use super::os;
 use super::pool::{Pool, pool_of};
 use super::remote::{Block, BlockStack, NOTIFYING, PushOutcome};
+use super::table::{Slot, SlotTable};
+
+impl Slot for ThreadHeap {
+    unsafe fn free_link(this: *mut Self) -> *mut *mut Self {
+        // SAFETY: the caller passes a slot of the table; `next_slot` is unused while it is free.
+        unsafe { &raw mut (*this).next_slot }
+    }
+}
 
 /// A thread's allocation state.
 #[repr(C)]
@@ -81,9 +88,7 @@ pub(crate) struct Global {
     pub arenas: Arenas,
     abandoned: [[*mut Pool; NUM_CLASSES]; 2], // [0]: with room, [1]: without; doubly linked
     abandoned_tail: [[*mut Pool; NUM_CLASSES]; 2],
-    heaps: *mut ThreadHeap, // MAX_HEAPS reserved slots
-    heaps_used: usize,
-    free_heaps: *mut ThreadHeap,
+    heaps: SlotTable<ThreadHeap, MAX_HEAPS>, // thread heaps; slots of exited threads reused
 }
 
 // SAFETY: the raw pointers in Global point into our own mappings and are only used under the lock.
@@ -95,9 +100,7 @@ pub(crate) static GLOBAL: SpinLock<Global> = SpinLock::new(Global {
     arenas: Arenas::new(),
     abandoned: [[ptr::null_mut(); NUM_CLASSES]; 2],
     abandoned_tail: [[ptr::null_mut(); NUM_CLASSES]; 2],
-    heaps: ptr::null_mut(),
-    heaps_used: 0,
-    free_heaps: ptr::null_mut(),
+    heaps: SlotTable::new(),
 });
 
 static FALLBACK: SpinLock<ThreadHeap> = SpinLock::new(ThreadHeap::new());
@@ -296,29 +299,11 @@ extern "C" fn fork_child() {
 
 impl Global {
     fn new_heap(&mut self) -> *mut ThreadHeap {
-        let h = if !self.free_heaps.is_null() {
-            let h = self.free_heaps;
-            // SAFETY: free slots are initialized heaps linked by next_slot.
-            self.free_heaps = unsafe { (*h).next_slot };
-            h
-        } else {
-            if self.heaps.is_null() {
-                self.heaps =
-                    os::reserve_table(MAX_HEAPS * core::mem::size_of::<ThreadHeap>()).cast();
-                if self.heaps.is_null() {
-                    return ptr::null_mut();
-                }
-            }
-            if self.heaps_used == MAX_HEAPS {
-                return ptr::null_mut();
-            }
-            // SAFETY: inside the reserved table.
-            let h = unsafe { self.heaps.add(self.heaps_used) };
-            self.heaps_used += 1;
-            h
-        };
-        // SAFETY: h is a slot nobody uses.
-        unsafe { ptr::write(h, ThreadHeap::new()) };
+        let h = self.heaps.take();
+        if !h.is_null() {
+            // SAFETY: h is a slot nobody uses.
+            unsafe { ptr::write(h, ThreadHeap::new()) };
+        }
         h
     }
 
@@ -645,9 +630,7 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
             }
         }
         release_cache(heap);
-        let mut g = GLOBAL.lock();
-        heap.next_slot = g.free_heaps;
-        g.free_heaps = h;
+        GLOBAL.lock().heaps.give_back(h);
     }
 }
 

@@ -54,6 +54,7 @@ mod pool;
 pub mod remote;
 mod size_class;
 mod stats;
+mod table;
 #[cfg(test)]
 mod tests;
 

@@ -17,10 +17,8 @@
 use crate::config::ARENA_SIZE;
 use core::ptr;
 
-/// Map one arena-aligned arena. Null when the OS refuses.
-pub fn map_arena() -> *mut u8 {
-    // Map twice the size and trim, so the result is aligned to ARENA_SIZE.
-    let len = 2 * ARENA_SIZE;
+/// A fresh anonymous private read/write mapping of `len` bytes, or null.
+fn mmap_anon(len: usize) -> *mut libc::c_void {
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
     // existing memory.
     let raw = unsafe {
@@ -34,6 +32,18 @@ pub fn map_arena() -> *mut u8 {
         )
     };
     if raw == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        raw
+    }
+}
+
+/// Map one arena-aligned arena. Null when the OS refuses.
+pub fn map_arena() -> *mut u8 {
+    // Map twice the size and trim, so the result is aligned to ARENA_SIZE.
+    let len = 2 * ARENA_SIZE;
+    let raw = mmap_anon(len);
+    if raw.is_null() {
         return ptr::null_mut();
     }
     let start = raw as usize;
@@ -75,22 +85,7 @@ pub unsafe fn decommit(p: *mut u8, len: usize) {
 /// Reserve `bytes` of zeroed memory for an internal table (arena descriptors, map leaves,
 /// thread heaps). The kernel commits pages on first touch. Never freed.
 pub fn reserve_table(bytes: usize) -> *mut u8 {
-    // SAFETY: a fresh anonymous mapping touches no existing memory.
-    let raw = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if raw == libc::MAP_FAILED {
-        ptr::null_mut()
-    } else {
-        raw.cast()
-    }
+    mmap_anon(bytes).cast()
 }
 
 /// Write a message to standard error without allocating.
