@@ -44,6 +44,13 @@ pub const POOL_HEADER_SIZE: usize = 80;
 /// so a program that frees and allocates around an arena boundary does not thrash `mmap`.
 pub const SPARE_ARENAS: usize = 1;
 
+/// A full pool goes back on its heap's avail list once it has this many free blocks, not at
+/// the first free: with random frees most pools are full, and reviving each at one free block
+/// made every operation revive one pool and exhaust another (measured: 0.62 state changes per
+/// operation at 1, 0.37 at 2; about 10% faster). The cost: at most `REVIVE_FREE_BLOCKS - 1`
+/// free blocks per full pool wait for one more free before they are reused.
+pub const REVIVE_FREE_BLOCKS: u32 = 2;
+
 /// Empty pools a thread heap leaves on their class's avail list ("kept"), so a class that
 /// empties and refills pools touches no list at all.
 pub const HEAP_KEPT_POOLS: usize = 8;

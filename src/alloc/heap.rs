@@ -37,7 +37,7 @@
 //! - A full pool (`in_full`) has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
 //!   non-empty list that nobody will take). Full pools are on no list but `owned`, as in CPython.
 
-use crate::config::{HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES};
+use crate::config::{HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES, REVIVE_FREE_BLOCKS};
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +46,7 @@ use super::arena::Arenas;
 use super::lock::SpinLock;
 use super::pool::{Pool, pool_of};
 use super::remote::{Block, BlockStack, NOTIFYING, PushOutcome};
+use super::size_class::blocks_per_pool;
 use super::table::{Slot, SlotTable};
 
 impl Slot for ThreadHeap {
@@ -455,8 +456,11 @@ unsafe fn process_delayed(h: *mut ThreadHeap) {
                 (*p).owner.load(Ordering::Relaxed) == h,
                 "delayed block of another heap"
             );
-            // Remote frees are arriving here: stop diverting them through the delayed stack.
-            (*p).remote.clear_full();
+            // Remote frees are arriving here: for a pool with room, stop diverting them through
+            // the delayed stack. (A full pool must stay FULL: local_free_slow sees to it.)
+            if !(*p).in_full {
+                (*p).remote.clear_full();
+            }
             let n = (*p).put_block(b.cast());
             if n == 0 || (*p).in_full {
                 local_free_slow(h, p, n);
@@ -480,6 +484,17 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
     unsafe {
         let heap = &mut *h;
         let class = (*p).class as usize;
+        let mut n = n;
+        while (*p).in_full && blocks_per_pool(class) as u32 - n < REVIVE_FREE_BLOCKS {
+            // Not enough room yet to be worth reviving (see REVIVE_FREE_BLOCKS). It stays off
+            // the lists, so it must be FULL for the next remote free to tell us (a notifier
+            // leaves the word NORMAL); pending remote frees are taken first.
+            if (*p).remote.try_mark_full() {
+                return;
+            }
+            (*p).collect_remote();
+            n = (*p).used();
+        }
         if (*p).in_full {
             // Revive it at the tail, as mimalloc does: it collects more frees before it is
             // used again, so a pool changes state less often. Its remote word may stay FULL
@@ -727,6 +742,10 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
             }
             owned += 1;
             not_full += !(*p).in_full as usize;
+            let st = (*p).remote.state();
+            if (*p).in_full && st != super::remote::FULL && st != NOTIFYING {
+                return Err("a full pool off the lists whose remote word would not notify us");
+            }
             p = (*p).owned_next;
         }
         if not_full != in_avail {

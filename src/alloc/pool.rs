@@ -10,7 +10,8 @@
 //! - **used**: some blocks in use, some free; on the heap's `avail` list for its class.
 //! - **full**: no free block (free list empty, bump at the limit, no remote frees); on no list
 //!   but the heap's `owned` list (as in CPython, where full pools are on no list), remote word
-//!   `FULL`, so the first remote free tells the owner.
+//!   `FULL`, so the first remote free tells the owner. It returns to the used state when it has
+//!   `REVIVE_FREE_BLOCKS` free blocks.
 //! - **empty**: no block in use; given back to its arena (or kept as the last pool of its class).
 //!
 //! Blocks are carved lazily: `bump` moves forward one block at a time, so memory of a fresh

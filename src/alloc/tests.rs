@@ -76,18 +76,21 @@ fn pool_goes_used_full_used_empty() {
         let extra = alloc_n(size, 1);
         assert!(pool.in_full);
         assert_eq!(pool.remote.state(), FULL);
-        // A local free brings it back to the used state; the FULL flag stays (no atomic RMW on
-        // a purely local revival) until a remote free shows up.
+        // One local free is not enough to revive it (REVIVE_FREE_BLOCKS = 2); a second is.
+        // The FULL flag stays (no atomic RMW on a purely local revival).
         free_all(&v[..1]);
+        assert!(pool.in_full);
+        free_all(&v[1..2]);
         assert!(!pool.in_full);
         assert_eq!(pool.remote.state(), FULL);
-        let one = v[1];
+        // A remote free is diverted to the owner's delayed stack, whose processing clears FULL.
+        let one = v[2];
         std::thread::spawn(move || free_all(&[one])).join().unwrap();
-        let _again = alloc_n(size, 1); // slow path takes the delayed free and clears FULL
+        let _again = alloc_n(size, 4); // the slow path takes the delayed free and clears FULL
         assert_eq!(pool.remote.state(), NORMAL);
         // SAFETY: this thread owns the pool.
         unsafe { pool_is_valid(pool).unwrap() };
-        free_all(&v[2..]);
+        free_all(&v[3..]);
         free_all(&extra);
         free_all(&_again);
         validate().unwrap();
