@@ -29,6 +29,19 @@ pub mod alloc;
 #[cfg(not(loom))]
 pub use alloc::ArenaAlloc;
 
+#[cfg(not(loom))]
+pub mod object;
+
+#[cfg(not(loom))]
+pub mod gc;
+
+#[cfg(not(loom))]
+pub use gc::{Gc, GcCell, Trace, Weak};
+
+/// `#[derive(Trace)]`.
+#[cfg(not(loom))]
+pub use arenagc_derive::Trace;
+
 /// Under `--cfg loom` only the cross-thread protocols are compiled, against loom's atomics.
 #[cfg(loom)]
 pub mod alloc {

@@ -2,7 +2,11 @@
 //!
 //! Installs `ArenaAlloc` as this program's global allocator, runs a real workload (strings,
 //! vectors, maps, several threads, objects freed on other threads than the ones that made
-//! them) and prints the allocator's statistics before and after.
+//! them) and prints the allocator's statistics before and after; then the cycle collector at
+//! work (`gc.rs`): cycles, counts, collection, statistics, a finalizer, a weak reference, and
+//! `garbage` with a legacy finalizer.
+
+mod gc;
 
 use arenagc::ArenaAlloc;
 use std::collections::{BTreeMap, HashMap};
@@ -96,4 +100,6 @@ fn main() {
         end.arenas.allocated_total, end.arenas.released_total, end.arenas.current, end.arenas.peak
     );
     arenagc::alloc::validate().expect("allocator invariants");
+
+    gc::run();
 }

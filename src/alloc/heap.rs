@@ -511,6 +511,9 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
             if heap.nkept < HEAP_KEPT_POOLS {
                 (*p).kept = true;
                 heap.nkept += 1;
+                // Carve it afresh, in ascending order, as a new pool would be: the free list's
+                // LIFO order scatters consecutive allocations, which defeats prefetching.
+                (*p).reset_empty();
                 return;
             }
             unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);

@@ -111,6 +111,14 @@ impl Pool {
         self.prev = ptr::null_mut();
     }
 
+    /// Forget the free list of an empty pool so it carves blocks in ascending order again.
+    pub fn reset_empty(&mut self) {
+        invariant!(self.used() == 0, "resetting a pool in use");
+        self.free = ptr::null_mut();
+        self.bump.store(POOL_HEADER_SIZE as u32, Ordering::Relaxed);
+        self.fresh = false;
+    }
+
     /// Mark a pool as not in use before it goes back to its arena.
     pub fn retire(&mut self) {
         invariant!(

@@ -1,0 +1,174 @@
+//! The GC part of the tour: reference cycles, generations, a finalizer, a weak reference and
+//! an uncollectable cycle in `garbage`, with `arenagc::gc` (CPython's `gc` module, in Rust).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use arenagc::gc::{self, Phase};
+use arenagc::{Gc, GcCell, Trace};
+
+/// A node that can point at others: `GcCell` lets us close cycles through shared `Gc`s.
+#[derive(Trace)]
+struct Node {
+    name: String,
+    edges: GcCell<Vec<Gc<Node>>>,
+}
+
+fn node(name: &str) -> Gc<Node> {
+    Gc::new(Node {
+        name: name.to_string(),
+        edges: GcCell::new(Vec::new()),
+    })
+}
+
+/// A type with a PEP 442 finalizer: it runs once, before the object's cycle is torn down.
+#[derive(Trace)]
+#[trace(finalize = say_goodbye)]
+struct Resource {
+    id: u32,
+    me: GcCell<Option<Gc<Resource>>>,
+}
+
+fn say_goodbye(this: &Gc<Resource>) {
+    println!(
+        "    finalizer: resource #{} says goodbye (is_finalized = {})",
+        this.id,
+        gc::is_finalized(this)
+    );
+}
+
+/// A type with a legacy finalizer (`__del__` before PEP 442): its cycles are uncollectable.
+#[derive(Trace)]
+#[trace(legacy_del = legacy_del)]
+struct Legacy {
+    partner: GcCell<Option<Gc<Legacy>>>,
+}
+
+fn legacy_del(_: &Gc<Legacy>) {}
+
+fn section(title: &str) {
+    println!(
+        "\n=== {title} {}",
+        "=".repeat(70usize.saturating_sub(title.len()))
+    );
+}
+
+/// Print the GC tour.
+pub fn run() {
+    section("gc: reference counting frees at once");
+    let (c0, _, _) = gc::get_count();
+    let a = node("a");
+    println!(
+        "  Gc::new -> get_count() = {:?} (generation 0 rose by one)",
+        gc::get_count()
+    );
+    let a2 = a.clone();
+    println!("  clone   -> strong_count = {}", Gc::strong_count(&a));
+    drop(a2);
+    drop(a);
+    println!(
+        "  drop x2 -> freed at once; get_count() = {:?} (back to {c0})",
+        gc::get_count()
+    );
+
+    section("gc: cycles need the collector");
+    let stats = Rc::new(Cell::new((0usize, 0usize)));
+    let s = stats.clone();
+    let id = gc::add_callback(move |phase, info| {
+        if phase == Phase::Stop {
+            s.set((info.collected, info.uncollectable));
+        }
+    });
+    gc::disable(); // no automatic collection for now: we want to see the garbage pile up
+    for i in 0..1000 {
+        let x = node(&format!("x{i}"));
+        let y = node(&format!("y{i}"));
+        x.edges.borrow_mut().push(y.clone());
+        y.edges.borrow_mut().push(x.clone());
+    }
+    let keep = node("root");
+    let (p, q) = (node("p"), node("q"));
+    keep.edges.borrow_mut().push(p.clone());
+    p.edges.borrow_mut().push(q.clone());
+    q.edges.borrow_mut().push(p.clone());
+    drop((p, q));
+    println!("  made 1000 garbage two-node cycles and one live cycle under `root`");
+    println!(
+        "  get_count() = {:?}, thresholds = {:?}",
+        gc::get_count(),
+        gc::get_threshold()
+    );
+    let n = gc::collect(2).unwrap();
+    println!(
+        "  gc::collect(2) = {n}; callback saw (collected, uncollectable) = {:?}",
+        stats.get()
+    );
+    let live = keep.edges.borrow()[0].clone();
+    println!(
+        "  the live cycle survived: root -> {} -> {} ; is_tracked = {}",
+        live.name,
+        live.edges.borrow()[0].name,
+        gc::is_tracked(&live)
+    );
+    println!(
+        "  referrers of p: {:?}",
+        gc::get_referrers(&live)
+            .iter()
+            .map(|o| o.type_name())
+            .collect::<Vec<_>>()
+    );
+    for (g, st) in gc::get_stats().iter().enumerate() {
+        println!("  get_stats()[{g}] = {st:?}");
+    }
+    println!("  gc::collect(7) = {:?}", gc::collect(7));
+
+    section("gc: a finalizer and a weak reference");
+    let r = Gc::new(Resource {
+        id: 7,
+        me: GcCell::new(None),
+    });
+    r.me.set(Some(r.clone()));
+    let w =
+        Gc::downgrade_with_callback(&r, || println!("    weakref callback: resource #7 is gone"));
+    println!(
+        "  weak upgrade while alive: {:?}",
+        w.upgrade().map(|r| r.id)
+    );
+    drop(r);
+    println!("  dropped the last handle; the self-cycle keeps it alive until collect:");
+    let n = gc::collect(2).unwrap();
+    println!(
+        "  gc::collect(2) = {n}; weak upgrade now: {:?}",
+        w.upgrade().map(|r| r.id)
+    );
+
+    section("gc: garbage with a legacy finalizer");
+    let l1 = Gc::new(Legacy {
+        partner: GcCell::new(None),
+    });
+    let l2 = Gc::new(Legacy {
+        partner: GcCell::new(Some(l1.clone())),
+    });
+    l1.partner.set(Some(l2));
+    drop(l1);
+    let n = gc::collect(2).unwrap();
+    println!(
+        "  gc::collect(2) = {n}; callback saw (collected, uncollectable) = {:?}",
+        stats.get()
+    );
+    println!("  gc::garbage() = {:?}", gc::garbage());
+    for o in gc::take_garbage() {
+        // Break the cycle by hand: look at the referents, then let everything go.
+        println!("    {o:?} refers to {:?}", gc::get_referents(&o));
+    }
+    gc::remove_callback(id);
+    gc::enable();
+    println!("  (the legacy pair stays uncollectable: a program must break such cycles itself)");
+    gc::freeze();
+    println!(
+        "  gc::freeze() moved {} objects to the permanent generation",
+        gc::get_freeze_count()
+    );
+    gc::unfreeze();
+    drop((live, keep));
+}

@@ -1,0 +1,573 @@
+//! The collection algorithm: CPython 3.11's `gc_collect_main`, phase by phase, with the same
+//! names (`update_refs`, `subtract_refs`, `move_unreachable`, ...). When to collect is decided in
+//! `schedule.rs`.
+//!
+//! # Phases and the state of each list
+//!
+//! | after phase                        | young / old                  | unreachable                        |
+//! |------------------------------------|------------------------------|------------------------------------|
+//! | merge younger gens                 | plain                        | -                                  |
+//! | `update_refs`                      | prev = gc_refs, COLLECTING   | -                                  |
+//! | `subtract_refs`                    | gc_refs = external refs      | -                                  |
+//! | `move_unreachable`                 | plain (COLLECTING cleared)   | COLLECTING, next has UNREACHABLE   |
+//! | `move_legacy_finalizers`           | plain                        | COLLECTING; `finalizers`: plain    |
+//! | `handle_weakrefs`                  | plain                        | weakrefs to it all cleared         |
+//! | `finalize_garbage`                 | plain                        | each finalizer ran at most once    |
+//! | `handle_resurrected_objects`       | + the resurrected            | still unreachable: COLLECTING      |
+//! | `delete_garbage`                   | + survivors of `clear`       | empty                              |
+//!
+//! `move_legacy_finalizers` also notes whether any object of the set is or has a weakref, or
+//! has a finalizer that has not run; `handle_weakrefs` and `finalize_garbage` (and so the
+//! resurrection check, which only finalizers make necessary) are skipped when not. Counts come
+//! from `update_refs`/`move_unreachable` instead of walking the lists again.
+//!
+//! # Invariants
+//!
+//! - gc_refs of an object = its refcount minus the references from objects in the set; an
+//!   object with gc_refs > 0 is referenced from outside and is reachable, as is everything it
+//!   reaches. What remains is garbage (all of it, given exact `traverse` functions).
+//! - Objects reachable from a legacy finalizer are never cleared: they go to `old` (and those
+//!   with `del`, or all with `DEBUG_SAVEALL`, to `garbage`).
+//! - The `subtract_refs` and `move_unreachable` visits are also inlined into Rust `trace` code
+//!   (`Tracer` recognizes them by a marker `arg` and by function address), so the two paths
+//!   must stay equivalent.
+//! - A panic must not unwind through a phase: finalizers and `clear` run behind `extern "C"`
+//!   trampolines (a panic aborts), Rust weakref callbacks abort on panic; gc callbacks run
+//!   before and after the phases, where unwinding is safe (the `collecting` mark is reset).
+//! - User code (weakref callbacks, finalizers, `clear` → `Drop`) runs only after
+//!   `move_legacy_finalizer_reachable`, when every list is a plain list again; it may free
+//!   objects of any list (they unlink themselves) and allocate (into generation 0); a nested
+//!   collection returns at once because `collecting` is set by the caller.
+
+use core::ffi::{c_int, c_void};
+use std::time::{Duration, Instant};
+
+use super::handle::AnyGc;
+use super::list::{self, Head, next, prev, set_next, set_prev};
+use super::runtime::{GcState, NUM_GENERATIONS};
+use super::weakref;
+use super::{DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE};
+use crate::object::{
+    self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, PREV_FLAGS,
+    PREV_SHIFT, PREV_STICKY, as_gc, from_gc, type_of,
+};
+
+/// Collect `generation` (merging the younger ones). Returns (collected, uncollectable, time).
+///
+/// # Safety
+/// `st` is the current runtime, its `collecting` mark is set and its lists are valid.
+pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, usize, Duration) {
+    let t0 = Instant::now();
+    let debug = st.debug.get();
+    // SAFETY: all lists belong to this runtime and are valid; working sets live on this frame.
+    unsafe {
+        if debug & DEBUG_STATS != 0 {
+            let sizes: Vec<usize> = (0..NUM_GENERATIONS)
+                .map(|i| list::size(st.gen_head(i)))
+                .collect();
+            eprintln!("gc: collecting generation {generation}...");
+            eprintln!("gc: objects in each generation: {sizes:?}");
+        }
+        if generation + 1 < NUM_GENERATIONS {
+            let c = &st.gens[generation + 1].count;
+            c.set(c.get() + 1);
+        }
+        for i in 0..=generation {
+            st.gens[i].count.set(0);
+        }
+        let young = st.gen_head(generation);
+        for i in 0..generation {
+            list::merge(st.gen_head(i), young);
+        }
+        let old = if generation + 1 < NUM_GENERATIONS {
+            st.gen_head(generation + 1)
+        } else {
+            young
+        };
+        list::validate(old, false, false);
+        list::validate(young, false, false);
+
+        let mut unreachable_head = GcHead { next: 0, prev: 0 };
+        let unreachable: Head = &mut unreachable_head;
+        let (total, n_unreachable) = deduce_unreachable(young, unreachable);
+        let survivors = total - n_unreachable;
+
+        if young != old {
+            if generation == NUM_GENERATIONS - 2 {
+                let p = &st.long_lived_pending;
+                p.set(p.get() + survivors);
+            }
+            list::merge(young, old);
+        } else {
+            st.long_lived_pending.set(0);
+            st.long_lived_total.set(survivors);
+        }
+
+        let mut finalizers_head = GcHead { next: 0, prev: 0 };
+        let finalizers: Head = &mut finalizers_head;
+        list::init(finalizers);
+        let scan = move_legacy_finalizers(unreachable, finalizers);
+        let uncollectable = if scan.legacy > 0 {
+            move_legacy_finalizer_reachable(finalizers);
+            list::size(finalizers)
+        } else {
+            0
+        };
+        list::validate(finalizers, false, false);
+        list::validate(unreachable, true, false);
+
+        if debug & DEBUG_COLLECTABLE != 0 {
+            debug_list("collectable", unreachable);
+        }
+
+        // The scan's flags cover a superset of what is left in `unreachable`, so skipping a
+        // phase when its flag is off is exact.
+        if scan.weakrefs {
+            handle_weakrefs(unreachable, old);
+            list::validate(old, false, false);
+            list::validate(unreachable, true, false);
+        }
+
+        let mut still_head = GcHead { next: 0, prev: 0 };
+        let still: Head = &mut still_head;
+        let (final_unreachable, collected) = if scan.finalizers && finalize_garbage(unreachable) {
+            handle_resurrected_objects(unreachable, still, old);
+            (still, list::size(still))
+        } else {
+            (unreachable, n_unreachable - uncollectable)
+        };
+        list::validate(final_unreachable, true, false);
+        debug_assert_eq!(collected, list::size(final_unreachable));
+
+        delete_garbage(st, final_unreachable, old);
+
+        if debug & DEBUG_UNCOLLECTABLE != 0 {
+            debug_list("uncollectable", finalizers);
+        }
+        handle_legacy_finalizers(st, finalizers, old);
+        list::validate(old, false, false);
+
+        let s = &st.stats[generation];
+        let mut v = s.get();
+        v.collections += 1;
+        v.collected += collected;
+        v.uncollectable += uncollectable;
+        s.set(v);
+        let dt = t0.elapsed();
+        if debug & DEBUG_STATS != 0 {
+            eprintln!(
+                "gc: done, {collected} unreachable, {uncollectable} uncollectable, {:.4}s elapsed",
+                dt.as_secs_f64()
+            );
+        }
+        (collected, uncollectable, dt)
+    }
+}
+
+unsafe fn debug_list(what: &str, l: Head) {
+    // SAFETY: l is a valid list of live objects.
+    unsafe {
+        let mut g = next(l);
+        while g != l {
+            let o = from_gc(g);
+            eprintln!("gc: {what} <{} {:p}>", type_of(o).name_str(), o);
+            g = next(g);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn traverse(obj: *mut ObjectHeader, visit: object::VisitProc, arg: *mut c_void) {
+    // SAFETY: obj is live; traverse functions accept any visit proc.
+    unsafe {
+        if let Some(t) = type_of(obj).traverse {
+            t(obj, visit, arg);
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn is_collecting_gc(obj: *mut ObjectHeader) -> Option<Head> {
+    // SAFETY: obj is live.
+    unsafe {
+        if !type_of(obj).is_gc() {
+            return None;
+        }
+        let g = as_gc(obj);
+        if (*g).prev & PREV_COLLECTING != 0 {
+            Some(g)
+        } else {
+            None
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn gc_refs(g: Head) -> usize {
+    // SAFETY: caller passes a node in the refs phase.
+    unsafe { (*g).prev >> PREV_SHIFT }
+}
+
+#[inline(always)]
+unsafe fn set_refs(g: Head, refs: usize) {
+    // SAFETY: as above.
+    unsafe { (*g).prev = ((*g).prev & PREV_FLAGS) | (refs << PREV_SHIFT) }
+}
+
+/// `update_refs` + `subtract_refs` + `move_unreachable`: afterwards `base` holds what is
+/// reachable from outside it (collecting flag cleared), `unreachable` the rest. Returns (objects
+/// scanned, objects found unreachable).
+unsafe fn deduce_unreachable(base: Head, unreachable: Head) -> (usize, usize) {
+    // SAFETY: base is a valid list; unreachable a free sentinel.
+    unsafe {
+        list::validate(base, false, false);
+        let total = update_refs(base);
+        subtract_refs(base);
+        list::init(unreachable);
+        let n = move_unreachable(base, unreachable);
+        list::validate(base, false, false);
+        list::validate(unreachable, true, true);
+        (total, n)
+    }
+}
+
+/// gc_refs = refcount, and set COLLECTING, on every object of `containers`; returns their
+/// number.
+unsafe fn update_refs(containers: Head) -> usize {
+    let mut n = 0;
+    // SAFETY: valid list of live objects.
+    unsafe {
+        let mut g = next(containers);
+        while g != containers {
+            let refcnt = (*from_gc(g)).refcnt.max(0) as usize;
+            (*g).prev = ((*g).prev & PREV_STICKY) | PREV_COLLECTING | (refcnt << PREV_SHIFT);
+            g = next(g);
+            n += 1;
+        }
+    }
+    n
+}
+
+pub(crate) unsafe extern "C" fn visit_decref(obj: *mut ObjectHeader, _: *mut c_void) -> c_int {
+    // SAFETY: obj is a live referent.
+    unsafe {
+        if type_of(obj).is_gc() {
+            decref_gc(as_gc(obj));
+        }
+    }
+    0
+}
+
+static DECREF_MARKER: u8 = 0;
+
+/// The `arg` `subtract_refs` passes with `visit_decref`, so that Rust traces recognize it
+/// (function addresses are not reliable identities) and inline the decrement.
+#[inline(always)]
+pub(crate) fn decref_marker() -> *mut c_void {
+    &DECREF_MARKER as *const u8 as *mut c_void
+}
+
+/// `visit_decref` on an object known to have a GcHead.
+#[inline(always)]
+pub(crate) unsafe fn decref_gc(g: Head) {
+    // SAFETY: g is the head of a live GC object.
+    unsafe {
+        // Saturate: a traverse visiting more references than exist must not wrap.
+        if (*g).prev & PREV_COLLECTING != 0 && gc_refs(g) > 0 {
+            (*g).prev -= 1 << PREV_SHIFT;
+        }
+    }
+}
+
+/// Subtract the references between objects of `containers` from their gc_refs.
+unsafe fn subtract_refs(containers: Head) {
+    // SAFETY: valid list of live objects.
+    unsafe {
+        let mut g = next(containers);
+        while g != containers {
+            traverse(from_gc(g), visit_decref, decref_marker());
+            g = next(g);
+        }
+    }
+}
+
+/// `move_unreachable`'s state, shared with `visit_reachable`.
+pub(crate) struct Reach {
+    young: Head,
+    /// Objects moved back from the unreachable list.
+    revived: usize,
+}
+
+pub(crate) unsafe extern "C" fn visit_reachable(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
+    // SAFETY: obj is a live referent; arg is move_unreachable's Reach.
+    unsafe {
+        if type_of(obj).is_gc() {
+            reach_gc(as_gc(obj), arg);
+        }
+    }
+    0
+}
+
+/// `visit_reachable` on an object known to have a GcHead.
+#[inline(always)]
+pub(crate) unsafe fn reach_gc(g: Head, arg: *mut c_void) {
+    // SAFETY: arg is move_unreachable's Reach.
+    let reach = unsafe { &mut *(arg as *mut Reach) };
+    let reachable = reach.young;
+    // SAFETY: g is the head of a live GC object; `reachable` is move_unreachable's young list.
+    unsafe {
+        if (*g).prev & PREV_COLLECTING == 0 {
+            return;
+        }
+        if (*g).next & NEXT_UNREACHABLE != 0 {
+            // Tentatively unreachable, but reachable after all: back to young's tail, where
+            // move_unreachable will scan it again.
+            let p = prev(g);
+            let n = ((*g).next & !NEXT_UNREACHABLE) as Head;
+            (*p).next = (*g).next; // keeps the UNREACHABLE bit of p's link
+            set_prev(n, p);
+            list::append(g, reachable);
+            set_refs(g, 1);
+            reach.revived += 1;
+        } else if gc_refs(g) == 0 {
+            // Not scanned yet: tell move_unreachable it is reachable.
+            set_refs(g, 1);
+        }
+    }
+}
+
+/// Move objects of `young` with gc_refs 0 and not reachable from one with gc_refs > 0 to
+/// `unreachable` (whose nodes get NEXT_UNREACHABLE). Restores young's prev pointers. Returns
+/// the number of objects left on `unreachable`.
+unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
+    let mut reach = Reach { young, revived: 0 };
+    let mut moved = 0usize;
+    let arg = &mut reach as *mut Reach as *mut c_void;
+    // SAFETY: young is in the refs phase; only next links are trusted while scanning, and prev
+    // links are rebuilt behind the scan (CPython's scheme).
+    unsafe {
+        let mut prv = young;
+        let mut g = next(young);
+        while g != young {
+            if gc_refs(g) > 0 {
+                traverse(from_gc(g), visit_reachable, arg);
+                set_prev(g, prv);
+                (*g).prev &= !PREV_COLLECTING;
+                prv = g;
+            } else {
+                set_next(prv, next(g));
+                let last = prev(unreachable);
+                (*last).next = NEXT_UNREACHABLE | g as usize;
+                set_prev(g, last);
+                (*g).next = NEXT_UNREACHABLE | unreachable as usize;
+                set_prev(unreachable, g);
+                moved += 1;
+            }
+            g = next(prv);
+        }
+        set_prev(young, prv);
+        (*unreachable).next &= !NEXT_UNREACHABLE;
+    }
+    moved - reach.revived
+}
+
+#[inline]
+unsafe fn has_legacy_finalizer(obj: *mut ObjectHeader) -> bool {
+    // SAFETY: live object.
+    unsafe { type_of(obj).del.is_some() }
+}
+
+/// What `move_legacy_finalizers` saw in the unreachable set.
+struct Scan {
+    /// Objects with a legacy finalizer moved out.
+    legacy: usize,
+    /// Some object is a weakref or has weakrefs.
+    weakrefs: bool,
+    /// Some object has a finalizer that has not run.
+    finalizers: bool,
+}
+
+/// Move objects with a legacy finalizer to `finalizers`; clears NEXT_UNREACHABLE everywhere;
+/// notes whether the weakref and finalizer phases have work.
+unsafe fn move_legacy_finalizers(unreachable: Head, finalizers: Head) -> Scan {
+    let mut scan = Scan {
+        legacy: 0,
+        weakrefs: false,
+        finalizers: false,
+    };
+    // SAFETY: unreachable as left by move_unreachable.
+    unsafe {
+        let mut g = next(unreachable);
+        while g != unreachable {
+            (*g).next &= !NEXT_UNREACHABLE;
+            let n = next(g);
+            let op = from_gc(g);
+            let ty = type_of(op);
+            if ty.del.is_some() {
+                (*g).prev &= !PREV_COLLECTING;
+                list::move_to(g, finalizers);
+                scan.legacy += 1;
+            } else {
+                scan.weakrefs |= !weakref::first_weakref(op).is_null() || weakref::is_weakref(op);
+                scan.finalizers |= ty.finalize.is_some() && (*g).prev & PREV_FINALIZED == 0;
+            }
+            g = n;
+        }
+    }
+    scan
+}
+
+unsafe extern "C" fn visit_move(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
+    // SAFETY: obj is live; collecting objects are on the (plain) unreachable list.
+    unsafe {
+        if let Some(g) = is_collecting_gc(obj) {
+            list::move_to(g, arg as Head);
+            (*g).prev &= !PREV_COLLECTING;
+        }
+    }
+    0
+}
+
+/// Move everything reachable from `finalizers` (still collecting) into it.
+unsafe fn move_legacy_finalizer_reachable(finalizers: Head) {
+    // SAFETY: valid lists; the list grows behind the scan.
+    unsafe {
+        let mut g = next(finalizers);
+        while g != finalizers {
+            traverse(from_gc(g), visit_move, finalizers as *mut c_void);
+            g = next(g);
+        }
+    }
+}
+
+/// Clear every weakref to an object of `unreachable` (and every weakref that is itself in it);
+/// then run the callbacks of the cleared weakrefs that are not garbage.
+unsafe fn handle_weakrefs(unreachable: Head, old: Head) {
+    let mut to_call_head = GcHead { next: 0, prev: 0 };
+    let to_call: Head = &mut to_call_head;
+    // SAFETY: unreachable is a plain list of live objects; weakrefs on referents' lists are
+    // live and tracked.
+    unsafe {
+        list::init(to_call);
+        let mut g = next(unreachable);
+        while g != unreachable {
+            let op = from_gc(g);
+            let n = next(g);
+            if weakref::is_weakref(op) {
+                weakref::clear_ref(op);
+            }
+            loop {
+                let wr = weakref::first_weakref(op);
+                if wr.is_null() {
+                    break;
+                }
+                weakref::clear_ref(wr);
+                if !weakref::has_callback(wr) {
+                    continue;
+                }
+                let wg = as_gc(wr);
+                if (*wg).prev & PREV_COLLECTING != 0 || (*wg).next == 0 {
+                    continue; // the weakref is garbage itself: its callback never runs
+                }
+                object::incref(wr);
+                list::move_to(wg, to_call);
+            }
+            g = n;
+        }
+        while !list::is_empty(to_call) {
+            let wg = next(to_call);
+            let wr = from_gc(wg);
+            weakref::run_callback(wr);
+            object::decref(wr);
+            if next(to_call) == wg {
+                list::move_to(wg, old);
+            }
+        }
+    }
+}
+
+/// Run each PEP 442 finalizer not yet run; true if any ran.
+unsafe fn finalize_garbage(collectable: Head) -> bool {
+    let mut seen_head = GcHead { next: 0, prev: 0 };
+    let seen: Head = &mut seen_head;
+    let mut any = false;
+    // SAFETY: plain list; an object freed by user code unlinks itself.
+    unsafe {
+        list::init(seen);
+        while !list::is_empty(collectable) {
+            let g = next(collectable);
+            let op = from_gc(g);
+            list::move_to(g, seen);
+            if (*g).prev & PREV_FINALIZED == 0 {
+                if let Some(f) = type_of(op).finalize {
+                    (*g).prev |= PREV_FINALIZED;
+                    any = true;
+                    object::incref(op);
+                    f(op);
+                    object::decref(op);
+                }
+            }
+        }
+        list::merge(seen, collectable);
+    }
+    any
+}
+
+/// After finalizers ran: whatever is now reachable from outside `unreachable` (resurrected,
+/// with all it reaches) goes to `old`; the rest to `still`.
+unsafe fn handle_resurrected_objects(unreachable: Head, still: Head, old: Head) {
+    // SAFETY: plain lists.
+    unsafe {
+        list::clear_collecting(unreachable);
+        deduce_unreachable(unreachable, still);
+        let mut g = next(still);
+        while g != still {
+            (*g).next &= !NEXT_UNREACHABLE;
+            g = next(g);
+        }
+        list::merge(unreachable, old);
+    }
+}
+
+/// Break the cycles: `clear` each object (or save it with DEBUG_SAVEALL); survivors go to
+/// `old`.
+unsafe fn delete_garbage(st: &GcState, collectable: Head, old: Head) {
+    let saveall = st.debug.get() & DEBUG_SAVEALL != 0;
+    // SAFETY: plain list; clear may free any object, which unlinks itself.
+    unsafe {
+        while !list::is_empty(collectable) {
+            let g = next(collectable);
+            let op = from_gc(g);
+            if saveall {
+                let r = AnyGc::from_borrowed(op);
+                st.garbage.borrow_mut().push(r);
+            } else if let Some(clear) = type_of(op).clear {
+                object::incref(op);
+                clear(op);
+                object::decref(op);
+            }
+            if next(collectable) == g {
+                (*g).prev &= !PREV_COLLECTING;
+                list::move_to(g, old);
+            }
+        }
+    }
+}
+
+/// Objects with a legacy finalizer (all, with SAVEALL) go to `garbage`; all to `old`.
+unsafe fn handle_legacy_finalizers(st: &GcState, finalizers: Head, old: Head) {
+    let saveall = st.debug.get() & DEBUG_SAVEALL != 0;
+    // SAFETY: plain list of live objects.
+    unsafe {
+        let mut g = next(finalizers);
+        while g != finalizers {
+            let op = from_gc(g);
+            if saveall || has_legacy_finalizer(op) {
+                let r = AnyGc::from_borrowed(op);
+                st.garbage.borrow_mut().push(r);
+            }
+            g = next(g);
+        }
+        list::merge(finalizers, old);
+    }
+}

@@ -1,0 +1,405 @@
+//! The generational cycle collector and its `gc`-module surface (CPython's `Modules/gcmodule.c`
+//! and `Python/gc.c`, rebuilt).
+//!
+//! ```text
+//!  Gc<T> / Weak<T> / AnyGc (handle.rs, weakref.rs)      Trace, GcCell, derive (trace.rs)
+//!        | new: count, maybe collect, track in gen 0      | traverse = Trace::trace
+//!        v                                                v
+//!  runtime.rs: per-thread default runtime | explicit Runtime (attach waits, like a GIL)
+//!        generations 0,1,2 + permanent, counts, thresholds, stats, garbage, callbacks, trashcan
+//!        v
+//!  schedule.rs: counts, thresholds, automatic collection, callbacks around a collection
+//!        v
+//!  collect.rs: update_refs -> subtract_refs -> move_unreachable -> legacy finalizers ->
+//!              weakrefs -> finalizers -> resurrection -> clear        (list.rs: the lists)
+//! ```
+//!
+//! # Invariants
+//!
+//! - Every function here acts on the calling thread's *current* runtime (the attached
+//!   explicit [`Runtime`], else the thread's default one). Tests running on different threads
+//!   therefore never see each other's objects, counts or stats.
+//! - A collection is never re-entered: `collect` called while one runs (from a finalizer, a
+//!   weakref callback or a gc callback) returns `Ok(0)` at once.
+//! - Objects are freed only when their count reaches zero; the collector only *clears* garbage
+//!   (drops the references it holds), which lets reference counting free it.
+//! - A finalizer runs at most once per object; objects reachable from a legacy finalizer are
+//!   never cleared; weakrefs to garbage are all cleared before any of their callbacks runs.
+
+mod collect;
+mod handle;
+mod list;
+mod runtime;
+mod schedule;
+mod trace;
+mod weakref;
+
+use core::cell::RefCell;
+use core::ffi::{c_int, c_void};
+use std::rc::Rc;
+
+pub use handle::{AnyGc, AsObject, Gc, TRASH_LIMIT};
+pub use list::gc_list_is_valid;
+pub use runtime::{
+    AttachGuard, CallbackInfo, DEFAULT_THRESHOLDS, GenStats, NUM_GENERATIONS, Phase, Runtime,
+};
+pub use trace::{GcCell, Trace, Tracer};
+pub use weakref::{WEAKREF_TYPE, Weak, WeakCallback};
+
+use crate::object::{self, ObjectHeader, as_gc, from_gc, type_of};
+use list::Head;
+use runtime::current;
+
+/// Print statistics during collection.
+pub const DEBUG_STATS: u32 = 1;
+/// Print collectable objects found.
+pub const DEBUG_COLLECTABLE: u32 = 2;
+/// Print uncollectable objects found.
+pub const DEBUG_UNCOLLECTABLE: u32 = 4;
+/// Save all unreachable objects in `garbage` instead of freeing them.
+pub const DEBUG_SAVEALL: u32 = 32;
+/// Debug a leaking program: COLLECTABLE | UNCOLLECTABLE | SAVEALL.
+pub const DEBUG_LEAK: u32 = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL;
+
+/// An error from the `gc` functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GcError {
+    /// A generation number outside `0..NUM_GENERATIONS`.
+    InvalidGeneration(usize),
+}
+
+impl core::fmt::Display for GcError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            GcError::InvalidGeneration(g) => {
+                write!(f, "invalid generation {g} (must be 0..{NUM_GENERATIONS})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for GcError {}
+
+fn check_gen(generation: usize) -> Result<(), GcError> {
+    if generation < NUM_GENERATIONS {
+        Ok(())
+    } else {
+        Err(GcError::InvalidGeneration(generation))
+    }
+}
+
+/// Collect `generation` and all younger ones; returns collected + uncollectable objects.
+/// Returns `Ok(0)` when called while a collection runs.
+pub fn collect(generation: usize) -> Result<usize, GcError> {
+    check_gen(generation)?;
+    let st = current();
+    if st.collecting.get() {
+        return Ok(0);
+    }
+    let _running = schedule::Collecting::enter(st);
+    Ok(schedule::collect_with_callback(st, generation))
+}
+
+/// Turn automatic collection on.
+pub fn enable() {
+    current().enabled.set(true);
+}
+
+/// Turn automatic collection off (`collect` still works).
+pub fn disable() {
+    current().enabled.set(false);
+}
+
+/// Whether automatic collection is on.
+pub fn is_enabled() -> bool {
+    current().enabled.get()
+}
+
+/// The counts of generations 0, 1, 2.
+pub fn get_count() -> (usize, usize, usize) {
+    let g = &current().gens;
+    (g[0].count.get(), g[1].count.get(), g[2].count.get())
+}
+
+/// The thresholds of generations 0, 1, 2.
+pub fn get_threshold() -> (usize, usize, usize) {
+    let g = &current().gens;
+    (
+        g[0].threshold.get(),
+        g[1].threshold.get(),
+        g[2].threshold.get(),
+    )
+}
+
+/// Set the thresholds (threshold0 = 0 turns automatic collection off).
+pub fn set_threshold(threshold0: usize, threshold1: usize, threshold2: usize) {
+    let g = &current().gens;
+    g[0].threshold.set(threshold0);
+    g[1].threshold.set(threshold1);
+    g[2].threshold.set(threshold2);
+}
+
+/// Statistics per generation since the runtime started.
+pub fn get_stats() -> [GenStats; NUM_GENERATIONS] {
+    let s = &current().stats;
+    [s[0].get(), s[1].get(), s[2].get()]
+}
+
+unsafe fn objects_of(l: Head, out: &mut Vec<AnyGc>) {
+    // SAFETY: l is a valid list of live objects of the current runtime.
+    unsafe {
+        let mut g = list::next(l);
+        while g != l {
+            out.push(AnyGc::from_borrowed(from_gc(g)));
+            g = list::next(g);
+        }
+    }
+}
+
+/// The objects tracked in `generation`, or in all generations (not the permanent one) for
+/// `None`.
+pub fn get_objects(generation: Option<usize>) -> Result<Vec<AnyGc>, GcError> {
+    let st = current();
+    let mut out = Vec::new();
+    let gens = match generation {
+        Some(g) => {
+            check_gen(g)?;
+            g..g + 1
+        }
+        None => 0..NUM_GENERATIONS,
+    };
+    for g in gens {
+        // SAFETY: generation lists of the current runtime.
+        unsafe { objects_of(st.gen_head(g), &mut out) };
+    }
+    Ok(out)
+}
+
+unsafe extern "C" fn visit_find(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
+    // SAFETY: arg is the (target, found) pair of get_referrers.
+    let (target, found) = unsafe { &mut *(arg as *mut (*mut ObjectHeader, bool)) };
+    if obj == *target {
+        *found = true;
+    }
+    0
+}
+
+unsafe extern "C" fn visit_collect(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
+    // SAFETY: arg is get_referents' vector.
+    unsafe { (*(arg as *mut Vec<*mut ObjectHeader>)).push(obj) };
+    0
+}
+
+/// The tracked objects (in generations 0..=2) that refer to `obj` directly.
+pub fn get_referrers(obj: &impl AsObject) -> Vec<AnyGc> {
+    let st = current();
+    let target = obj.as_object();
+    let mut out = Vec::new();
+    for i in 0..NUM_GENERATIONS {
+        let l = st.gen_head(i);
+        // SAFETY: generation lists hold live objects; traverse only reports.
+        unsafe {
+            let mut g = list::next(l);
+            while g != l {
+                let o = from_gc(g);
+                let mut probe = (target, false);
+                if let Some(t) = type_of(o).traverse {
+                    t(o, visit_find, &mut probe as *mut _ as *mut c_void);
+                }
+                if probe.1 {
+                    out.push(AnyGc::from_borrowed(o));
+                }
+                g = list::next(g);
+            }
+        }
+    }
+    out
+}
+
+/// The objects `obj` refers to directly (one entry per reference).
+pub fn get_referents(obj: &impl AsObject) -> Vec<AnyGc> {
+    let o = obj.as_object();
+    let mut found: Vec<*mut ObjectHeader> = Vec::new();
+    // SAFETY: o is live; the visited referents are live while o is.
+    unsafe {
+        if let Some(t) = type_of(o).traverse {
+            t(o, visit_collect, &mut found as *mut _ as *mut c_void);
+        }
+        found.into_iter().map(|r| AnyGc::from_borrowed(r)).collect()
+    }
+}
+
+/// Whether `obj` is tracked by the collector.
+pub fn is_tracked(obj: &impl AsObject) -> bool {
+    // SAFETY: live object.
+    unsafe { object::is_tracked(obj.as_object()) }
+}
+
+/// Whether the finalizer of `obj` has run.
+pub fn is_finalized(obj: &impl AsObject) -> bool {
+    // SAFETY: live object.
+    unsafe { object::is_finalized(obj.as_object()) }
+}
+
+/// Number of weak references to `obj`.
+pub fn getweakrefcount(obj: &impl AsObject) -> usize {
+    // SAFETY: live object.
+    unsafe { weakref::getweakrefcount(obj.as_object()) }
+}
+
+/// Move every tracked object to the permanent generation (ignored by collections).
+pub fn freeze() {
+    let st = current();
+    for i in 0..NUM_GENERATIONS {
+        // SAFETY: distinct lists of the current runtime.
+        unsafe { list::merge(st.gen_head(i), st.permanent.get()) };
+    }
+    st.gens[0].count.set(0);
+}
+
+/// Move the permanent generation back into the oldest generation.
+pub fn unfreeze() {
+    let st = current();
+    // SAFETY: distinct lists of the current runtime.
+    unsafe { list::merge(st.permanent.get(), st.gen_head(NUM_GENERATIONS - 1)) };
+}
+
+/// Number of objects in the permanent generation.
+pub fn get_freeze_count() -> usize {
+    // SAFETY: a list of the current runtime.
+    unsafe { list::size(current().permanent.get()) }
+}
+
+/// Set the `DEBUG_*` flags.
+pub fn set_debug(flags: u32) {
+    current().debug.set(flags);
+}
+
+/// The `DEBUG_*` flags.
+pub fn get_debug() -> u32 {
+    current().debug.get()
+}
+
+/// References to the objects in `garbage` (uncollectable, or everything with SAVEALL).
+pub fn garbage() -> Vec<AnyGc> {
+    current().garbage.borrow().clone()
+}
+
+/// Number of objects in `garbage`.
+pub fn garbage_len() -> usize {
+    current().garbage.borrow().len()
+}
+
+/// Empty `garbage`, returning its references.
+pub fn take_garbage() -> Vec<AnyGc> {
+    core::mem::take(&mut *current().garbage.borrow_mut())
+}
+
+/// Empty `garbage`, dropping its references.
+pub fn clear_garbage() {
+    drop(take_garbage());
+}
+
+/// Identifies a registered gc callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CallbackId(u64);
+
+/// Register `f`, called at the start and the end of every collection of the current runtime
+/// (`gc.callbacks`). A callback running again while it runs (nested) is skipped.
+pub fn add_callback(f: impl FnMut(Phase, &CallbackInfo) + 'static) -> CallbackId {
+    let st = current();
+    let id = st.next_callback_id.get();
+    st.next_callback_id.set(id + 1);
+    let cb: runtime::Callback = Rc::new(RefCell::new(f));
+    st.callbacks.borrow_mut().push((id, cb));
+    CallbackId(id)
+}
+
+/// Unregister a callback; false if it was not registered.
+pub fn remove_callback(id: CallbackId) -> bool {
+    let removed = {
+        let mut cbs = current().callbacks.borrow_mut();
+        cbs.iter()
+            .position(|(i, _)| *i == id.0)
+            .map(|at| cbs.remove(at))
+    };
+    // Dropped after the borrow ends: dropping a closure may run user code.
+    removed.is_some()
+}
+
+/// Untyped object functions for callers that build their own types (the C ABI).
+pub mod raw {
+    use super::*;
+
+    /// Allocate an object of `ty` (refcount 1, untracked, payload uninitialized), counting it
+    /// against generation 0 when `ty` is a GC type (which may run an automatic collection
+    /// first). Null when out of memory.
+    ///
+    /// # Safety
+    /// `ty` must outlive every object of it; the caller initializes the payload before the
+    /// object is tracked or traversed.
+    pub unsafe fn new_object(ty: *const object::TypeObject) -> *mut ObjectHeader {
+        // SAFETY: caller's contract.
+        if unsafe { (*ty).is_gc() } {
+            schedule::note_alloc(current());
+        }
+        // SAFETY: caller's contract.
+        unsafe { object::object_alloc(ty) }
+    }
+
+    /// Free an untracked object's memory, uncounting it (CPython's `PyObject_GC_Del`).
+    ///
+    /// # Safety
+    /// `obj` came from [`new_object`], is untracked and unused afterwards.
+    pub unsafe fn free_object(obj: *mut ObjectHeader) {
+        // SAFETY: caller's contract.
+        unsafe {
+            if type_of(obj).is_gc() {
+                schedule::note_free(current());
+            }
+            object::object_free(obj);
+        }
+    }
+
+    /// Start tracking `obj` (generation 0). No-op if already tracked.
+    ///
+    /// # Safety
+    /// `obj` is a live, fully initialized object of a GC type of the current runtime.
+    pub unsafe fn track(obj: *mut ObjectHeader) {
+        // SAFETY: caller's contract.
+        unsafe {
+            assert!(type_of(obj).is_gc(), "track: not a GC type");
+            let g = as_gc(obj);
+            if (*g).next == 0 {
+                list::append(g, current().gen_head(0));
+            }
+        }
+    }
+
+    /// Stop tracking `obj`. No-op if untracked.
+    ///
+    /// # Safety
+    /// `obj` is a live object of the current runtime.
+    pub unsafe fn untrack(obj: *mut ObjectHeader) {
+        // SAFETY: caller's contract.
+        unsafe {
+            if object::is_tracked(obj) {
+                list::remove(as_gc(obj));
+            }
+        }
+    }
+
+    /// Clear the weakrefs to a dying `obj` and run their callbacks.
+    ///
+    /// # Safety
+    /// `obj` is live and about to be freed.
+    pub unsafe fn clear_weakrefs(obj: *mut ObjectHeader) {
+        // SAFETY: caller's contract.
+        unsafe { weakref::clear_weakrefs(obj) }
+    }
+
+    pub use super::weakref::{getweakrefcount, is_weakref, weakref_get, weakref_new};
+}
+
+#[cfg(test)]
+mod tests;

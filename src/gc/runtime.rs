@@ -1,0 +1,274 @@
+//! Runtimes: the collector state (generations, counts, thresholds, stats, `garbage`, debug
+//! flags, callbacks, the trashcan) and which one the calling thread uses.
+//!
+//! # Invariants
+//!
+//! - Each thread has a *current* runtime: the explicit [`Runtime`] it is attached to, else its
+//!   own default runtime, created on first use. Objects are allocated into, counted against and
+//!   collected by the current runtime.
+//! - A runtime is touched by one thread at a time: the default one only by its thread; an
+//!   explicit one only by the thread holding its attachment (`attach` waits, like a GIL).
+//! - All state is reached through `&GcState` with `Cell`/`RefCell` fields, because user code
+//!   (finalizers, weakref callbacks, gc callbacks, `Drop`) runs in the middle of collections and
+//!   deallocations and may call back into the `gc` functions. No `RefCell` borrow is held
+//!   while user code runs.
+//! - The generation sentinels live in a `Box` and never move; a runtime is freed only when all
+//!   its lists and `garbage` are empty (otherwise it is leaked, so objects that outlive it stay
+//!   valid).
+
+use core::cell::{Cell, RefCell, UnsafeCell};
+use std::rc::Rc;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use super::AnyGc;
+use super::list::{self, Head};
+use crate::object::{GcHead, ObjectHeader};
+use std::collections::HashMap;
+
+/// Default thresholds of generations 0, 1, 2 (CPython's).
+pub const DEFAULT_THRESHOLDS: [usize; 3] = [700, 10, 10];
+/// Number of generations (the permanent one not counted).
+pub const NUM_GENERATIONS: usize = 3;
+
+/// Per-generation statistics (CPython's `gc.get_stats()` entries).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenStats {
+    /// Collections of this generation.
+    pub collections: usize,
+    /// Objects freed by those collections.
+    pub collected: usize,
+    /// Objects found uncollectable (moved to `garbage` or kept for their legacy finalizer).
+    pub uncollectable: usize,
+}
+
+/// Whether a callback is told about the start or the end of a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the collection (collected and uncollectable are 0).
+    Start,
+    /// After it.
+    Stop,
+}
+
+/// What a gc callback receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackInfo {
+    /// The generation collected.
+    pub generation: usize,
+    /// Objects freed.
+    pub collected: usize,
+    /// Objects found uncollectable.
+    pub uncollectable: usize,
+    /// Time the collection took (zero at `Start`).
+    pub duration: Duration,
+}
+
+pub(crate) type Callback = Rc<RefCell<dyn FnMut(Phase, &CallbackInfo)>>;
+
+/// One generation: its list, threshold and count.
+pub(crate) struct Generation {
+    pub head: UnsafeCell<GcHead>,
+    pub threshold: Cell<usize>,
+    pub count: Cell<usize>,
+}
+
+/// The collector state of one runtime.
+pub(crate) struct GcState {
+    pub gens: [Generation; NUM_GENERATIONS],
+    pub permanent: UnsafeCell<GcHead>,
+    pub enabled: Cell<bool>,
+    /// A collection runs (a nested one returns at once).
+    pub collecting: Cell<bool>,
+    pub debug: Cell<u32>,
+    pub long_lived_total: Cell<usize>,
+    pub long_lived_pending: Cell<usize>,
+    pub stats: [Cell<GenStats>; NUM_GENERATIONS],
+    pub garbage: RefCell<Vec<AnyGc>>,
+    pub callbacks: RefCell<Vec<(u64, Callback)>>,
+    pub next_callback_id: Cell<u64>,
+    /// Nesting of deallocations (the trashcan).
+    pub trash_depth: Cell<usize>,
+    /// Deallocations deferred by the trashcan, linked through `GcHead.prev`.
+    pub trash_list: Cell<Head>,
+    /// Weakref list heads of side-table objects that have weakrefs (`PREV_HAS_WEAKREFS`),
+    /// boxed so that a head's address is stable while it is in use.
+    pub weak_table: RefCell<HashMap<usize, Box<Cell<*mut ObjectHeader>>>>,
+}
+
+impl GcState {
+    fn new_boxed() -> Box<GcState> {
+        let g = |t| Generation {
+            head: UnsafeCell::new(GcHead { next: 0, prev: 0 }),
+            threshold: Cell::new(t),
+            count: Cell::new(0),
+        };
+        let st = Box::new(GcState {
+            gens: [
+                g(DEFAULT_THRESHOLDS[0]),
+                g(DEFAULT_THRESHOLDS[1]),
+                g(DEFAULT_THRESHOLDS[2]),
+            ],
+            permanent: UnsafeCell::new(GcHead { next: 0, prev: 0 }),
+            enabled: Cell::new(true),
+            collecting: Cell::new(false),
+            debug: Cell::new(0),
+            long_lived_total: Cell::new(0),
+            long_lived_pending: Cell::new(0),
+            stats: Default::default(),
+            garbage: RefCell::new(Vec::new()),
+            callbacks: RefCell::new(Vec::new()),
+            next_callback_id: Cell::new(1),
+            trash_depth: Cell::new(0),
+            trash_list: Cell::new(core::ptr::null_mut()),
+            weak_table: RefCell::new(HashMap::new()),
+        });
+        // SAFETY: the sentinels are inside the box and never move.
+        unsafe {
+            for g in &st.gens {
+                list::init(g.head.get());
+            }
+            list::init(st.permanent.get());
+        }
+        st
+    }
+
+    /// The list of generation `i`.
+    #[inline(always)]
+    pub fn gen_head(&self, i: usize) -> Head {
+        self.gens[i].head.get()
+    }
+
+    /// Whether every list and `garbage` is empty (the state can be freed).
+    fn is_idle(&self) -> bool {
+        // SAFETY: the sentinels are initialized lists.
+        let lists_empty = unsafe {
+            (0..NUM_GENERATIONS).all(|i| list::is_empty(self.gen_head(i)))
+                && list::is_empty(self.permanent.get())
+        };
+        lists_empty && self.garbage.borrow().is_empty() && !self.collecting.get()
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*const GcState> = const { Cell::new(core::ptr::null()) };
+    static DEFAULT: Cell<*const GcState> = const { Cell::new(core::ptr::null()) };
+    static DEFAULT_GUARD: DefaultGuard = const { DefaultGuard };
+}
+
+/// Frees the thread's default runtime at thread exit when nothing of it is left.
+struct DefaultGuard;
+
+impl Drop for DefaultGuard {
+    fn drop(&mut self) {
+        let st = DEFAULT.with(|d| d.get());
+        if st.is_null() || CURRENT.with(|c| c.get()) != st {
+            return;
+        }
+        // SAFETY: st is this thread's default runtime, created by new_boxed and leaked.
+        if unsafe { (*st).is_idle() } {
+            CURRENT.with(|c| c.set(core::ptr::null()));
+            DEFAULT.with(|d| d.set(core::ptr::null()));
+            // SAFETY: no object of this runtime remains; nothing else points at it.
+            drop(unsafe { Box::from_raw(st as *mut GcState) });
+        }
+    }
+}
+
+/// The calling thread's current runtime.
+///
+/// The reference stays valid while the thread stays attached (default runtimes live until
+/// thread exit and are only freed when empty).
+#[inline(always)]
+pub(crate) fn current() -> &'static GcState {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return make_default();
+    }
+    // SAFETY: a non-null CURRENT is a live runtime (see the module invariants).
+    unsafe { &*p }
+}
+
+#[cold]
+#[inline(never)]
+fn make_default() -> &'static GcState {
+    let st: &'static GcState = Box::leak(GcState::new_boxed());
+    CURRENT.with(|c| c.set(st));
+    DEFAULT.with(|d| d.set(st));
+    // Registering the guard fails only during thread teardown; then the runtime is leaked.
+    let _ = DEFAULT_GUARD.try_with(|_| ());
+    st
+}
+
+/// An explicitly created runtime that threads attach to one at a time (like a GIL), so that
+/// several threads can share one object heap.
+pub struct Runtime {
+    state: *const GcState,
+    attached: Mutex<bool>,
+    released: Condvar,
+}
+
+// SAFETY: the state is only touched by the one thread holding the attachment (Mutex-guarded).
+unsafe impl Send for Runtime {}
+// SAFETY: as above.
+unsafe impl Sync for Runtime {}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    /// A fresh runtime with default thresholds, enabled.
+    pub fn new() -> Runtime {
+        Runtime {
+            state: Box::into_raw(GcState::new_boxed()),
+            attached: Mutex::new(false),
+            released: Condvar::new(),
+        }
+    }
+
+    /// Make this runtime the calling thread's current one until the guard drops, waiting while
+    /// another thread is attached.
+    ///
+    /// # Safety
+    /// Objects created while attached belong to this runtime: they (and handles to them, such as
+    /// `Gc`) must only be used, cloned or dropped by a thread attached to it. Guards of
+    /// different runtimes on one thread must drop in reverse order of creation.
+    pub unsafe fn attach(&self) -> AttachGuard<'_> {
+        let mut a = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        while *a {
+            a = self.released.wait(a).unwrap_or_else(|e| e.into_inner());
+        }
+        *a = true;
+        drop(a);
+        let previous = CURRENT.with(|c| c.replace(self.state));
+        AttachGuard { rt: self, previous }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // SAFETY: nobody is attached (guards borrow the runtime); state is live.
+        if unsafe { (*self.state).is_idle() } {
+            // SAFETY: no object of the runtime remains.
+            drop(unsafe { Box::from_raw(self.state as *mut GcState) });
+        }
+        // Otherwise leaked: live objects still link into its lists.
+    }
+}
+
+/// The attachment of the calling thread to a [`Runtime`]; detaches on drop.
+pub struct AttachGuard<'a> {
+    rt: &'a Runtime,
+    previous: *const GcState,
+}
+
+impl Drop for AttachGuard<'_> {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.previous));
+        *self.rt.attached.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.rt.released.notify_one();
+    }
+}

@@ -1,0 +1,405 @@
+//! Weak references: tracked objects of their own (so a weakref can itself be garbage), on a
+//! doubly linked list headed in the referent's weaklist slot (`TypeObject::weaklist_offset`),
+//! or, for side-table types (all `Gc<T>`), in the runtime's `weak_table` while the referent has
+//! weakrefs (its `PREV_HAS_WEAKREFS` flag is set exactly then).
+//!
+//! # Invariants
+//!
+//! - A weakref is *live* while `referent != null`; it is then on the referent's list exactly
+//!   once. Clearing (`clear_ref`) unlinks it and nulls `referent`; it never becomes live again.
+//! - Before a referent's memory is released, all its weakrefs are cleared; then the callbacks
+//!   of those that have one run, each at most once (the callback is taken out of its cell).
+//! - In a collection (`collect::handle_weakrefs`) every weakref to garbage is cleared before
+//!   any callback runs, and a callback runs only when its weakref is not garbage itself.
+//! - `Weak<T>` owns one reference to a weakref object; `upgrade` succeeds exactly while the
+//!   weakref is live.
+
+use core::cell::Cell;
+use core::ffi::{c_int, c_void};
+use core::marker::PhantomData;
+use core::ptr::{self, NonNull};
+
+use super::handle::Gc;
+use super::list;
+use super::runtime::current;
+use super::schedule;
+use super::trace::Trace;
+use crate::object::{
+    self, ObjectHeader, PREV_HAS_WEAKREFS, TPFLAGS_HAVE_GC, TypeObject, VisitProc,
+    WEAKLIST_SIDE_TABLE, as_gc, type_of, weaklist_slot,
+};
+
+/// What runs when a weakly referenced object dies.
+pub enum WeakCallback {
+    /// A Rust closure.
+    Rust(Box<dyn FnOnce()>),
+    /// A C function called with the (cleared) weakref object and `arg`.
+    C(
+        unsafe extern "C" fn(wr: *mut ObjectHeader, arg: *mut c_void),
+        *mut c_void,
+    ),
+}
+
+#[repr(C)]
+struct WeakRefObject {
+    header: ObjectHeader,
+    referent: Cell<*mut ObjectHeader>,
+    prev: Cell<*mut WeakRefObject>,
+    next: Cell<*mut WeakRefObject>,
+    callback: Cell<Option<WeakCallback>>,
+}
+
+/// The type of weakref objects.
+pub static WEAKREF_TYPE: TypeObject = TypeObject {
+    name: c"weakref".as_ptr(),
+    basic_size: size_of::<WeakRefObject>(),
+    flags: TPFLAGS_HAVE_GC,
+    weaklist_offset: 0,
+    traverse: Some(wr_traverse),
+    clear: Some(wr_clear),
+    finalize: None,
+    del: None,
+    dealloc: wr_dealloc,
+};
+
+unsafe extern "C" fn wr_traverse(_: *mut ObjectHeader, _: VisitProc, _: *mut c_void) -> c_int {
+    // The callback is opaque: it is not traced (references it holds count as external).
+    0
+}
+
+unsafe extern "C" fn wr_clear(wr: *mut ObjectHeader) -> c_int {
+    // SAFETY: wr is a live weakref object.
+    unsafe {
+        clear_ref(wr);
+        drop((*(wr as *mut WeakRefObject)).callback.take());
+    }
+    0
+}
+
+unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
+    let st = current();
+    // SAFETY: wr is a weakref object with refcount 0.
+    unsafe {
+        let gc = as_gc(wr);
+        if (*gc).next != 0 {
+            list::remove(gc);
+        }
+        clear_ref(wr);
+        drop((*(wr as *mut WeakRefObject)).callback.take());
+        ptr::drop_in_place(wr as *mut WeakRefObject);
+        object::object_free(wr);
+    }
+    schedule::note_free(st);
+}
+
+/// The head slot of `obj`'s weakref list, or null (no support, or no list and `!create`).
+/// With `create`, a side-table object gets an (empty) entry.
+///
+/// # Safety
+/// `obj` must be a live object of the current runtime.
+unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHeader {
+    // SAFETY: caller's contract.
+    unsafe {
+        let ty = type_of(obj);
+        if ty.weaklist_offset > 0 {
+            return weaklist_slot(obj);
+        }
+        if ty.weaklist_offset != WEAKLIST_SIDE_TABLE || !ty.is_gc() {
+            return ptr::null_mut();
+        }
+        let gc = as_gc(obj);
+        let st = current();
+        if (*gc).prev & PREV_HAS_WEAKREFS != 0 {
+            return st
+                .weak_table
+                .borrow()
+                .get(&(obj as usize))
+                .map_or(ptr::null_mut(), |b| b.as_ptr());
+        }
+        if !create {
+            return ptr::null_mut();
+        }
+        let b = Box::new(Cell::new(ptr::null_mut()));
+        let p = b.as_ptr();
+        st.weak_table.borrow_mut().insert(obj as usize, b);
+        (*gc).prev |= PREV_HAS_WEAKREFS;
+        p
+    }
+}
+
+/// `obj`'s weakref list became empty: drop its side-table entry (if it has one).
+///
+/// # Safety
+/// `obj` must be a live object of the current runtime.
+unsafe fn release_slot(obj: *mut ObjectHeader) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if type_of(obj).weaklist_offset == WEAKLIST_SIDE_TABLE {
+            let gc = as_gc(obj);
+            if (*gc).prev & PREV_HAS_WEAKREFS != 0 {
+                (*gc).prev &= !PREV_HAS_WEAKREFS;
+                let entry = current().weak_table.borrow_mut().remove(&(obj as usize));
+                drop(entry);
+            }
+        }
+    }
+}
+
+/// Whether `obj` is a weakref object.
+///
+/// # Safety
+/// `obj` must be live.
+#[inline]
+pub unsafe fn is_weakref(obj: *mut ObjectHeader) -> bool {
+    // SAFETY: live object.
+    ptr::eq(unsafe { (*obj).ty }, &WEAKREF_TYPE)
+}
+
+/// A new weakref object (refcount 1, tracked) to `obj`, or a panic if `obj`'s type does not
+/// support weak references.
+///
+/// # Safety
+/// `obj` must be a live object of the current runtime.
+pub unsafe fn weakref_new(
+    obj: *mut ObjectHeader,
+    callback: Option<WeakCallback>,
+) -> *mut ObjectHeader {
+    // SAFETY: live object.
+    let ty = unsafe { type_of(obj) };
+    assert!(
+        ty.weaklist_offset > 0 || (ty.weaklist_offset == WEAKLIST_SIDE_TABLE && ty.is_gc()),
+        "weakref_new: the object's type does not support weak references"
+    );
+    let st = current();
+    schedule::note_alloc(st);
+    // SAFETY: static type.
+    let wr = unsafe { object::object_alloc(&WEAKREF_TYPE) };
+    if wr.is_null() {
+        std::alloc::handle_alloc_error(core::alloc::Layout::new::<WeakRefObject>());
+    }
+    let w = wr as *mut WeakRefObject;
+    // SAFETY: fresh object; slot belongs to the live referent; list heads are live weakrefs.
+    unsafe {
+        let slot = head_slot(obj, true);
+        let head = *slot as *mut WeakRefObject;
+        (&raw mut (*w).referent).write(Cell::new(obj));
+        (&raw mut (*w).prev).write(Cell::new(ptr::null_mut()));
+        (&raw mut (*w).next).write(Cell::new(head));
+        (&raw mut (*w).callback).write(Cell::new(callback));
+        if !head.is_null() {
+            (*head).prev.set(w);
+        }
+        *slot = wr;
+        list::append(as_gc(wr), st.gen_head(0));
+    }
+    wr
+}
+
+/// The referent of `wr` (borrowed), or null once cleared.
+///
+/// # Safety
+/// `wr` must be a live weakref object.
+#[inline]
+pub unsafe fn weakref_get(wr: *mut ObjectHeader) -> *mut ObjectHeader {
+    // SAFETY: caller's contract.
+    unsafe { (*(wr as *mut WeakRefObject)).referent.get() }
+}
+
+/// Clear `wr`: unlink it from its referent's list; the callback stays.
+///
+/// # Safety
+/// `wr` must be a live weakref object.
+pub(crate) unsafe fn clear_ref(wr: *mut ObjectHeader) {
+    let w = wr as *mut WeakRefObject;
+    // SAFETY: a live weakref is on its live referent's list.
+    unsafe {
+        let r = (*w).referent.replace(ptr::null_mut());
+        if r.is_null() {
+            return;
+        }
+        let (p, n) = (
+            (*w).prev.replace(ptr::null_mut()),
+            (*w).next.replace(ptr::null_mut()),
+        );
+        if p.is_null() {
+            *head_slot(r, false) = n as *mut ObjectHeader;
+            if n.is_null() {
+                release_slot(r);
+            }
+        } else {
+            (*p).next.set(n);
+        }
+        if !n.is_null() {
+            (*n).prev.set(p);
+        }
+    }
+}
+
+/// The first weakref on `obj`'s list, or null.
+///
+/// # Safety
+/// `obj` must be live.
+#[inline]
+pub(crate) unsafe fn first_weakref(obj: *mut ObjectHeader) -> *mut ObjectHeader {
+    // SAFETY: caller's contract.
+    unsafe {
+        let slot = head_slot(obj, false);
+        if slot.is_null() {
+            ptr::null_mut()
+        } else {
+            *slot
+        }
+    }
+}
+
+/// Whether `wr` has a callback waiting.
+///
+/// # Safety
+/// `wr` must be a live weakref object.
+pub(crate) unsafe fn has_callback(wr: *mut ObjectHeader) -> bool {
+    // SAFETY: caller's contract; the Option is inspected in place and put back.
+    unsafe {
+        let c = &(*(wr as *mut WeakRefObject)).callback;
+        let v = c.take();
+        let has = v.is_some();
+        c.set(v);
+        has
+    }
+}
+
+/// Take and run the callback of `wr` (if any).
+///
+/// # Safety
+/// `wr` must be a live weakref object; the caller holds a reference to it.
+pub(crate) unsafe fn run_callback(wr: *mut ObjectHeader) {
+    // SAFETY: caller's contract.
+    match unsafe { (*(wr as *mut WeakRefObject)).callback.take() } {
+        Some(WeakCallback::Rust(f)) => run_rust_callback(f),
+        // SAFETY: the C caller promised the function accepts (wr, arg).
+        Some(WeakCallback::C(f, arg)) => unsafe { f(wr, arg) },
+        None => {}
+    }
+}
+
+/// Run a Rust callback; a panic aborts (after the panic hook printed its message), because
+/// unwinding out of here could leave a collection half done.
+fn run_rust_callback(f: Box<dyn FnOnce()>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        eprintln!("arenagc: a weakref callback panicked; aborting");
+        std::process::abort();
+    }
+}
+
+/// Clear every weakref to `obj` (which is dying), then run their callbacks.
+///
+/// # Safety
+/// `obj` must be live and about to be freed.
+pub unsafe fn clear_weakrefs(obj: *mut ObjectHeader) {
+    let mut with_cb = Vec::new();
+    // SAFETY: obj is live; each weakref on its list is live.
+    unsafe {
+        loop {
+            let wr = first_weakref(obj);
+            if wr.is_null() {
+                break;
+            }
+            clear_ref(wr);
+            if has_callback(wr) {
+                object::incref(wr);
+                with_cb.push(wr);
+            }
+        }
+        for wr in with_cb {
+            run_callback(wr);
+            object::decref(wr);
+        }
+    }
+}
+
+/// Number of weakrefs to `obj` (`weakref.getweakrefcount`).
+///
+/// # Safety
+/// `obj` must be live.
+pub unsafe fn getweakrefcount(obj: *mut ObjectHeader) -> usize {
+    let mut n = 0;
+    // SAFETY: caller's contract; the list holds live weakrefs.
+    unsafe {
+        let mut w = first_weakref(obj) as *mut WeakRefObject;
+        while !w.is_null() {
+            n += 1;
+            w = (*w).next.get();
+        }
+    }
+    n
+}
+
+/// A weak reference to a `Gc<T>`: does not keep the value alive; `upgrade` gives a `Gc` while
+/// the object lives. Owns a counted weakref object.
+pub struct Weak<T: Trace> {
+    wr: NonNull<ObjectHeader>,
+    _not_send: PhantomData<*const T>,
+}
+
+impl<T: Trace> Weak<T> {
+    /// Adopt the reference to the weakref object `wr`.
+    ///
+    /// # Safety
+    /// `wr` must be a live weakref object whose referent (if any) is a `Gc<T>` object.
+    pub(crate) unsafe fn from_weakref(wr: *mut ObjectHeader) -> Weak<T> {
+        // SAFETY: weakref_new never returns null.
+        let wr = unsafe { NonNull::new_unchecked(wr) };
+        Weak {
+            wr,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// A strong reference, or `None` once the object died (or its cycle was collected).
+    pub fn upgrade(&self) -> Option<Gc<T>> {
+        // SAFETY: our weakref object is live; a live referent is a Gc<T> object.
+        unsafe {
+            let r = weakref_get(self.wr.as_ptr());
+            if r.is_null() {
+                return None;
+            }
+            object::incref(r);
+            Some(Gc::from_raw(r))
+        }
+    }
+
+    /// Whether the weak reference was cleared.
+    pub fn is_dead(&self) -> bool {
+        // SAFETY: our weakref object is live.
+        unsafe { weakref_get(self.wr.as_ptr()).is_null() }
+    }
+
+    /// The weakref object (for tracing).
+    #[inline(always)]
+    pub(crate) fn weakref_object(&self) -> *mut ObjectHeader {
+        self.wr.as_ptr()
+    }
+}
+
+impl<T: Trace> Clone for Weak<T> {
+    fn clone(&self) -> Weak<T> {
+        // SAFETY: live weakref object.
+        unsafe { object::incref(self.wr.as_ptr()) };
+        Weak {
+            wr: self.wr,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace> Drop for Weak<T> {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { object::decref(self.wr.as_ptr()) }
+    }
+}
+
+impl<T: Trace> core::fmt::Debug for Weak<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "(Weak)")
+    }
+}
