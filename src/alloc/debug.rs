@@ -237,6 +237,18 @@ pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
     }
 }
 
+/// Taken by the allocator's `fork` handlers, so a child never inherits it held.
+pub fn fork_lock() {
+    QUARANTINE.raw_lock();
+}
+
+/// # Safety
+/// `fork_lock` was called on this thread.
+pub unsafe fn fork_unlock() {
+    // SAFETY: per the contract.
+    unsafe { QUARANTINE.raw_unlock() }
+}
+
 /// Give every quarantined block back (for `trim` and tests).
 pub fn flush_quarantine() {
     loop {

@@ -277,25 +277,55 @@ fn thread_key() -> Option<libc::pthread_key_t> {
     Some(*k)
 }
 
+// fork: every allocator lock is taken before and released after, so the child never inherits
+// a lock held by a thread that does not exist there. None of these locks is ever held while
+// another is taken, except FALLBACK -> GLOBAL, so this order cannot deadlock.
+
 extern "C" fn fork_prepare() {
+    super::debug::fork_lock();
+    KEY.raw_lock();
     FALLBACK.raw_lock();
     GLOBAL.raw_lock();
 }
 
-extern "C" fn fork_parent() {
-    // SAFETY: fork_prepare took both locks on this thread.
+/// # Safety
+/// `fork_prepare` took the locks on this thread.
+unsafe fn fork_unlock() {
+    // SAFETY: per the contract.
     unsafe {
         GLOBAL.raw_unlock();
         FALLBACK.raw_unlock();
+        KEY.raw_unlock();
+        super::debug::fork_unlock();
     }
 }
 
+extern "C" fn fork_parent() {
+    // SAFETY: fork_prepare took the locks on this thread.
+    unsafe { fork_unlock() }
+}
+
 extern "C" fn fork_child() {
-    // SAFETY: the child's only thread is the one that took both locks in fork_prepare.
-    unsafe {
-        GLOBAL.raw_unlock();
-        FALLBACK.raw_unlock();
+    // The child's only thread is this one. A thread caught between the two steps of a
+    // notification (remote.rs) left its pool's word NOTIFYING, and nobody here will end it:
+    // re-arm such pools as FULL, so the next remote free notifies again. (The block that thread
+    // was handing over, if it had not pushed it yet, is lost to the child: one block.)
+    {
+        // SAFETY: fork_prepare holds GLOBAL on this thread, the only one in the child.
+        let g = unsafe { &*GLOBAL.data_ptr() };
+        g.arenas.for_each(|d| {
+            for i in 0..d.next_uncarved as usize {
+                // SAFETY: pools below next_uncarved have initialized headers; the child has no
+                // other thread, and only the atomic remote word is touched.
+                let p = unsafe { &*((d.base + i * crate::config::POOL_SIZE) as *const Pool) };
+                if p.block_size.load(Ordering::Relaxed) != 0 {
+                    p.remote.rearm_after_fork();
+                }
+            }
+        });
     }
+    // SAFETY: the child's only thread is the one that took the locks in fork_prepare.
+    unsafe { fork_unlock() }
 }
 
 impl Global {

@@ -26,8 +26,11 @@
 //! ```
 //!
 //! Invariants:
-//! - Only the owner takes the list (`take_all`), and the list is empty whenever the state is
-//!   `FULL` (set only on an empty list; a push to a `FULL` pool diverts the block) or `ABANDONED`.
+//! - Only the owner takes the list (`take_all`). `FULL` is set only on an empty list and a push
+//!   to a `FULL` pool diverts the block, so the list stays empty; the one exception is a word
+//!   re-armed in a child after `fork` (`rearm_after_fork`), whose list the owner takes when the
+//!   next notification makes it look (`try_mark_full` fails on a non-empty list). `ABANDONED`
+//!   is set only on an empty list, and pushes never touch an abandoned word.
 //! - A pool on its owner's full list is `FULL` or `NOTIFYING`; a pool with room may be any of
 //!   `NORMAL`, `FULL`, `NOTIFYING` (`FULL` is sticky across local revivals, see `clear_full`).
 //! - While a word is `NOTIFYING` its pool's owner cannot change: `try_abandon` waits it out.
@@ -123,10 +126,7 @@ impl RemoteWord {
         loop {
             let (new, outcome) = match state(old) {
                 ABANDONED => return PushOutcome::Abandoned,
-                FULL => {
-                    debug_assert!(list(old).is_null(), "a FULL pool has an empty remote list");
-                    ((old & !STATE_MASK) | NOTIFYING, PushOutcome::Notify)
-                }
+                FULL => ((old & !STATE_MASK) | NOTIFYING, PushOutcome::Notify),
                 _ => {
                     // SAFETY: the caller owns `block` until the CAS below publishes it.
                     unsafe { (*block).next = list(old) };
@@ -228,6 +228,15 @@ impl RemoteWord {
                 Ok(_) => return taken.map_or(Ok(()), Err),
                 Err(cur) => old = cur,
             }
+        }
+    }
+
+    /// In a child process after `fork` (one thread): a `NOTIFYING` word was left by a thread
+    /// that does not exist here; make it `FULL` again so the next remote free notifies.
+    pub fn rearm_after_fork(&self) {
+        let w = self.0.load(Ordering::Acquire);
+        if state(w) == NOTIFYING {
+            self.0.store((w & !STATE_MASK) | FULL, Ordering::Release);
         }
     }
 
