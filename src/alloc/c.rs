@@ -23,6 +23,7 @@ fn enomem() -> *mut u8 {
 }
 
 /// Allocate `size` bytes aligned to `align` (a power of two), zeroed if asked.
+#[inline]
 fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
         return enomem();
@@ -35,10 +36,12 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if p.is_null() { enomem() } else { p }
 }
 
+#[inline]
 pub fn malloc(size: usize) -> *mut u8 {
     alloc(size, ALIGNMENT, false)
 }
 
+#[inline]
 pub fn calloc(n: usize, size: usize) -> *mut u8 {
     match n.checked_mul(size) {
         Some(total) => alloc(total, ALIGNMENT, true),
@@ -82,6 +85,7 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
 }
 
+#[inline]
 fn checked_pool_block(p: *mut u8) {
     // SAFETY: p is inside a mapped arena, so its pool page is readable.
     if !unsafe { (*pool_of(p)).is_block_start(p) } {
@@ -96,6 +100,7 @@ fn checked_pool_block(p: *mut u8) {
 
 /// # Safety
 /// `p` is null or a live block from this module, not used again.
+#[inline]
 pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;

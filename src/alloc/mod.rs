@@ -163,6 +163,7 @@ unsafe fn small_free(b: *mut u8) {
 
 /// Allocate `size` bytes aligned to `align` by the plain paths (debug mode's underlying blocks
 /// come from here too).
+#[inline]
 fn raw_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if is_small(size, align) {
         let (b, known_zero) = small_alloc(class_of(size));
