@@ -48,3 +48,8 @@ pub mod alloc {
     #[path = "remote.rs"]
     pub mod remote;
 }
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -26,6 +26,12 @@ const CASES: &[(&str, bool, &str)] = &[
     ("write_after_free", true, "fatal error: write after free"),
     ("size_mismatch", true, "fatal error: size mismatch"),
     ("c_interior_pointer", false, "fatal error: invalid free"),
+    ("debug_interior_pointer", true, "fatal error: invalid free"),
+    (
+        "debug_stack_pointer",
+        true,
+        "fatal error: pointer not from this allocator",
+    ),
     ("default_double_free", false, "fatal error: double free"),
 ];
 
@@ -72,6 +78,14 @@ fn commit(name: &str) {
             "c_interior_pointer" => {
                 let p = arenagc::alloc::c::malloc(64);
                 arenagc::alloc::c::free(p.add(16));
+            }
+            "debug_interior_pointer" => {
+                let p = arenagc::alloc::c::malloc(64);
+                arenagc::alloc::c::free(p.add(16));
+            }
+            "debug_stack_pointer" => {
+                let mut local = [0u64; 8];
+                arenagc::alloc::c::free(local.as_mut_ptr().add(4).cast());
             }
             "default_double_free" => {
                 let p = arenagc::alloc::c::malloc(64);

@@ -1,0 +1,262 @@
+//! The malloc replacement (cargo feature `override`; built as `libarenagc_malloc.so` by the
+//! `arenagc-malloc` package): the whole glibc malloc family, so the library can be preloaded
+//! under unmodified programs (`LD_PRELOAD=libarenagc_malloc.so prog`).
+//!
+//! | function              | semantics (glibc's)                                                 |
+//! |-----------------------|---------------------------------------------------------------------|
+//! | `malloc(0)`           | a distinct live pointer                                             |
+//! | huge sizes            | NULL, `errno = ENOMEM` (posix_memalign: returns ENOMEM)              |
+//! | `calloc`/`reallocarray` | product overflow: NULL, `ENOMEM`, old block untouched             |
+//! | `realloc(p, 0)`       | frees `p`, returns NULL                                             |
+//! | `posix_memalign`      | alignment not a power of two or not a multiple of `sizeof(void*)`: |
+//! |                       | returns EINVAL, `*memptr` untouched                                  |
+//! | `aligned_alloc`       | alignment not a power of two: NULL, `EINVAL` (glibc >= 2.38)        |
+//! | `memalign`            | alignment <= 16: as malloc; not a power of two: rounded up;          |
+//! |                       | over `SIZE_MAX/2+1`: NULL, `EINVAL`                                  |
+//! | `valloc` / `pvalloc`  | page-aligned; pvalloc rounds the size up to whole pages              |
+//! | `free_sized` / `free_aligned_sized` | C23: the size is checked against the block          |
+//!
+//! Small requests are served from the arenas; large ones go to glibc's own entry points
+//! (`__libc_malloc` and friends) inside the core, so no `dlsym` is needed and early calls (from
+//! the dynamic loader, or from pthread functions during the core's own thread setup) cannot
+//! recurse. Fork and thread exit are handled by the core (`pthread_atfork`, a pthread key
+//! destructor). With `ARENAGC_STATS=1` in the environment at start, the statistics table is
+//! written to stderr at exit (a `.fini_array` entry, so it runs after `atexit` handlers and
+//! the destructors of every library loaded after this one).
+
+use crate::error::boundary;
+use arenagc::alloc::{self, c};
+use core::ffi::{c_int, c_void};
+use core::fmt::Write;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+fn set_errno(e: c_int) {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
+
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+fn page_size() -> usize {
+    let p = PAGE_SIZE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let p = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    };
+    PAGE_SIZE.store(p, Ordering::Relaxed);
+    p
+}
+
+/// # Safety
+/// C `malloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    boundary("malloc", ptr::null_mut(), || c::malloc(size).cast())
+}
+
+/// # Safety
+/// C `calloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    boundary("calloc", ptr::null_mut(), || c::calloc(n, size).cast())
+}
+
+/// # Safety
+/// C `free`: `p` is NULL or a live block from this allocator (or from glibc's own entry
+/// points), not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: forwarded from the caller.
+    boundary("free", (), || unsafe { c::free(p.cast()) })
+}
+
+/// # Safety
+/// C `realloc`: `p` is NULL or a live block.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded from the caller.
+    boundary("realloc", ptr::null_mut(), || unsafe {
+        c::realloc(p.cast(), size).cast()
+    })
+}
+
+/// # Safety
+/// C `reallocarray`: `p` is NULL or a live block.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    boundary("reallocarray", ptr::null_mut(), || {
+        match n.checked_mul(size) {
+            // SAFETY: forwarded from the caller.
+            Some(total) => unsafe { c::realloc(p.cast(), total).cast() },
+            None => {
+                set_errno(libc::ENOMEM);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// glibc's `memalign` alignment rules; None for an alignment glibc rejects (EINVAL).
+fn memalign_alignment(align: usize) -> Option<usize> {
+    if align <= 16 {
+        Some(16)
+    } else if align > usize::MAX / 2 + 1 {
+        None
+    } else {
+        Some(align.next_power_of_two())
+    }
+}
+
+fn memalign_impl(align: usize, size: usize) -> *mut c_void {
+    match memalign_alignment(align) {
+        Some(a) => c::aligned_alloc(a, size).cast(),
+        None => {
+            set_errno(libc::EINVAL);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// C `posix_memalign`: `memptr` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(
+    memptr: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> c_int {
+    boundary("posix_memalign", libc::ENOMEM, || {
+        if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
+            return libc::EINVAL;
+        }
+        let p = c::aligned_alloc(align, size);
+        if p.is_null() {
+            return libc::ENOMEM;
+        }
+        // SAFETY: memptr is writable per the contract.
+        unsafe { memptr.write(p.cast()) };
+        0
+    })
+}
+
+/// # Safety
+/// C11 `aligned_alloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    boundary("aligned_alloc", ptr::null_mut(), || {
+        c::aligned_alloc(align, size).cast()
+    })
+}
+
+/// # Safety
+/// glibc `memalign`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    boundary("memalign", ptr::null_mut(), || memalign_impl(align, size))
+}
+
+/// # Safety
+/// glibc `valloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    boundary("valloc", ptr::null_mut(), || {
+        c::aligned_alloc(page_size(), size).cast()
+    })
+}
+
+/// # Safety
+/// glibc `pvalloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    boundary("pvalloc", ptr::null_mut(), || {
+        let page = page_size();
+        match size.checked_add(page - 1) {
+            Some(s) => c::aligned_alloc(page, (s & !(page - 1)).max(page)).cast(),
+            None => {
+                set_errno(libc::ENOMEM);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// # Safety
+/// glibc `malloc_usable_size`: `p` is NULL or a live block.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: forwarded from the caller.
+    boundary("malloc_usable_size", 0, || unsafe {
+        c::usable_size(p.cast())
+    })
+}
+
+/// # Safety
+/// C23 `free_sized`: `p` is NULL or a live block of `size` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+    // SAFETY: forwarded from the caller.
+    boundary("free_sized", (), || unsafe {
+        c::free_sized(p.cast(), size)
+    })
+}
+
+/// # Safety
+/// C23 `free_aligned_sized`: `p` is NULL or a live block of `size` bytes from `aligned_alloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+    let _ = align; // the block's alignment is not recorded; the size is what can be checked
+    // SAFETY: forwarded from the caller.
+    boundary("free_aligned_sized", (), || unsafe {
+        c::free_sized(p.cast(), size)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// ARENAGC_STATS=1: the statistics table on stderr at exit
+
+static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// Writes straight to file descriptor 2 (no stdio buffers, which may be gone at exit).
+struct Stderr;
+
+impl Write for Stderr {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        alloc::os::write_stderr(s.as_bytes());
+        Ok(())
+    }
+}
+
+extern "C" fn read_stats_env() {
+    // SAFETY: the name is NUL-terminated; getenv does not allocate.
+    let v = unsafe { libc::getenv(c"ARENAGC_STATS".as_ptr()) };
+    // SAFETY: a non-null getenv result is a NUL-terminated string.
+    let on = !v.is_null() && unsafe { *v } != 0 && unsafe { *v } != b'0' as libc::c_char;
+    STATS_AT_EXIT.store(on, Ordering::Relaxed);
+}
+
+extern "C" fn print_stats_at_exit() {
+    if !STATS_AT_EXIT.load(Ordering::Relaxed) {
+        return;
+    }
+    boundary("stats at exit", (), || {
+        let s = alloc::stats();
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        let _ = write!(Stderr, "arenagc: statistics at exit (pid {pid})\n{s}");
+    })
+}
+
+/// Read `ARENAGC_STATS` when the library is loaded (before `main` can change the environment).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static READ_STATS_ENV: extern "C" fn() = read_stats_env;
+
+/// Print the table when the library is unloaded at exit.
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static PRINT_STATS_AT_EXIT: extern "C" fn() = print_stats_at_exit;

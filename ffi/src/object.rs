@@ -1,0 +1,436 @@
+//! Objects and weak references for C: `agc_new`, reference counts, tracking, the pieces a C
+//! `dealloc` is made of, and `agc_weakref_*`.
+//!
+//! ```text
+//!  agc_new(type) ──> checks the agc_type ──> gc::raw::new_object (counts gen 0) ─> zero payload
+//!  agc_track / agc_untrack ──> gc::raw::track / untrack
+//!  agc_decref (inline in the header) ─ count reaches 0 ─> agc_object_decref ─> type->dealloc
+//!  a C dealloc:  agc_finalize_from_dealloc ─> (drop its references) ─> agc_object_del
+//!  agc_weakref_new / _get / _count ──> gc::raw::weakref_new / weakref_get / getweakrefcount
+//! ```
+//!
+//! Rules kept here:
+//! - A NULL object (or type, or weak reference) is an error: NULL or `AGC_ERR_NULL` plus a
+//!   message, never a crash. So is an argument the core would reject with a panic (tracking an
+//!   object of a non-GC type, a weak reference to a type without support for them): it is
+//!   checked first and reported as `AGC_ERR_VALUE`.
+//! - Everything else is the core's: this file converts and checks, nothing more.
+
+use core::ffi::{c_int, c_void};
+use core::ptr;
+
+use arenagc::gc::{WeakCallback, raw};
+use arenagc::object::{
+    self, DestructorProc, ObjectHeader, PREV_FINALIZED, TPFLAGS_HAVE_GC, TypeObject,
+    WEAKLIST_SIDE_TABLE, as_gc, type_of,
+};
+
+use crate::error::{boundary, set_error};
+use crate::types::{
+    AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_ERR_VALUE, AGC_OK, AGC_TPFLAGS_HAVE_GC,
+    AGC_WEAKLIST_SIDE_TABLE, AgcObject, AgcType, AgcWeakrefCallback,
+};
+
+const _: () = assert!(AGC_TPFLAGS_HAVE_GC == TPFLAGS_HAVE_GC);
+const _: () = assert!(AGC_WEAKLIST_SIDE_TABLE == WEAKLIST_SIDE_TABLE);
+const _: () = assert!(size_of::<AgcObject>() == 16);
+
+/// The largest `basic_size` accepted: the object plus its GC head must form a valid layout.
+const MAX_BASIC_SIZE: usize = isize::MAX as usize / 2;
+
+/// `obj`, or `Err(AGC_ERR_NULL)` with a message when it is NULL or has no type.
+pub(crate) fn check_object(func: &str, obj: *mut AgcObject) -> Result<*mut ObjectHeader, c_int> {
+    if obj.is_null() {
+        set_error(format_args!("{func}: object is NULL"));
+        return Err(AGC_ERR_NULL);
+    }
+    // SAFETY: a non-null object argument points to an object header (the caller's contract).
+    if unsafe { (*obj).ty }.is_null() {
+        set_error(format_args!(
+            "{func}: object {obj:p} has no type (not an object?)"
+        ));
+        return Err(AGC_ERR_NULL);
+    }
+    Ok(obj)
+}
+
+/// Whether a weak-list slot at `offset` lies in the payload of a `size`-byte object, aligned.
+fn slot_fits(offset: usize, size: usize) -> bool {
+    let slot = size_of::<*mut ObjectHeader>();
+    offset >= size_of::<ObjectHeader>() && offset % slot == 0 && offset + slot <= size
+}
+
+/// Check a C type descriptor before the core relies on it (a NULL `dealloc` would be an
+/// invalid function pointer in the Rust `TypeObject`).
+///
+/// # Safety
+/// `ty` is NULL or points to a readable `agc_type`.
+unsafe fn check_type(func: &str, ty: *const AgcType) -> Result<(), c_int> {
+    if ty.is_null() {
+        set_error(format_args!("{func}: type is NULL"));
+        return Err(AGC_ERR_NULL);
+    }
+    // SAFETY: ty points to a readable agc_type; `Option<fn>` has the layout of `fn` with NULL
+    // as None, so reading the field this way is valid whatever C stored there.
+    let dealloc = unsafe {
+        ptr::addr_of!((*ty).dealloc)
+            .cast::<Option<DestructorProc>>()
+            .read()
+    };
+    // SAFETY: as above; the other fields have no invalid values.
+    let (size, flags, weak) = unsafe { ((*ty).basic_size, (*ty).flags, (*ty).weaklist_offset) };
+    let gc = flags & TPFLAGS_HAVE_GC != 0;
+    let why = if dealloc.is_none() {
+        "dealloc is NULL"
+    } else if size < size_of::<ObjectHeader>() {
+        "basic_size is smaller than agc_object (16 bytes)"
+    } else if size > MAX_BASIC_SIZE {
+        "basic_size is too large"
+    } else if weak == WEAKLIST_SIDE_TABLE && !gc {
+        "AGC_WEAKLIST_SIDE_TABLE needs AGC_TPFLAGS_HAVE_GC"
+    } else if weak < 0 && weak != WEAKLIST_SIDE_TABLE {
+        "weaklist_offset is negative"
+    } else if weak > 0 && !slot_fits(weak as usize, size) {
+        "weaklist_offset is not a pointer-aligned slot inside the payload"
+    } else {
+        return Ok(());
+    };
+    set_error(format_args!("{func}: bad type: {why}"));
+    Err(AGC_ERR_VALUE)
+}
+
+/// A new object of `type`: refcount 1, not tracked, payload (everything after the header)
+/// zeroed. A GC type counts against generation 0 (which may run an automatic collection
+/// first). NULL with a message for a NULL or malformed type or when memory is short.
+///
+/// # Safety
+/// `ty` is NULL or a type that outlives every object of it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
+    boundary("agc_new", ptr::null_mut(), || {
+        // SAFETY: forwarded from the caller.
+        if unsafe { check_type("agc_new", ty) }.is_err() {
+            return ptr::null_mut();
+        }
+        // SAFETY: ty is a checked type that outlives its objects (the caller's contract).
+        let obj = unsafe { raw::new_object(ty) };
+        if obj.is_null() {
+            // SAFETY: checked above.
+            let size = unsafe { (*ty).basic_size };
+            set_error(format_args!(
+                "agc_new: cannot allocate an object of {size} bytes"
+            ));
+            return ptr::null_mut();
+        }
+        // SAFETY: the object has basic_size bytes from its header on; the payload follows the
+        // 16-byte header.
+        unsafe {
+            let hdr = size_of::<ObjectHeader>();
+            obj.cast::<u8>()
+                .add(hdr)
+                .write_bytes(0, (*ty).basic_size - hdr);
+        }
+        obj
+    })
+}
+
+/// Take a reference: the out-of-line twin of the header's inline `agc_incref`, for NULL (an
+/// error) and for languages that cannot use inline C functions.
+///
+/// # Safety
+/// `obj` is NULL or a live object of the calling thread's current runtime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_object_incref(obj: *mut AgcObject) -> c_int {
+    boundary("agc_incref", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_incref", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: a live object (checked non-null; liveness is the caller's contract).
+        unsafe { object::incref(obj) };
+        AGC_OK
+    })
+}
+
+/// Drop a reference; at zero the type's `dealloc` runs. The out-of-line twin of the header's
+/// inline `agc_decref`, which calls it for NULL and for the last reference. A count that is
+/// already zero or negative is `AGC_ERR_STATE` (nothing happens).
+///
+/// # Safety
+/// `obj` is NULL or a live object of the calling thread's current runtime, and the caller owns
+/// the reference it gives up.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_object_decref(obj: *mut AgcObject) -> c_int {
+    boundary("agc_decref", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_decref", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: a live object.
+        let rc = unsafe { (*obj).refcnt };
+        if rc <= 0 {
+            set_error(format_args!(
+                "agc_decref: object {obj:p} has refcount {rc} (released once too often?)"
+            ));
+            return AGC_ERR_STATE;
+        }
+        // SAFETY: the caller owns the reference given up.
+        unsafe { object::decref(obj) };
+        AGC_OK
+    })
+}
+
+/// Let the collector see `obj` (into generation 0); a no-op if it is tracked already.
+/// `AGC_ERR_VALUE` if its type has no `AGC_TPFLAGS_HAVE_GC`.
+///
+/// # Safety
+/// `obj` is NULL or a live, fully initialized object of the current runtime (its `traverse`
+/// may be called at once).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_track(obj: *mut AgcObject) -> c_int {
+    boundary("agc_track", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_track", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: a live object.
+        let ty = unsafe { type_of(obj) };
+        if !ty.is_gc() {
+            set_error(format_args!(
+                "agc_track: type '{}' has no AGC_TPFLAGS_HAVE_GC",
+                ty.name_str()
+            ));
+            return AGC_ERR_VALUE;
+        }
+        // SAFETY: a live, initialized object of a GC type (checked) of the current runtime.
+        unsafe { raw::track(obj) };
+        AGC_OK
+    })
+}
+
+/// Hide `obj` from the collector; a no-op if it is not tracked (or of a non-GC type).
+///
+/// # Safety
+/// `obj` is NULL or a live object of the current runtime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_untrack(obj: *mut AgcObject) -> c_int {
+    boundary("agc_untrack", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_untrack", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: a live object of the current runtime.
+        unsafe { raw::untrack(obj) };
+        AGC_OK
+    })
+}
+
+/// 1 if the collector tracks `obj`, 0 if not, `AGC_ERR_NULL` for NULL.
+///
+/// # Safety
+/// `obj` is NULL or a live object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_is_tracked(obj: *mut AgcObject) -> c_int {
+    boundary("agc_is_tracked", AGC_ERR_PANIC, || {
+        match check_object("agc_is_tracked", obj) {
+            // SAFETY: a live object.
+            Ok(o) => c_int::from(unsafe { object::is_tracked(o) }),
+            Err(e) => e,
+        }
+    })
+}
+
+/// 1 if the finalizer of `obj` has run (it never runs again), 0 if not, `AGC_ERR_NULL` for
+/// NULL.
+///
+/// # Safety
+/// `obj` is NULL or a live object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_is_finalized(obj: *mut AgcObject) -> c_int {
+    boundary("agc_is_finalized", AGC_ERR_PANIC, || {
+        match check_object("agc_is_finalized", obj) {
+            // SAFETY: a live object.
+            Ok(o) => c_int::from(unsafe { object::is_finalized(o) }),
+            Err(e) => e,
+        }
+    })
+}
+
+/// For a type's `dealloc`: run the type's `finalize` unless it has run before (GC types
+/// remember; it then never runs again), lending the object one reference. 1 if the finalizer
+/// resurrected the object (it kept a reference: `dealloc` must return at once), 0 if `dealloc`
+/// goes on, `AGC_ERR_STATE` if the refcount is not zero.
+///
+/// # Safety
+/// `obj` is NULL or an object whose refcount just reached zero, inside its type's `dealloc`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_finalize_from_dealloc(obj: *mut AgcObject) -> c_int {
+    boundary("agc_finalize_from_dealloc", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_finalize_from_dealloc", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: a live object at refcount zero (the caller's contract), lent one reference
+        // for the finalizer, which may keep it (resurrection); GC objects have a GcHead whose
+        // PREV_FINALIZED bit records that the finalizer ran (as the collector does).
+        unsafe {
+            let rc = (*obj).refcnt;
+            if rc != 0 {
+                set_error(format_args!(
+                    "agc_finalize_from_dealloc: refcount is {rc}, not 0"
+                ));
+                return AGC_ERR_STATE;
+            }
+            let ty = type_of(obj);
+            let Some(finalize) = ty.finalize else {
+                return 0;
+            };
+            if object::is_finalized(obj) {
+                return 0;
+            }
+            if ty.is_gc() {
+                (*as_gc(obj)).prev |= PREV_FINALIZED;
+            }
+            (*obj).refcnt = 1;
+            finalize(obj);
+            (*obj).refcnt -= 1;
+            c_int::from((*obj).refcnt != 0)
+        }
+    })
+}
+
+/// For a type's `dealloc`: clear every weak reference to `obj` and run their callbacks.
+/// (`agc_object_del` does it too, for any left.)
+///
+/// # Safety
+/// `obj` is NULL or an object of the current runtime about to be freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_clear_weakrefs(obj: *mut AgcObject) -> c_int {
+    boundary("agc_clear_weakrefs", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_clear_weakrefs", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: a live object about to be freed.
+        unsafe { raw::clear_weakrefs(obj) };
+        AGC_OK
+    })
+}
+
+/// For a type's `dealloc`, last: untrack `obj` if tracked, clear weak references still
+/// pointing to it, and free its memory (uncounting it from generation 0). `dealloc` must have
+/// dropped the references `obj` holds before. `AGC_ERR_STATE` (nothing freed) if the refcount
+/// is not zero.
+///
+/// # Safety
+/// `obj` is NULL or an object of the current runtime created by `agc_new`, not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_object_del(obj: *mut AgcObject) -> c_int {
+    boundary("agc_object_del", AGC_ERR_PANIC, || {
+        let obj = match check_object("agc_object_del", obj) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        // SAFETY: an object of the current runtime at refcount zero (checked), from agc_new,
+        // not used again: untracked before its memory goes.
+        unsafe {
+            let rc = (*obj).refcnt;
+            if rc != 0 {
+                set_error(format_args!(
+                    "agc_object_del: object {obj:p} still has refcount {rc}"
+                ));
+                return AGC_ERR_STATE;
+            }
+            raw::untrack(obj);
+            if raw::getweakrefcount(obj) != 0 {
+                raw::clear_weakrefs(obj);
+            }
+            raw::free_object(obj);
+        }
+        AGC_OK
+    })
+}
+
+/// Whether weak references to objects of `ty` are possible (what the core's `weakref_new`
+/// asserts).
+fn supports_weakrefs(ty: &TypeObject) -> bool {
+    ty.weaklist_offset > 0 || (ty.weaklist_offset == WEAKLIST_SIDE_TABLE && ty.is_gc())
+}
+
+/// A new weak reference to `obj` (a tracked object of its own, refcount 1). `callback`, if not
+/// NULL, runs once with the weak reference and `data` when `obj` dies (unless the weak
+/// reference died first, or is garbage in the same collection). NULL with a message if `obj`
+/// is NULL or its type supports no weak references.
+///
+/// # Safety
+/// `obj` is NULL or a live object of the current runtime; `callback` accepts `data`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_weakref_new(
+    obj: *mut AgcObject,
+    callback: AgcWeakrefCallback,
+    data: *mut c_void,
+) -> *mut AgcObject {
+    boundary("agc_weakref_new", ptr::null_mut(), || {
+        let Ok(obj) = check_object("agc_weakref_new", obj) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: a live object.
+        let ty = unsafe { type_of(obj) };
+        if !supports_weakrefs(ty) {
+            set_error(format_args!(
+                "agc_weakref_new: type '{}' does not support weak references",
+                ty.name_str()
+            ));
+            return ptr::null_mut();
+        }
+        let cb = callback.map(|f| WeakCallback::C(f, data));
+        // SAFETY: a live object of the current runtime whose type supports weak references.
+        unsafe { raw::weakref_new(obj, cb) }
+    })
+}
+
+/// A new reference to the referent of the weak reference `wr`, or NULL once the referent is
+/// dead (no error is recorded then). NULL with a message if `wr` is NULL or not a weak
+/// reference.
+///
+/// # Safety
+/// `wr` is NULL or a live object of the current runtime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_weakref_get(wr: *mut AgcObject) -> *mut AgcObject {
+    boundary("agc_weakref_get", ptr::null_mut(), || {
+        let Ok(wr) = check_object("agc_weakref_get", wr) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: a live object.
+        if !unsafe { raw::is_weakref(wr) } {
+            set_error(format_args!(
+                "agc_weakref_get: object {wr:p} is not a weak reference"
+            ));
+            return ptr::null_mut();
+        }
+        // SAFETY: a live weakref; a non-null referent is live.
+        unsafe {
+            let r = raw::weakref_get(wr);
+            if !r.is_null() {
+                object::incref(r);
+            }
+            r
+        }
+    })
+}
+
+/// Number of live weak references to `obj` (0 for a type without support for them), or
+/// `AGC_ERR_NULL` for NULL.
+///
+/// # Safety
+/// `obj` is NULL or a live object of the current runtime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_weakref_count(obj: *mut AgcObject) -> isize {
+    boundary("agc_weakref_count", AGC_ERR_PANIC as isize, || {
+        match check_object("agc_weakref_count", obj) {
+            // SAFETY: a live object.
+            Ok(o) => (unsafe { raw::getweakrefcount(o) }) as isize,
+            Err(e) => e as isize,
+        }
+    })
+}

@@ -1,0 +1,205 @@
+//! Runtimes for C: `agc_runtime_new` / `_free` / `_attach` / `_detach` over
+//! `arenagc::gc::Runtime` and its `AttachGuard`.
+//!
+//! ```text
+//!  agc_runtime  = Box<AgcRuntime { Runtime, attached: count of attachments }>
+//!  ATTACHED     = per thread: stack of Attachment { runtime, AttachGuard }   innermost last
+//!  attach(rt):  not on this thread's stack already -> Runtime::attach (waits like a GIL) -> push
+//!  detach(rt):  rt is the innermost -> pop (the guard drops: detached, next waiter runs)
+//!  free(rt):    no attachment counted -> drop the Box (the core leaks a state with objects left)
+//!  thread exit: the stack ends innermost first: a thread that forgot to detach detaches
+//! ```
+//!
+//! A thread with no runtime attached uses its own default runtime (the core creates it).
+
+use core::cell::RefCell;
+use core::ffi::c_int;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use arenagc::gc::{AttachGuard, Runtime};
+
+use crate::error::{boundary, set_error};
+use crate::types::{AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_OK};
+
+/// `agc_runtime` (opaque in C).
+pub struct AgcRuntime {
+    rt: Runtime,
+    /// Attachments now (0 or 1: attaching waits for the attached thread to detach).
+    attached: AtomicUsize,
+}
+
+/// One attachment of this thread: ends (detaches, uncounts) when dropped.
+struct Attachment {
+    rt: *const AgcRuntime,
+    guard: Option<AttachGuard<'static>>,
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        // SAFETY: a runtime outlives its counted attachments (agc_runtime_free refuses while
+        // any is counted).
+        unsafe { &*self.rt }.attached.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// This thread's attachments, innermost last; at thread exit they end innermost first.
+struct Attachments(Vec<Attachment>);
+
+impl Drop for Attachments {
+    fn drop(&mut self) {
+        while let Some(a) = self.0.pop() {
+            drop(a);
+        }
+    }
+}
+
+thread_local! {
+    static ATTACHED: RefCell<Attachments> = const { RefCell::new(Attachments(Vec::new())) };
+    /// Its address names the thread's default runtime (see [`current_key`]).
+    static DEFAULT_KEY: DefaultKey = const { DefaultKey { _byte: 0 } };
+}
+
+/// The key of a thread's default runtime; at thread exit the C ids of that runtime's gc
+/// callbacks are forgotten (another thread may get the same address).
+struct DefaultKey {
+    /// Not zero-sized, so that each thread's key has its own address.
+    _byte: u8,
+}
+
+impl Drop for DefaultKey {
+    fn drop(&mut self) {
+        crate::gc::forget_callbacks(ptr::from_ref(self) as usize);
+    }
+}
+
+/// A key of the calling thread's current runtime: the innermost attached `agc_runtime`, else
+/// (the default runtime) an address unique to this thread while it lives.
+pub(crate) fn current_key() -> usize {
+    let top = ATTACHED
+        .try_with(|a| a.borrow().0.last().map(|x| x.rt as usize))
+        .ok()
+        .flatten();
+    top.unwrap_or_else(|| {
+        DEFAULT_KEY
+            .try_with(|k| ptr::from_ref(k) as usize)
+            .unwrap_or(0)
+    })
+}
+
+/// A new runtime (its own generations, thresholds, stats, garbage, callbacks), for threads
+/// that share objects one at a time.
+#[unsafe(no_mangle)]
+pub extern "C" fn agc_runtime_new() -> *mut AgcRuntime {
+    boundary("agc_runtime_new", ptr::null_mut(), || {
+        Box::into_raw(Box::new(AgcRuntime {
+            rt: Runtime::new(),
+            attached: AtomicUsize::new(0),
+        }))
+    })
+}
+
+fn check(func: &str, rt: *mut AgcRuntime) -> Result<&'static AgcRuntime, c_int> {
+    if rt.is_null() {
+        set_error(format_args!("{func}: runtime is NULL"));
+        return Err(AGC_ERR_NULL);
+    }
+    // SAFETY: a non-null runtime came from agc_runtime_new and is not freed yet (the caller's
+    // contract); it lives until agc_runtime_free, which refuses while any thread is attached,
+    // so references kept by attachments stay valid.
+    Ok(unsafe { &*rt })
+}
+
+/// Free a runtime no thread is attached to (`AGC_ERR_STATE` otherwise; nothing happens).
+/// If objects of it are still alive, its collector state stays allocated for them.
+///
+/// # Safety
+/// `rt` is NULL or from `agc_runtime_new`, not freed before, and no thread uses it after.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
+    boundary("agc_runtime_free", AGC_ERR_PANIC, || {
+        let r = match check("agc_runtime_free", rt) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let n = r.attached.load(Ordering::Acquire);
+        if n != 0 {
+            set_error(format_args!(
+                "agc_runtime_free: runtime {rt:p} is attached ({n}); detach first"
+            ));
+            return AGC_ERR_STATE;
+        }
+        crate::gc::forget_callbacks(rt as usize);
+        // SAFETY: from agc_runtime_new (Box::into_raw), nobody attached, not used again.
+        drop(unsafe { Box::from_raw(rt) });
+        AGC_OK
+    })
+}
+
+/// Make `rt` the calling thread's current runtime until `agc_runtime_detach(rt)`, waiting
+/// while another thread is attached to it (like a GIL). Attachments to different runtimes
+/// nest (detach in reverse order). `AGC_ERR_STATE` if this thread is attached to `rt` already
+/// (it would wait for itself).
+///
+/// # Safety
+/// `rt` is NULL or a live runtime. Objects created while attached belong to `rt`: only a thread
+/// attached to it may use them.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
+    boundary("agc_runtime_attach", AGC_ERR_PANIC, || {
+        let r = match check("agc_runtime_attach", rt) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let mine = ATTACHED.with(|a| a.borrow().0.iter().any(|x| ptr::eq(x.rt, rt)));
+        if mine {
+            set_error(format_args!(
+                "agc_runtime_attach: this thread is attached to {rt:p} already"
+            ));
+            return AGC_ERR_STATE;
+        }
+        // SAFETY: r lives until agc_runtime_free, which refuses while this attachment is
+        // counted, so the guard never outlives it; guards drop innermost first (detach checks
+        // the order, and the stack ends from the top at thread exit).
+        let guard = unsafe { r.rt.attach() };
+        r.attached.fetch_add(1, Ordering::AcqRel);
+        let at = Attachment {
+            rt,
+            guard: Some(guard),
+        };
+        ATTACHED.with(|a| a.borrow_mut().0.push(at));
+        AGC_OK
+    })
+}
+
+/// End the calling thread's innermost attachment, which must be to `rt`; the thread returns to
+/// the runtime it used before. `AGC_ERR_STATE` if `rt` is not its innermost attachment.
+///
+/// # Safety
+/// `rt` is NULL or a live runtime.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_runtime_detach(rt: *mut AgcRuntime) -> c_int {
+    boundary("agc_runtime_detach", AGC_ERR_PANIC, || {
+        if let Err(e) = check("agc_runtime_detach", rt) {
+            return e;
+        }
+        let popped = ATTACHED.with(|a| {
+            let mut a = a.borrow_mut();
+            if a.0.last().is_some_and(|x| ptr::eq(x.rt, rt)) {
+                a.0.pop()
+            } else {
+                None
+            }
+        });
+        let Some(at) = popped else {
+            set_error(format_args!(
+                "agc_runtime_detach: {rt:p} is not this thread's innermost attached runtime"
+            ));
+            return AGC_ERR_STATE;
+        };
+        // Outside the borrow of ATTACHED.
+        drop(at);
+        AGC_OK
+    })
+}

@@ -1,0 +1,185 @@
+//! Real programs under `LD_PRELOAD` of `libarenagc_malloc.so`, each checked for success and for
+//! the allocator having served them: `ARENAGC_STATS=1` makes every process print its table at
+//! exit, and each test asserts arenas were mapped and pools used.
+
+mod common;
+
+use common::{ExitStats, Link, cc_test, exit_stats, preload, run_ok, scratch};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A command with the malloc replacement preloaded and stats at exit on.
+fn preloaded(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env("LD_PRELOAD", preload())
+        .env("ARENAGC_STATS", "1")
+        .env_remove("ARENAGC_DEBUG");
+    c
+}
+
+/// Assert the tables show real use: at least `min_arenas` arenas mapped in one process, and
+/// small blocks in use at exit somewhere.
+fn assert_served(what: &str, stats: &[ExitStats], min_arenas: u64) {
+    assert!(!stats.is_empty(), "{what}: no statistics table at exit");
+    let best = stats
+        .iter()
+        .map(|s| s.arenas_allocated_total)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        best >= min_arenas,
+        "{what}: at most {best} arenas mapped (want >= {min_arenas}): {stats:?}"
+    );
+    assert!(
+        stats.iter().any(|s| s.pools > 0 && s.blocks_in_use > 0),
+        "{what}: no small blocks in use: {stats:?}"
+    );
+}
+
+/// A fresh empty directory under the scratch dir.
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create dir");
+    d
+}
+
+#[test]
+fn python_builds_and_drops_millions_of_objects() {
+    // The real interpreter, not a pyenv shim script.
+    let (exe, _) =
+        run_ok(Command::new("python3").args(["-c", "import sys; print(sys.executable)"]));
+    let script = r#"
+import gc
+class Node:
+    __slots__ = ("left", "right", "value")
+    def __init__(self, left, right, value):
+        self.left, self.right, self.value = left, right, value
+total = 0
+for round in range(3):
+    d = {i: (str(i), [i, i + 1], float(i)) for i in range(200000)}
+    total += len(d)
+    del d
+    nodes = None
+    for i in range(200000):
+        nodes = Node(nodes, None, i)
+    del nodes
+    cyc = [[] for _ in range(100000)]
+    for a, b in zip(cyc, cyc[1:]):
+        a.append(b); b.append(a)
+    del cyc, a, b
+    gc.collect()
+print("python done", total)
+"#;
+    let (out, err) = run_ok(
+        preloaded(exe.trim())
+            .args(["-c", script])
+            .env("PYTHONMALLOC", "malloc"),
+    );
+    assert_eq!(out.trim(), "python done 600000");
+    assert_served("python3", &exit_stats(&err), 20);
+}
+
+#[test]
+fn git_init_commit_log() {
+    let dir = fresh_dir("git-repo");
+    for i in 0..200 {
+        std::fs::write(
+            dir.join(format!("f{i}.txt")),
+            format!("file {i}\n{}\n", "line\n".repeat(i)),
+        )
+        .expect("write");
+    }
+    let git = |args: &[&str]| {
+        let mut c = preloaded("git");
+        c.args(args)
+            .current_dir(&dir)
+            .env("HOME", &dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com");
+        run_ok(&mut c)
+    };
+    let mut stats = Vec::new();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "."],
+        &["commit", "-q", "-m", "first"],
+    ] {
+        stats.extend(exit_stats(&git(args).1));
+    }
+    std::fs::write(dir.join("f1.txt"), "changed\n").expect("write");
+    stats.extend(exit_stats(&git(&["commit", "-q", "-a", "-m", "second"]).1));
+    let (log, err) = git(&["log", "--stat", "--format=%s"]);
+    stats.extend(exit_stats(&err));
+    assert!(
+        log.contains("second") && log.contains("first") && log.contains("f199.txt"),
+        "git log:\n{log}"
+    );
+    let (count, err) = git(&["rev-list", "--count", "HEAD"]);
+    stats.extend(exit_stats(&err));
+    assert_eq!(count.trim(), "2");
+    assert_served("git", &stats, 1);
+}
+
+/// A C file with many functions, so cc1 does real work.
+fn write_generated_c(path: &Path, functions: usize) {
+    let mut s = String::from("#include <stdio.h>\n");
+    for i in 0..functions {
+        s += &format!(
+            "static int f{i}(int x) {{ int a[8] = {{0}}; for (int k = 0; k < 8; k++) a[k] = x * {i} + k; \
+             switch (x & 3) {{ case 0: return a[1] + {i}; case 1: return a[2] - x; default: return a[x & 7]; }} }}\n"
+        );
+    }
+    s += "int main(void) { long t = 0;\n";
+    for i in 0..functions {
+        s += &format!("t += f{i}({i});\n");
+    }
+    s += "printf(\"%ld\\n\", t); return 0; }\n";
+    std::fs::write(path, s).expect("write generated C");
+}
+
+#[test]
+fn gcc_compiles_a_c_file() {
+    let dir = fresh_dir("gcc");
+    let src = dir.join("gen.c");
+    write_generated_c(&src, 300);
+    let exe = dir.join("gen");
+    let (_, err) = run_ok(preloaded("gcc").args(["-O2", "-o"]).arg(&exe).arg(&src));
+    let stats = exit_stats(&err);
+    assert!(
+        stats.len() >= 3,
+        "want tables from gcc, cc1, as, collect2/ld; got {}",
+        stats.len()
+    );
+    assert_served("gcc", &stats, 1);
+    let (out, _) = run_ok(&mut Command::new(&exe));
+    let want: i64 = (0..300i64)
+        .map(|i| {
+            let a: Vec<i64> = (0..8).map(|k| i * i + k).collect();
+            match i & 3 {
+                0 => a[1] + i,
+                1 => a[2] - i,
+                _ => a[(i & 7) as usize],
+            }
+        })
+        .sum();
+    assert_eq!(out.trim(), want.to_string());
+}
+
+#[test]
+fn stress_threads_cross_thread_frees_thread_exit_and_fork() {
+    let exe = cc_test(
+        "stress_threads",
+        "stress_threads.c",
+        Link::Preload,
+        &["-std=gnu11", "-O2"],
+    );
+    for debug in ["0", "1"] {
+        let (out, err) = run_ok(preloaded(&exe).env("ARENAGC_DEBUG", debug));
+        assert_eq!(out.trim(), "stress_threads: ok");
+        assert_served("stress_threads", &exit_stats(&err), 1);
+    }
+}

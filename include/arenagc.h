@@ -1,0 +1,414 @@
+/*
+ * arenagc.h - the C interface of arenagc (libarenagc.so / libarenagc.a).
+ *
+ * arenagc is CPython's memory system rebuilt in Rust. This header declares
+ *   - the allocator: a pymalloc-style allocator (blocks of up to 512 bytes from 4 KiB pools in
+ *     256 KiB arenas; larger or over-aligned requests go to the system allocator);
+ *   - objects: reference-counted objects of types described by agc_type (CPython's type
+ *     slots: traverse, clear, finalize, del, dealloc), weak references with callbacks;
+ *   - the cycle collector: CPython's generational collector and its gc module (collect,
+ *     thresholds, counts, stats, debug flags, garbage, freeze, callbacks, get_objects,
+ *     get_referrers, get_referents), per runtime (agc_runtime).
+ *
+ * Conventions
+ *   - Every name starts with agc_ (functions, types) or AGC_ (macros).
+ *   - Functions that allocate memory keep C semantics: NULL on failure with errno set (ENOMEM,
+ *     or EINVAL for a bad alignment). Functions returning an object return NULL on failure.
+ *     Other functions return AGC_OK (0), a count, or a negative AGC_ERR_*.
+ *   - A NULL object, type, runtime, visitor or output pointer is an error, never a crash.
+ *   - Every failure also records a message for the calling thread: agc_last_error().
+ *   - Freeing a pointer that is not a live block (an interior, stack, static or already freed
+ *     pointer) aborts the process with a message naming the fault. Double frees are caught
+ *     in debug mode (environment ARENAGC_DEBUG=1 at start) while the block is in the
+ *     quarantine (the last 512 frees), and in the default mode when the block is the one
+ *     most recently freed in its pool.
+ *   - The allocation functions are thread-safe; a block may be freed on any thread. An
+ *     object may be used only by the thread attached to its runtime (see "Objects" below).
+ *
+ * Linking: -larenagc (shared), or libarenagc.a plus -lpthread -ldl -lm -lrt -lgcc_s (static).
+ * The malloc replacement libarenagc_malloc.so (for LD_PRELOAD) exports these same functions
+ * and the whole malloc family; ARENAGC_STATS=1 makes it print agc_stats_print's table to
+ * stderr at exit.
+ *
+ * C99 and C++ compatible. The layout of every struct and the signature of every function are
+ * checked against the library by ffi/tests/c_abi.rs.
+ */
+#ifndef ARENAGC_H
+#define ARENAGC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of the library this header describes (agc_version() returns the library's). */
+#define AGC_VERSION_STRING "0.1.0"
+
+/* Number of size classes: blocks of 16, 32, ..., 512 bytes. */
+#define AGC_NUM_CLASSES 32
+
+/* Return codes of the functions that do not return a pointer. */
+#define AGC_OK 0          /* success */
+#define AGC_ERR_NULL (-1) /* a required pointer argument was NULL */
+#define AGC_ERR_IO (-2)   /* writing to a FILE* failed */
+#define AGC_ERR_PANIC (-3) /* an internal error was caught; see agc_last_error() */
+#define AGC_ERR_VALUE (-4) /* an argument is out of range: a bad generation, a type that cannot
+                              do what was asked, an index past the end, unknown flag bits */
+#define AGC_ERR_STATE (-5) /* not allowed now: a refcount already 0, a runtime still attached,
+                              detaching a runtime that is not the innermost attached one */
+
+/* Statistics of one size class. */
+typedef struct agc_class_stats {
+    size_t block_size;    /* bytes per block: 16 * (class + 1) */
+    size_t pools;         /* pools in use for this class */
+    size_t blocks_in_use; /* blocks handed out and not yet freed (a block freed by another
+                             thread counts until its pool's owner takes it back) */
+    size_t blocks_free;   /* free blocks in this class's pools */
+} agc_class_stats_t;
+
+/* A snapshot of the allocator, filled by agc_stats(). */
+typedef struct agc_stats {
+    agc_class_stats_t classes[AGC_NUM_CLASSES];
+    uint64_t arenas_allocated_total; /* arenas mapped since the start */
+    uint64_t arenas_released_total;  /* arenas given back to the OS since the start */
+    uint64_t arenas_current;         /* arenas mapped now */
+    uint64_t arenas_peak;            /* highest arenas_current seen */
+    size_t pools_free;               /* pools in mapped arenas holding no class */
+    size_t large_bytes;              /* bytes (usable size) held in the system allocator */
+    size_t large_blocks;             /* blocks held in the system allocator */
+    int debug;                       /* 1 if debug mode (guards, quarantine) is on */
+} agc_stats_t;
+
+/* Allocate size bytes aligned to 16. agc_malloc(0) returns a distinct live pointer.
+   NULL with errno = ENOMEM on failure. */
+void *agc_malloc(size_t size);
+
+/* Allocate n * size zeroed bytes. NULL with errno = ENOMEM if n * size overflows or memory
+   is short. */
+void *agc_calloc(size_t n, size_t size);
+
+/* Resize p, as glibc's realloc: p == NULL allocates; size == 0 frees p and returns NULL; on
+   failure NULL with errno = ENOMEM, and p is still valid. */
+void *agc_realloc(void *p, size_t size);
+
+/* Free p (NULL does nothing). Any block from this library may be passed, from any thread;
+   small or large is decided by the address map. */
+void agc_free(void *p);
+
+/* Free p, allocated with size bytes. A size larger than the block aborts. */
+void agc_free_sized(void *p, size_t size);
+
+/* Allocate size bytes aligned to align, which must be a power of two (any size, including one
+   not a multiple of align). Bad alignment: NULL, errno = EINVAL. Out of memory: NULL,
+   errno = ENOMEM. */
+void *agc_aligned_alloc(size_t align, size_t size);
+
+/* Usable bytes of the live block p (at least what was asked for); 0 for NULL. */
+size_t agc_usable_size(const void *p);
+
+/* Fill *out with a snapshot of the statistics. AGC_OK, or AGC_ERR_NULL if out is NULL. */
+int agc_stats(agc_stats_t *out);
+
+/* Print the statistics table (as sys._debugmallocstats() does) to f. AGC_OK, AGC_ERR_NULL if
+   f is NULL, AGC_ERR_IO if writing fails. */
+int agc_stats_print(FILE *f);
+
+/* Give back the empty pools the calling thread keeps cached (and the debug quarantine). */
+void agc_trim(void);
+
+/* 1 if p points into one of the allocator's arenas (a small block), else 0. Any pointer may
+   be passed, including NULL, freed and foreign pointers. */
+int agc_owns(const void *p);
+
+/* The message of the most recent failed agc_ call on the calling thread, or NULL if none has
+   failed. The string stays valid until the next agc_ call on this thread. Never allocates. */
+const char *agc_last_error(void);
+
+/* The library's version, e.g. "0.1.0" (static storage). */
+const char *agc_version(void);
+
+/* =========================================================================================
+ * Objects
+ *
+ * Memory of an object (the object pointer points at its agc_object header):
+ *
+ *   GC type (AGC_TPFLAGS_HAVE_GC): [ GC head (16 bytes, the collector's) ][ agc_object ][ payload ]
+ *   other types:                                                          [ agc_object ][ payload ]
+ *
+ * A C object type is a struct whose first member is an agc_object, and a static agc_type
+ * describing it. Objects are created with agc_new (refcount 1, payload zeroed, not tracked);
+ * a GC type's constructor fills the payload and then calls agc_track. References are
+ * counted with agc_incref / agc_decref; the last agc_decref calls the type's dealloc, which
+ * for a GC type does what CPython's tp_dealloc does:
+ *
+ *     static void list_dealloc(agc_object *self) {
+ *         if (agc_finalize_from_dealloc(self) == 1) return;  // only if the type has finalize
+ *         agc_untrack(self);
+ *         ...agc_decref every reference the object holds, free what it owns...
+ *         agc_object_del(self);                              // clears weakrefs, frees memory
+ *     }
+ *
+ * The collector finds unreachable cycles through traverse, runs finalize (once per object,
+ * PEP 442; the object may resurrect itself), and calls clear on the rest, which must drop the
+ * references the object holds (setting the fields to NULL first), so that refcounting frees
+ * the cycle. A cycle holding an object with a legacy del is never freed: it goes to garbage.
+ *
+ * Threads: reference counts are plain integers. An object may be used only by the thread
+ * attached to its runtime: a thread's own default runtime, or an agc_runtime it attached to
+ * (agc_runtime_attach waits while another thread is attached, like a GIL).
+ * ========================================================================================= */
+
+typedef struct agc_type agc_type;
+
+/* The header every object starts with (16 bytes). */
+typedef struct agc_object {
+    intptr_t refcnt;      /* strong references; the object is deallocated at 0 */
+    const agc_type *type; /* the type; it outlives every object of it */
+} agc_object;
+
+/* Called by a traverse function for each referent, and by agc_gc_get_objects & co for each
+   object; a nonzero return stops the walk (and is returned by traverse). */
+typedef int (*agc_visitproc)(agc_object *obj, void *arg);
+/* Calls visit(referent, arg) for each object obj holds a strong reference to; returns the
+   first nonzero result of visit, else 0. Must not change anything. */
+typedef int (*agc_traverseproc)(agc_object *obj, agc_visitproc visit, void *arg);
+/* Drops the references obj holds (breaking cycles); returns 0. */
+typedef int (*agc_inquiry)(agc_object *obj);
+/* A function of one object: finalize, del, dealloc. */
+typedef void (*agc_destructor)(agc_object *obj);
+
+/* flags: objects have a GC head and may be tracked by the collector. */
+#define AGC_TPFLAGS_HAVE_GC (UINT64_C(1) << 14)
+/* weaklist_offset: weak references supported without a slot (GC types only). */
+#define AGC_WEAKLIST_SIDE_TABLE (-1)
+
+/* A type: the Rust TypeObject of arenagc, unchanged. Must outlive every object of it. */
+struct agc_type {
+    const char *name;         /* NUL-terminated, for debug output (may be NULL) */
+    size_t basic_size;        /* bytes of the agc_object header plus payload (>= 16) */
+    uint64_t flags;           /* AGC_TPFLAGS_* */
+    intptr_t weaklist_offset; /* 0: no weak references; > 0: offset from the object pointer
+                                 of an agc_object * slot (NULL-initialized, the library owns
+                                 it) heading the list of weak references; or
+                                 AGC_WEAKLIST_SIDE_TABLE (GC types) */
+    agc_traverseproc traverse; /* visit every referent (GC types; NULL: none) */
+    agc_inquiry clear;         /* drop references to break a cycle (NULL: cannot) */
+    agc_destructor finalize;   /* PEP 442 finalizer, at most once per object; may resurrect */
+    agc_destructor del;        /* legacy finalizer: a cycle holding it is uncollectable */
+    agc_destructor dealloc;    /* required: called at refcount 0; releases everything */
+};
+
+/* A new object of type: refcount 1, not tracked, payload (after the header) zeroed. An object
+   of a GC type counts towards generation 0, which may run an automatic collection first.
+   NULL with a message if type is NULL or malformed (dealloc NULL, basic_size < 16, bad
+   weaklist_offset) or memory is short. */
+agc_object *agc_new(const agc_type *type);
+
+/* Out-of-line agc_incref: AGC_OK, or AGC_ERR_NULL for NULL. */
+int agc_object_incref(agc_object *obj);
+
+/* Out-of-line agc_decref (calls dealloc at 0): AGC_OK, AGC_ERR_NULL for NULL, AGC_ERR_STATE
+   (nothing done) if the refcount is already 0 or less. */
+int agc_object_decref(agc_object *obj);
+
+/* Take a reference. NULL is an error (reported by agc_object_incref), not a crash. */
+static inline void agc_incref(agc_object *obj) {
+    if (obj != NULL)
+        obj->refcnt++;
+    else
+        (void)agc_object_incref(obj);
+}
+
+/* Give up a reference; the last one deallocates (in the library). NULL is an error. */
+static inline void agc_decref(agc_object *obj) {
+    if (obj != NULL && obj->refcnt > 1)
+        obj->refcnt--;
+    else
+        (void)agc_object_decref(obj);
+}
+
+/* agc_decref, and NULL does nothing. */
+static inline void agc_xdecref(agc_object *obj) {
+    if (obj != NULL)
+        agc_decref(obj);
+}
+
+/* Let the collector see obj (generation 0); no-op if tracked. Call once the payload is
+   initialized. AGC_OK, AGC_ERR_NULL, AGC_ERR_VALUE if its type has no AGC_TPFLAGS_HAVE_GC. */
+int agc_track(agc_object *obj);
+
+/* Hide obj from the collector; no-op if not tracked. AGC_OK or AGC_ERR_NULL. */
+int agc_untrack(agc_object *obj);
+
+/* 1 if the collector tracks obj, 0 if not, AGC_ERR_NULL for NULL. */
+int agc_is_tracked(agc_object *obj);
+
+/* 1 if obj's finalizer has run (it never runs again), 0 if not, AGC_ERR_NULL for NULL. */
+int agc_is_finalized(agc_object *obj);
+
+/* In dealloc, first: run the type's finalize unless it ran before, lending obj a reference.
+   1 if it resurrected obj (dealloc must return at once), 0 to go on, AGC_ERR_STATE if the
+   refcount is not 0, AGC_ERR_NULL for NULL. */
+int agc_finalize_from_dealloc(agc_object *obj);
+
+/* In dealloc: clear every weak reference to obj and run their callbacks. AGC_OK or
+   AGC_ERR_NULL. (agc_object_del clears any left.) */
+int agc_clear_weakrefs(agc_object *obj);
+
+/* In dealloc, last, after dropping obj's references: untrack obj, clear weak references
+   still pointing to it, free its memory. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE (nothing freed)
+   if the refcount is not 0. */
+int agc_object_del(agc_object *obj);
+
+/* ---- weak references --------------------------------------------------------------------- */
+
+/* Called once, with the weak reference (already dead) and the data given to agc_weakref_new,
+   when the referent dies - unless the weak reference died first or is garbage in the same
+   collection. */
+typedef void (*agc_weakref_callback)(agc_object *wr, void *data);
+
+/* A new weak reference to obj (an object of its own, refcount 1). callback may be NULL. NULL
+   with a message if obj is NULL or its type has no weak reference support. */
+agc_object *agc_weakref_new(agc_object *obj, agc_weakref_callback callback, void *data);
+
+/* A new reference to wr's referent, or NULL once it is dead (no error recorded). NULL with a
+   message if wr is NULL or not a weak reference. */
+agc_object *agc_weakref_get(agc_object *wr);
+
+/* Number of weak references to obj (0 if its type has no support), or AGC_ERR_NULL. */
+intptr_t agc_weakref_count(agc_object *obj);
+
+/* =========================================================================================
+ * The cycle collector (CPython's gc module). Every agc_gc_ function acts on the calling
+ * thread's current runtime.
+ * ========================================================================================= */
+
+/* Generations 0, 1, 2 (the permanent one of agc_gc_freeze not counted). */
+#define AGC_GC_GENERATIONS 3
+
+/* Debug flags (agc_gc_set_debug). */
+#define AGC_DEBUG_STATS 1u         /* print statistics during collection (stderr) */
+#define AGC_DEBUG_COLLECTABLE 2u   /* print the collectable objects found */
+#define AGC_DEBUG_UNCOLLECTABLE 4u /* print the uncollectable objects found */
+#define AGC_DEBUG_SAVEALL 32u      /* keep unreachable objects in garbage, do not free them */
+#define AGC_DEBUG_LEAK (AGC_DEBUG_COLLECTABLE | AGC_DEBUG_UNCOLLECTABLE | AGC_DEBUG_SAVEALL)
+
+/* Phases a gc callback is called with. */
+#define AGC_GC_START 0
+#define AGC_GC_STOP 1
+
+/* Statistics of one generation since its runtime started. */
+typedef struct agc_gen_stats {
+    size_t collections;   /* collections of this generation */
+    size_t collected;     /* objects they freed */
+    size_t uncollectable; /* objects they found uncollectable */
+} agc_gen_stats_t;
+
+/* Statistics of every generation, filled by agc_gc_get_stats(). */
+typedef struct agc_gc_stats {
+    agc_gen_stats_t generations[AGC_GC_GENERATIONS];
+} agc_gc_stats_t;
+
+/* Collect generation (0, 1 or 2) and the younger ones. Returns the number of unreachable
+   objects found (collected + uncollectable), 0 if a collection is running, AGC_ERR_VALUE with
+   a message for any other generation (3, -1, ...). */
+intptr_t agc_gc_collect(int generation);
+
+/* Turn automatic collection on / off (agc_gc_collect works either way). */
+void agc_gc_enable(void);
+void agc_gc_disable(void);
+
+/* 1 if automatic collection is on, else 0. */
+int agc_gc_is_enabled(void);
+
+/* Thresholds of generations 0, 1, 2 (default 700, 10, 10). AGC_OK, AGC_ERR_NULL if an
+   output pointer is NULL. */
+int agc_gc_get_threshold(size_t *t0, size_t *t1, size_t *t2);
+
+/* Set them; t0 == 0 turns automatic collection off. AGC_OK. */
+int agc_gc_set_threshold(size_t t0, size_t t1, size_t t2);
+
+/* Counts: tracked allocations minus frees since generation 0 was collected; collections of
+   generation 0 (1) since generation 1 (2) was. AGC_OK, AGC_ERR_NULL for a NULL pointer. */
+int agc_gc_get_count(size_t *c0, size_t *c1, size_t *c2);
+
+/* Fill *out with the statistics per generation. AGC_OK, or AGC_ERR_NULL. */
+int agc_gc_get_stats(agc_gc_stats_t *out);
+
+/* Set the AGC_DEBUG_* flags. AGC_OK, or AGC_ERR_VALUE (nothing changed) for unknown bits. */
+int agc_gc_set_debug(unsigned int flags);
+
+/* The AGC_DEBUG_* flags. */
+unsigned int agc_gc_get_debug(void);
+
+/* Move every tracked object to the permanent generation, which collections ignore. */
+void agc_gc_freeze(void);
+
+/* Move the permanent generation back into generation 2. */
+void agc_gc_unfreeze(void);
+
+/* Number of objects in the permanent generation. */
+size_t agc_gc_get_freeze_count(void);
+
+/* garbage: the objects of uncollectable cycles (legacy del), or with AGC_DEBUG_SAVEALL every
+   unreachable object. Its length; a new reference to item index (NULL with a message when
+   index >= length); emptying it (its references are released, which may free objects). */
+size_t agc_gc_garbage_len(void);
+agc_object *agc_gc_garbage_get(size_t index);
+void agc_gc_garbage_clear(void);
+
+/* Called with AGC_GC_START before and AGC_GC_STOP after each collection (collected and
+   uncollectable are 0 at AGC_GC_START) of the runtime it was registered in. */
+typedef void (*agc_gc_callback)(int phase, int generation, size_t collected,
+                                size_t uncollectable, void *data);
+
+/* Register callback (with data) in the current runtime. Returns an id > 0, or 0 with a
+   message if callback is NULL. */
+uint64_t agc_gc_callback_add(agc_gc_callback callback, void *data);
+
+/* Unregister callback id of the current runtime. AGC_OK, or AGC_ERR_VALUE if there is none. */
+int agc_gc_callback_remove(uint64_t id);
+
+/* Call visit(obj, data) for each object tracked in generation (0, 1, 2; -1 for all three)
+   until visit returns nonzero. obj is borrowed for the call (agc_incref it to keep it).
+   Returns the number of calls, AGC_ERR_NULL if visit is NULL, AGC_ERR_VALUE for another
+   generation. */
+intptr_t agc_gc_get_objects(int generation, agc_visitproc visit, void *data);
+
+/* The same for each tracked object that refers to obj directly; AGC_ERR_NULL if obj is NULL. */
+intptr_t agc_gc_get_referrers(agc_object *obj, agc_visitproc visit, void *data);
+
+/* The same for each object obj refers to directly (per its traverse; once per reference). */
+intptr_t agc_gc_get_referents(agc_object *obj, agc_visitproc visit, void *data);
+
+/* ---- runtimes ---------------------------------------------------------------------------- */
+
+/* A runtime: its own generations, thresholds, stats, garbage and callbacks. Threads attach
+   to it one at a time to share its objects. A thread with no runtime attached uses its own
+   default runtime, created on first use. */
+typedef struct agc_runtime agc_runtime;
+
+/* A new runtime (NULL with a message if memory is short). */
+agc_runtime *agc_runtime_new(void);
+
+/* Free rt. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE (nothing done) while a thread is attached.
+   If objects of it are still alive, its collector state stays allocated for them. */
+int agc_runtime_free(agc_runtime *rt);
+
+/* Make rt the calling thread's current runtime, waiting while another thread is attached to
+   it. Attachments to different runtimes nest. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE if this
+   thread is attached to rt already. A thread that exits attached is detached. */
+int agc_runtime_attach(agc_runtime *rt);
+
+/* End the calling thread's innermost attachment, which must be to rt; the thread goes back
+   to the runtime it used before. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE otherwise. */
+int agc_runtime_detach(agc_runtime *rt);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* ARENAGC_H */
