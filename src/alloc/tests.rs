@@ -120,44 +120,6 @@ fn remote_free_into_full_pool_is_found_by_owner() {
 }
 
 #[test]
-fn all_remote_frees_leak_nothing() {
-    let before = stats();
-    in_fresh_thread(|| {
-        let v = alloc_n(32, 10_000);
-        std::thread::spawn(move || free_all(&v)).join().unwrap();
-        // The owner takes its remote frees on its next slow paths.
-        let again = alloc_n(32, 10_000);
-        free_all(&again);
-    });
-    // After both threads exit everything is free again, so no pool of class 1 stays in use
-    // because of those blocks (other tests may hold some; compare with a bound).
-    let after = stats();
-    assert!(
-        after.classes[1].blocks_in_use <= before.classes[1].blocks_in_use + 2 * blocks_per_pool(1),
-        "blocks leaked: before {} after {}",
-        before.classes[1].blocks_in_use,
-        after.classes[1].blocks_in_use
-    );
-}
-
-#[test]
-fn abandoned_pools_are_adopted_and_freed() {
-    // A thread allocates and exits with its blocks live; another thread frees them.
-    let v = in_fresh_thread(|| alloc_n(64, 5_000));
-    let p = pool_ref(v[0]);
-    assert!(
-        p.owner
-            .load(core::sync::atomic::Ordering::Acquire)
-            .is_null(),
-        "abandoned pool has no owner"
-    );
-    in_fresh_thread(move || {
-        free_all(&v);
-        validate().unwrap();
-    });
-}
-
-#[test]
 fn address_map_knows_our_blocks_and_nothing_else() {
     let v = in_fresh_thread(|| alloc_n(48, 1000));
     assert!(v.iter().all(|&b| owns(b as *const u8)));
@@ -287,8 +249,13 @@ fn stats_arithmetic_is_consistent() {
         let v = alloc_n(100, 1000); // class 6 (112 bytes)
         let s = stats();
         let c = class_of(100);
-        let d = s.classes[c].blocks_in_use as isize - before.classes[c].blocks_in_use as isize;
-        assert!(d >= 1000, "in-use rose by {d}");
+        // Other tests allocate and free concurrently, so only a lower bound is exact here
+        // (tests/remote_no_leak.rs checks exact counts in a process of its own).
+        assert!(
+            s.classes[c].blocks_in_use >= 1000,
+            "our 1000 blocks are in use"
+        );
+        let _ = before;
         for cs in &s.classes {
             assert_eq!(
                 cs.blocks_in_use + cs.blocks_free,
