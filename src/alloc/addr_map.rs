@@ -8,8 +8,9 @@
 //! - An entry is non-null exactly while its arena is mapped (set before the arena's first pool
 //!   is handed out, cleared before it is unmapped), so a lookup never answers "ours" for memory
 //!   we do not hold.
-//! - Writers hold the global allocator lock; readers take no lock (atomic loads), so `free(p)`
-//!   of any pointer can ask without blocking.
+//! - Each entry has one writer (the `Arenas` that owns the arena, under its lock); a missing
+//!   leaf is installed by CAS. Readers take no lock (atomic loads), so `free(p)` of any pointer
+//!   can ask without blocking.
 //! - Leaves are never freed.
 
 use crate::config::{ADDRESS_BITS, ARENA_BITS, MAP_LEAF_BITS, MAP_TOP_BITS};
@@ -50,18 +51,32 @@ pub fn lookup(addr: usize) -> *mut ArenaDesc {
 }
 
 /// Record `desc` for the arena at `base`. False when a leaf could not be mapped.
-/// Caller holds the global allocator lock.
+/// Each arena has one writer (its `Arenas`); leaves are installed atomically.
 pub fn insert(base: usize, desc: *mut ArenaDesc) -> bool {
     let Some((top, leaf)) = split(base) else {
         return false;
     };
     let mut l = TOP[top].load(Ordering::Acquire);
     if l.is_null() {
-        l = os::reserve_table(core::mem::size_of::<Leaf>()).cast();
-        if l.is_null() {
+        let fresh: *mut Leaf = os::reserve_table(core::mem::size_of::<Leaf>()).cast();
+        if fresh.is_null() {
             return false;
         }
-        TOP[top].store(l, Ordering::Release);
+        // Installed by CAS, so two writers can never lose each other's leaf (the allocator's
+        // own writers are serialized by its lock; a second `Arenas`, as tests make, is not).
+        l = match TOP[top].compare_exchange(
+            ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                // SAFETY: `fresh` was just mapped by us and never published.
+                unsafe { libc::munmap(fresh.cast(), core::mem::size_of::<Leaf>()) };
+                winner
+            }
+        };
     }
     // SAFETY: l is a live leaf (just made or loaded non-null).
     unsafe { (*l)[leaf].store(desc, Ordering::Release) };
