@@ -199,6 +199,9 @@ struct agc_type {
     agc_destructor finalize;   /* PEP 442 finalizer, at most once per object; may resurrect */
     agc_destructor del;        /* legacy finalizer: a cycle holding it is uncollectable */
     agc_destructor dealloc;    /* required: called at refcount 0; releases everything */
+    size_t item_size;          /* variable-size types: bytes per item (agc_new_var); 0 for a
+                                  fixed-size type. Last: an initializer that omits it still
+                                  compiles (it is zeroed), though -Wextra warns */
 };
 
 /* A new object of type: refcount 1, not tracked, payload (after the header) zeroed. An object
@@ -206,6 +209,11 @@ struct agc_type {
    NULL with a message if type is NULL or malformed (dealloc NULL, basic_size < 16, bad
    weaklist_offset) or memory is short. */
 agc_object *agc_new(const agc_type *type);
+
+/* A new object of a variable-size type with nitems items: basic_size + nitems * item_size
+   bytes, otherwise as agc_new (CPython's PyObject_NewVar). NULL with a message for a bad type,
+   a size that overflows, or when memory is short. */
+agc_object *agc_new_var(const agc_type *type, size_t nitems);
 
 /* Out-of-line agc_incref: AGC_OK, or AGC_ERR_NULL for NULL. */
 int agc_object_incref(agc_object *obj);

@@ -51,7 +51,7 @@ static void int_dealloc(agc_object *self) {
 }
 
 static const agc_type int_type = {"int", sizeof(int_obj), 0, 0, NULL, NULL, NULL, NULL,
-                                  int_dealloc};
+                                  int_dealloc, 0};
 
 static agc_object *int_new(long v) {
     agc_object *o = agc_new(&int_type);
@@ -103,7 +103,7 @@ static void list_dealloc(agc_object *self) {
 
 static const agc_type list_type = {"list", sizeof(list_obj), AGC_TPFLAGS_HAVE_GC,
                                    AGC_WEAKLIST_SIDE_TABLE, list_traverse, list_clear,
-                                   NULL, NULL, list_dealloc};
+                                   NULL, NULL, list_dealloc, 0};
 
 static agc_object *list_new(void) {
     agc_object *o = agc_new(&list_type); /* payload zeroed: empty */
@@ -167,7 +167,7 @@ static void pair_dealloc(agc_object *self) {
 
 static const agc_type pair_type = {"pair", sizeof(pair_obj), AGC_TPFLAGS_HAVE_GC,
                                    offsetof(pair_obj, weaklist), pair_traverse, pair_clear,
-                                   NULL, NULL, pair_dealloc};
+                                   NULL, NULL, pair_dealloc, 0};
 
 /* A new pair holding new references to first and second (either may be NULL). */
 static agc_object *pair_new(long id, agc_object *first, agc_object *second) {
@@ -242,7 +242,7 @@ static void resource_dealloc(agc_object *self) {
 static const agc_type resource_type = {"resource", sizeof(resource_obj), AGC_TPFLAGS_HAVE_GC,
                                        AGC_WEAKLIST_SIDE_TABLE, resource_traverse,
                                        resource_clear, resource_finalize, NULL,
-                                       resource_dealloc};
+                                       resource_dealloc, 0};
 
 static agc_object *resource_new(const char *name, agc_object *owner) {
     agc_object *o = agc_new(&resource_type);

@@ -134,6 +134,46 @@ pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
     })
 }
 
+/// A new object of a variable-size `type` with `nitems` items: `basic_size + nitems *
+/// item_size` bytes, refcount 1, not tracked, payload zeroed (CPython's `PyObject_NewVar`).
+/// NULL with a message for a NULL or malformed type, a size that overflows, or when memory is
+/// short.
+///
+/// # Safety
+/// `ty` is NULL or a type that outlives every object of it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_new_var(ty: *const AgcType, nitems: usize) -> *mut AgcObject {
+    boundary("agc_new_var", ptr::null_mut(), || {
+        // SAFETY: forwarded from the caller.
+        if unsafe { check_type("agc_new_var", ty) }.is_err() {
+            return ptr::null_mut();
+        }
+        // SAFETY: checked above.
+        let (basic, item) = unsafe { ((*ty).basic_size, (*ty).item_size) };
+        let Some(size) = nitems.checked_mul(item).and_then(|n| n.checked_add(basic)) else {
+            set_error(format_args!(
+                "agc_new_var: {nitems} items of {item} bytes overflow the object size"
+            ));
+            return ptr::null_mut();
+        };
+        // SAFETY: ty is a checked type that outlives its objects (the caller's contract).
+        let obj = unsafe { raw::new_object_var(ty, nitems) };
+        if obj.is_null() {
+            set_error(format_args!(
+                "agc_new_var: cannot allocate an object of {size} bytes"
+            ));
+            return ptr::null_mut();
+        }
+        // SAFETY: the object has `size` bytes from its header on; the payload follows the
+        // 16-byte header.
+        unsafe {
+            let hdr = size_of::<ObjectHeader>();
+            obj.cast::<u8>().add(hdr).write_bytes(0, size - hdr);
+        }
+        obj
+    })
+}
+
 /// Take a reference: the out-of-line twin of the header's inline `agc_incref`, for NULL (an
 /// error) and for languages that cannot use inline C functions.
 ///

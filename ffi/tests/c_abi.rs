@@ -373,7 +373,8 @@ fn rust_layout() -> BTreeMap<String, String> {
         clear,
         finalize,
         del,
-        dealloc
+        dealloc,
+        item_size
     );
     put("size agc_gen_stats_t", size_of::<AgcGenStats>().to_string());
     put(

@@ -37,6 +37,7 @@ FN(int, agc_owns, (const void *))
 FN(const char *, agc_last_error, (void))
 FN(const char *, agc_version, (void))
 FN(agc_object *, agc_new, (const agc_type *))
+FN(agc_object *, agc_new_var, (const agc_type *, size_t))
 FN(int, agc_object_incref, (agc_object *))
 FN(int, agc_object_decref, (agc_object *))
 FN(int, agc_track, (agc_object *))
@@ -87,7 +88,7 @@ static const agc_weakref_callback p_weak_cb = weak_cb;
 static const agc_gc_callback p_gc_cb = gc_cb;
 static const agc_type plain_type = {"plain", sizeof(agc_object) + 16, AGC_TPFLAGS_HAVE_GC,
                                     AGC_WEAKLIST_SIDE_TABLE,
-                                    traverse_none, clear_none, NULL, NULL, dealloc_plain};
+                                    traverse_none, clear_none, NULL, NULL, dealloc_plain, 0};
 
 #define LAYOUT(t, f) printf("offset %s.%s %zu\n", #t, #f, OFFSET(t, f))
 
@@ -219,6 +220,7 @@ int main(void) {
     LAYOUT(agc_type, finalize);
     LAYOUT(agc_type, del);
     LAYOUT(agc_type, dealloc);
+    LAYOUT(agc_type, item_size);
 
     printf("size agc_gen_stats_t %zu\n", sizeof(agc_gen_stats_t));
     printf("align agc_gen_stats_t %zu\n", OFFSET(struct align_gen_stats, t));

@@ -84,16 +84,16 @@ static void legacy_del(agc_object *self) {
 
 static const agc_type node_type = {
     "node", sizeof(node), AGC_TPFLAGS_HAVE_GC, AGC_WEAKLIST_SIDE_TABLE,
-    node_traverse, node_clear, NULL, NULL, node_dealloc};
+    node_traverse, node_clear, NULL, NULL, node_dealloc, 0};
 static const agc_type slot_node_type = {
     "slot_node", sizeof(node), AGC_TPFLAGS_HAVE_GC, offsetof(node, weaklist),
-    node_traverse, node_clear, NULL, NULL, node_dealloc};
+    node_traverse, node_clear, NULL, NULL, node_dealloc, 0};
 static const agc_type fin_type = {
     "fin", sizeof(node), AGC_TPFLAGS_HAVE_GC, AGC_WEAKLIST_SIDE_TABLE,
-    node_traverse, node_clear, fin_finalize, NULL, node_dealloc};
+    node_traverse, node_clear, fin_finalize, NULL, node_dealloc, 0};
 static const agc_type legacy_type = {
     "legacy", sizeof(node), AGC_TPFLAGS_HAVE_GC, 0,
-    node_traverse, node_clear, NULL, legacy_del, node_dealloc};
+    node_traverse, node_clear, NULL, legacy_del, node_dealloc, 0};
 
 /* A non-GC object with a weak-list slot and a plain payload. */
 typedef struct plain {
@@ -110,10 +110,10 @@ static void plain_dealloc(agc_object *self) {
 }
 
 static const agc_type plain_type = {
-    "plain", sizeof(plain), 0, 0, NULL, NULL, NULL, NULL, plain_dealloc};
+    "plain", sizeof(plain), 0, 0, NULL, NULL, NULL, NULL, plain_dealloc, 0};
 static const agc_type plain_weak_type = {
     "plain_weak", sizeof(plain), 0, offsetof(plain, weaklist), NULL, NULL, NULL, NULL,
-    plain_dealloc};
+    plain_dealloc, 0};
 
 static agc_object *new_node(const agc_type *t, long value) {
     agc_object *o = agc_new(t);
@@ -171,6 +171,54 @@ static void test_new(void) {
     agc_decref(p);
     CHECK(node_frees == 1 && plain_frees == 1);
     CHECK(count0() == c);
+}
+
+/* A variable-size type: a header, a length, then `len` longs. */
+typedef struct vec {
+    agc_object ob;
+    size_t len;
+    long items[];
+} vec;
+
+static int vec_frees;
+static void vec_dealloc(agc_object *o) {
+    vec_frees++;
+    agc_object_del(o);
+}
+static const agc_type vec_type = {"vec", sizeof(vec), 0, 0, NULL, NULL, NULL, NULL,
+                                  vec_dealloc, sizeof(long)};
+
+static void test_new_var(void) {
+    static const size_t lens[] = {0, 1, 7, 60, 1000, 100000};
+    size_t k, i;
+    for (k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        vec *v = (vec *)agc_new_var(&vec_type, lens[k]);
+        CHECK(v != NULL);
+        CHECK_ALIGNED(v, 16);
+        CHECK(v->ob.refcnt == 1 && v->ob.type == &vec_type);
+        CHECK(v->len == 0);
+        for (i = 0; i < lens[k]; i++)
+            CHECK(v->items[i] == 0); /* payload zeroed, items included */
+        v->len = lens[k];
+        for (i = 0; i < lens[k]; i++)
+            v->items[i] = (long)i;
+        for (i = 0; i < lens[k]; i++)
+            CHECK(v->items[i] == (long)i);
+        agc_decref(&v->ob);
+    }
+    CHECK(vec_frees == (int)(sizeof lens / sizeof lens[0]));
+    /* a fixed-size type (item_size 0) with items is just agc_new */
+    {
+        agc_object *p = agc_new_var(&plain_type, 5);
+        CHECK(p != NULL);
+        agc_decref(p);
+    }
+    CHECK(agc_new_var(NULL, 1) == NULL);
+    CHECK_ERR("agc_new_var: type is NULL");
+    CHECK(agc_new_var(&vec_type, SIZE_MAX / 4) == NULL);
+    CHECK_ERR("overflow the object size");
+    CHECK(agc_new_var(&vec_type, (size_t)1 << 50) == NULL); /* fits size_t; no such memory */
+    CHECK_ERR("agc_new_var: cannot allocate an object of");
 }
 
 static void test_new_bad(void) {
@@ -952,6 +1000,7 @@ struct test_case { const char *name; void (*run)(void); };
 static const struct test_case cases[] = {
     {"new", test_new},
     {"new_bad", test_new_bad},
+    {"new_var", test_new_var},
     {"refcount", test_refcount},
     {"track", test_track},
     {"dealloc_helpers_bad", test_dealloc_helpers_bad},

@@ -40,6 +40,7 @@ macro_rules! objects_tests {
 objects_tests! {
     agc_new_gives_a_zeroed_untracked_object_counted_if_gc => "new",
     agc_new_rejects_null_and_malformed_types => "new_bad",
+    agc_new_var_sizes_by_item_count_zeroes_and_rejects_overflow => "new_var",
     incref_decref_inline_and_out_of_line_and_null_and_zero_counts => "refcount",
     track_untrack_is_tracked_and_non_gc_and_null => "track",
     object_del_and_finalize_from_dealloc_refuse_live_objects_and_null => "dealloc_helpers_bad",

@@ -68,6 +68,7 @@ impl<T: Trace> TypeFor<T> {
             None
         },
         dealloc: dealloc_tramp::<T>,
+        item_size: 0,
     };
 }
 

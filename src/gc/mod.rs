@@ -347,6 +347,23 @@ pub mod raw {
         unsafe { object::object_alloc(ty) }
     }
 
+    /// [`new_object`] for a variable-size type: `basic_size + nitems * item_size` bytes. Null
+    /// when out of memory or when the size overflows.
+    ///
+    /// # Safety
+    /// As [`new_object`].
+    pub unsafe fn new_object_var(
+        ty: *const object::TypeObject,
+        nitems: usize,
+    ) -> *mut ObjectHeader {
+        // SAFETY: caller's contract.
+        if unsafe { (*ty).is_gc() } {
+            schedule::note_alloc(current());
+        }
+        // SAFETY: caller's contract.
+        unsafe { object::object_alloc_var(ty, nitems) }
+    }
+
     /// Free an untracked object's memory, uncounting it (CPython's `PyObject_GC_Del`).
     ///
     /// # Safety

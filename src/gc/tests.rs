@@ -70,6 +70,7 @@ static C_TYPE: TypeObject = TypeObject {
     finalize: None,
     del: None,
     dealloc: c_dealloc,
+    item_size: 0,
 };
 
 fn new_cobj() -> *mut ObjectHeader {

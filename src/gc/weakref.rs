@@ -60,6 +60,7 @@ pub static WEAKREF_TYPE: TypeObject = TypeObject {
     finalize: None,
     del: None,
     dealloc: wr_dealloc,
+    item_size: 0,
 };
 
 unsafe extern "C" fn wr_traverse(_: *mut ObjectHeader, _: VisitProc, _: *mut c_void) -> c_int {

@@ -124,6 +124,10 @@ pub struct TypeObject {
     pub del: Option<DestructorProc>,
     /// Called when the reference count drops to zero; must release everything and the memory.
     pub dealloc: DestructorProc,
+    /// Bytes per item of a variable-size type (CPython's `tp_itemsize`): an object made by
+    /// [`object_alloc_var`] with `n` items has `basic_size + n * item_size` bytes. 0 for a
+    /// fixed-size type. Last, so C initializers written without it stay valid.
+    pub item_size: usize,
 }
 
 // SAFETY: a TypeObject is immutable after construction; `name` points to a static string.
@@ -147,12 +151,21 @@ impl TypeObject {
 
     #[inline(always)]
     fn layout(&self) -> Layout {
-        let gc = if self.is_gc() { size_of::<GcHead>() } else { 0 };
-        let size = (gc + self.basic_size).max(size_of::<ObjectHeader>() + gc);
-        match Layout::from_size_align(size, OBJECT_ALIGN) {
-            Ok(l) => l,
-            Err(_) => panic!("object size {size} too large"),
+        match self.layout_var(0) {
+            Some(l) => l,
+            None => panic!("object size {} too large", self.basic_size),
         }
+    }
+
+    /// The memory layout of an object with `nitems` items (GcHead included); None when the
+    /// size overflows.
+    pub fn layout_var(&self, nitems: usize) -> Option<Layout> {
+        let gc = if self.is_gc() { size_of::<GcHead>() } else { 0 };
+        let size = nitems
+            .checked_mul(self.item_size)?
+            .checked_add(self.basic_size.max(size_of::<ObjectHeader>()))?
+            .checked_add(gc)?;
+        Layout::from_size_align(size, OBJECT_ALIGN).ok()
     }
 }
 
@@ -194,8 +207,32 @@ pub unsafe fn from_gc(gc: *mut GcHead) -> *mut ObjectHeader {
 #[inline]
 pub unsafe fn object_alloc(ty: *const TypeObject) -> *mut ObjectHeader {
     // SAFETY: the caller guarantees `ty` is a live type.
+    let layout = unsafe { (*ty).layout() };
+    // SAFETY: forwarded.
+    unsafe { object_alloc_layout(ty, layout) }
+}
+
+/// Allocate an object of a variable-size type with `nitems` items (`basic_size + nitems *
+/// item_size` bytes), refcount 1, untracked, payload uninitialized. Null when out of memory or
+/// when the size overflows.
+///
+/// # Safety
+/// `ty` must outlive every object of it.
+pub unsafe fn object_alloc_var(ty: *const TypeObject, nitems: usize) -> *mut ObjectHeader {
+    // SAFETY: the caller guarantees `ty` is a live type.
+    match unsafe { (*ty).layout_var(nitems) } {
+        // SAFETY: forwarded.
+        Some(layout) => unsafe { object_alloc_layout(ty, layout) },
+        None => core::ptr::null_mut(),
+    }
+}
+
+/// # Safety
+/// `ty` is live; `layout` is `ty`'s layout for some item count.
+#[inline]
+unsafe fn object_alloc_layout(ty: *const TypeObject, layout: Layout) -> *mut ObjectHeader {
+    // SAFETY: the caller guarantees `ty` is a live type.
     let t = unsafe { &*ty };
-    let layout = t.layout();
     // SAFETY: layout has nonzero size.
     let mem = unsafe { GlobalAlloc::alloc(&ArenaAlloc, layout) };
     if mem.is_null() {
@@ -232,6 +269,12 @@ pub unsafe fn object_free(obj: *mut ObjectHeader) {
     } else {
         obj as *mut u8
     };
+    if t.item_size != 0 {
+        // A variable-size object does not record its item count: free it by address (the
+        // allocator's address map tells pool blocks from system blocks).
+        // SAFETY: mem came from ArenaAlloc, which the unsized free accepts.
+        return unsafe { crate::alloc::c::free(mem) };
+    }
     // SAFETY: mem/layout are exactly what object_alloc used.
     unsafe { GlobalAlloc::dealloc(&ArenaAlloc, mem, t.layout()) }
 }
@@ -316,7 +359,33 @@ mod tests {
         finalize: None,
         del: None,
         dealloc: free_it,
+        item_size: 0,
     };
+
+    static VAR: TypeObject = TypeObject {
+        name: c"var".as_ptr(),
+        basic_size: 24,
+        item_size: 8,
+        flags: TPFLAGS_HAVE_GC,
+        ..PLAIN
+    };
+
+    #[test]
+    fn variable_size_objects_small_and_large() {
+        for n in [0usize, 1, 10, 100, 5000] {
+            // SAFETY: static type; the object is used only while live.
+            unsafe {
+                let o = object_alloc_var(&VAR, n);
+                assert!(!o.is_null());
+                let payload = o.cast::<u8>().add(size_of::<ObjectHeader>());
+                payload.write_bytes(0xAB, 8 + 8 * n);
+                assert_eq!(*payload.add(8 * n), 0xAB);
+                object_free(o);
+            }
+        }
+        // SAFETY: static type; a size that overflows gives null.
+        assert!(unsafe { object_alloc_var(&VAR, usize::MAX / 4) }.is_null());
+    }
 
     static WITH_GC: TypeObject = TypeObject {
         name: c"with_gc".as_ptr(),
