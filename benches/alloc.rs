@@ -2,39 +2,14 @@
 //! called directly through `GlobalAlloc` in the same run. `benches/report.py` turns criterion's
 //! medians into the ratio table of `benches/README.md`.
 
-use arenagc::ArenaAlloc;
-use core::alloc::{GlobalAlloc, Layout};
+mod common;
+
+use common::{Rng, allocators, lay};
+use core::alloc::Layout;
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-fn allocators() -> Vec<(&'static str, &'static (dyn GlobalAlloc + Sync))> {
-    static MI: mimalloc::MiMalloc = mimalloc::MiMalloc;
-    static JE: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-    static SYS: std::alloc::System = std::alloc::System;
-    static ARENA: ArenaAlloc = ArenaAlloc;
-    vec![
-        ("arenagc", &ARENA),
-        ("glibc", &SYS),
-        ("mimalloc", &MI),
-        ("jemalloc", &JE),
-    ]
-}
-
-fn lay(n: usize) -> Layout {
-    Layout::from_size_align(n, 8).unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn hot_pair(c: &mut Criterion) {
     let mut g = c.benchmark_group("hot_pair");

@@ -3,41 +3,14 @@
 //! allocator and the ratio of medians. `cargo bench --bench side_by_side` (ROUNDS=n to change
 //! the number of rounds, ONLY=text to run the workloads whose name contains it). Criterion's per-allocator runs are in `benches/alloc.rs`.
 
-use arenagc::ArenaAlloc;
-use core::alloc::{GlobalAlloc, Layout};
+mod common;
+
+use common::{Alloc, Rng, allocators, lay};
+use core::alloc::Layout;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-
-type Alloc = &'static (dyn GlobalAlloc + Sync);
-
-fn allocators() -> [(&'static str, Alloc); 4] {
-    static MI: mimalloc::MiMalloc = mimalloc::MiMalloc;
-    static JE: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-    static SYS: std::alloc::System = std::alloc::System;
-    static ARENA: ArenaAlloc = ArenaAlloc;
-    [
-        ("arenagc", &ARENA),
-        ("glibc", &SYS),
-        ("mimalloc", &MI),
-        ("jemalloc", &JE),
-    ]
-}
-
-fn lay(n: usize) -> Layout {
-    Layout::from_size_align(n, 8).unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// Nanoseconds per alloc+free pair.
 fn hot_pair(a: Alloc, size: usize) -> f64 {
