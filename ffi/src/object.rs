@@ -99,6 +99,16 @@ unsafe fn check_type(func: &str, ty: *const AgcType) -> Result<(), c_int> {
     Err(AGC_ERR_VALUE)
 }
 
+/// Zero what follows the header of a fresh object of `size` bytes (header included).
+///
+/// # Safety
+/// `obj` has at least `size >= 16` writable bytes from its header on.
+unsafe fn zero_payload(obj: *mut ObjectHeader, size: usize) {
+    let hdr = size_of::<ObjectHeader>();
+    // SAFETY: the caller's contract; the payload follows the 16-byte header.
+    unsafe { obj.cast::<u8>().add(hdr).write_bytes(0, size - hdr) };
+}
+
 /// A new object of `type`: refcount 1, not tracked, payload (everything after the header)
 /// zeroed. A GC type counts against generation 0 (which may run an automatic collection
 /// first). NULL with a message for a NULL or malformed type or when memory is short.
@@ -122,14 +132,8 @@ pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
             ));
             return ptr::null_mut();
         }
-        // SAFETY: the object has basic_size bytes from its header on; the payload follows the
-        // 16-byte header.
-        unsafe {
-            let hdr = size_of::<ObjectHeader>();
-            obj.cast::<u8>()
-                .add(hdr)
-                .write_bytes(0, (*ty).basic_size - hdr);
-        }
+        // SAFETY: the object has basic_size bytes from its header on (checked type).
+        unsafe { zero_payload(obj, (*ty).basic_size) };
         obj
     })
 }

@@ -340,11 +340,20 @@ pub mod raw {
     /// object is tracked or traversed.
     pub unsafe fn new_object(ty: *const object::TypeObject) -> *mut ObjectHeader {
         // SAFETY: caller's contract.
-        if unsafe { (*ty).is_gc() } {
+        unsafe { counted(ty, object::object_alloc(ty)) }
+    }
+
+    /// Count a fresh GC object against generation 0, only once it exists (a failed
+    /// allocation must not leave the count one too high).
+    ///
+    /// # Safety
+    /// `ty` is a live type; `obj` is null or a fresh object of it.
+    unsafe fn counted(ty: *const object::TypeObject, obj: *mut ObjectHeader) -> *mut ObjectHeader {
+        // SAFETY: caller's contract.
+        if !obj.is_null() && unsafe { (*ty).is_gc() } {
             schedule::note_alloc(current());
         }
-        // SAFETY: caller's contract.
-        unsafe { object::object_alloc(ty) }
+        obj
     }
 
     /// [`new_object`] for a variable-size type: `basic_size + nitems * item_size` bytes. Null
@@ -357,11 +366,7 @@ pub mod raw {
         nitems: usize,
     ) -> *mut ObjectHeader {
         // SAFETY: caller's contract.
-        if unsafe { (*ty).is_gc() } {
-            schedule::note_alloc(current());
-        }
-        // SAFETY: caller's contract.
-        unsafe { object::object_alloc_var(ty, nitems) }
+        unsafe { counted(ty, object::object_alloc_var(ty, nitems)) }
     }
 
     /// Free an untracked object's memory, uncounting it (CPython's `PyObject_GC_Del`).
