@@ -109,6 +109,38 @@ unsafe fn zero_payload(obj: *mut ObjectHeader, size: usize) {
     unsafe { obj.cast::<u8>().add(hdr).write_bytes(0, size - hdr) };
 }
 
+/// The body of `agc_new` and `agc_new_var`: check the type, compute the size (`basic_size +
+/// nitems * item_size`, overflow-checked), allocate, zero the payload. NULL with a message
+/// naming `func` on any failure.
+///
+/// # Safety
+/// `ty` is NULL or a type that outlives every object of it.
+unsafe fn new_zeroed(func: &str, ty: *const AgcType, nitems: usize) -> *mut AgcObject {
+    // SAFETY: forwarded from the caller.
+    if unsafe { check_type(func, ty) }.is_err() {
+        return ptr::null_mut();
+    }
+    // SAFETY: checked above.
+    let (basic, item) = unsafe { ((*ty).basic_size, (*ty).item_size) };
+    let Some(size) = nitems.checked_mul(item).and_then(|n| n.checked_add(basic)) else {
+        set_error(format_args!(
+            "{func}: {nitems} items of {item} bytes overflow the object size"
+        ));
+        return ptr::null_mut();
+    };
+    // SAFETY: ty is a checked type that outlives its objects (the caller's contract).
+    let obj = unsafe { raw::new_object_var(ty, nitems) };
+    if obj.is_null() {
+        set_error(format_args!(
+            "{func}: cannot allocate an object of {size} bytes"
+        ));
+        return ptr::null_mut();
+    }
+    // SAFETY: the object has `size` bytes from its header on.
+    unsafe { zero_payload(obj, size) };
+    obj
+}
+
 /// A new object of `type`: refcount 1, not tracked, payload (everything after the header)
 /// zeroed. A GC type counts against generation 0 (which may run an automatic collection
 /// first). NULL with a message for a NULL or malformed type or when memory is short.
@@ -117,24 +149,9 @@ unsafe fn zero_payload(obj: *mut ObjectHeader, size: usize) {
 /// `ty` is NULL or a type that outlives every object of it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
-    boundary("agc_new", ptr::null_mut(), || {
-        // SAFETY: forwarded from the caller.
-        if unsafe { check_type("agc_new", ty) }.is_err() {
-            return ptr::null_mut();
-        }
-        // SAFETY: ty is a checked type that outlives its objects (the caller's contract).
-        let obj = unsafe { raw::new_object(ty) };
-        if obj.is_null() {
-            // SAFETY: checked above.
-            let size = unsafe { (*ty).basic_size };
-            set_error(format_args!(
-                "agc_new: cannot allocate an object of {size} bytes"
-            ));
-            return ptr::null_mut();
-        }
-        // SAFETY: the object has basic_size bytes from its header on (checked type).
-        unsafe { zero_payload(obj, (*ty).basic_size) };
-        obj
+    // SAFETY: forwarded from the caller.
+    boundary("agc_new", ptr::null_mut(), || unsafe {
+        new_zeroed("agc_new", ty, 0)
     })
 }
 
@@ -147,34 +164,9 @@ pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
 /// `ty` is NULL or a type that outlives every object of it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_new_var(ty: *const AgcType, nitems: usize) -> *mut AgcObject {
-    boundary("agc_new_var", ptr::null_mut(), || {
-        // SAFETY: forwarded from the caller.
-        if unsafe { check_type("agc_new_var", ty) }.is_err() {
-            return ptr::null_mut();
-        }
-        // SAFETY: checked above.
-        let (basic, item) = unsafe { ((*ty).basic_size, (*ty).item_size) };
-        let Some(size) = nitems.checked_mul(item).and_then(|n| n.checked_add(basic)) else {
-            set_error(format_args!(
-                "agc_new_var: {nitems} items of {item} bytes overflow the object size"
-            ));
-            return ptr::null_mut();
-        };
-        // SAFETY: ty is a checked type that outlives its objects (the caller's contract).
-        let obj = unsafe { raw::new_object_var(ty, nitems) };
-        if obj.is_null() {
-            set_error(format_args!(
-                "agc_new_var: cannot allocate an object of {size} bytes"
-            ));
-            return ptr::null_mut();
-        }
-        // SAFETY: the object has `size` bytes from its header on; the payload follows the
-        // 16-byte header.
-        unsafe {
-            let hdr = size_of::<ObjectHeader>();
-            obj.cast::<u8>().add(hdr).write_bytes(0, size - hdr);
-        }
-        obj
+    // SAFETY: forwarded from the caller.
+    boundary("agc_new_var", ptr::null_mut(), || unsafe {
+        new_zeroed("agc_new_var", ty, nitems)
     })
 }
 
