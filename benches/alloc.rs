@@ -4,12 +4,9 @@
 
 mod common;
 
-use common::{Rng, allocators, lay};
-use core::alloc::Layout;
+use common::{LiveSet, allocators, lay};
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn hot_pair(c: &mut Criterion) {
     let mut g = c.benchmark_group("hot_pair");
@@ -57,30 +54,8 @@ fn random_replacement(c: &mut Criterion) {
     let mut g = c.benchmark_group("random_replace_100k");
     for (name, a) in allocators() {
         g.bench_function(name, |b| {
-            let mut rng = Rng(0x1234_5678_9abc_def1);
-            let n = 100_000;
-            let mut live: Vec<(*mut u8, Layout)> = (0..n)
-                .map(|_| {
-                    let l = lay(16 + (rng.next() % 497) as usize);
-                    // SAFETY: valid layout.
-                    (unsafe { a.alloc(l) }, l)
-                })
-                .collect();
-            b.iter(|| {
-                for _ in 0..1000 {
-                    let i = (rng.next() % n as u64) as usize;
-                    let l = lay(16 + (rng.next() % 497) as usize);
-                    // SAFETY: live[i] is live with its layout; replaced by a new live block.
-                    unsafe {
-                        a.dealloc(live[i].0, live[i].1);
-                        live[i] = (a.alloc(l), l);
-                    }
-                }
-            });
-            for (p, l) in live {
-                // SAFETY: each block is live with its layout.
-                unsafe { a.dealloc(p, l) };
-            }
+            let mut set = LiveSet::new(a, 100_000);
+            b.iter(|| set.replace(1000));
         });
     }
     g.finish();
@@ -89,46 +64,13 @@ fn random_replacement(c: &mut Criterion) {
 /// One producer allocating 48-byte blocks, one consumer freeing them, through a bounded SPSC
 /// ring of atomics (no allocation in the queue itself).
 fn producer_consumer(c: &mut Criterion) {
-    const N: usize = 100_000;
-    const RING: usize = 1024;
     let mut g = c.benchmark_group("producer_consumer_100k");
     for (name, a) in allocators() {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let ring: Arc<Vec<AtomicUsize>> =
-                        Arc::new((0..RING).map(|_| AtomicUsize::new(0)).collect());
-                    let r2 = ring.clone();
-                    let l = lay(48);
-                    let start = Instant::now();
-                    let consumer = std::thread::spawn(move || {
-                        for i in 0..N {
-                            let slot = &r2[i % RING];
-                            let p = loop {
-                                let p = slot.swap(0, Ordering::Acquire);
-                                if p != 0 {
-                                    break p;
-                                }
-                                std::hint::spin_loop();
-                            };
-                            // SAFETY: p was allocated by the producer with layout l.
-                            unsafe { a.dealloc(p as *mut u8, l) };
-                        }
-                    });
-                    for i in 0..N {
-                        // SAFETY: valid layout.
-                        let p = unsafe { a.alloc(l) } as usize;
-                        let slot = &ring[i % RING];
-                        while slot.load(Ordering::Acquire) != 0 {
-                            std::hint::spin_loop();
-                        }
-                        slot.store(p, Ordering::Release);
-                    }
-                    consumer.join().unwrap();
-                    total += start.elapsed();
-                }
-                total
+                (0..iters)
+                    .map(|_| common::producer_consumer(a, 100_000))
+                    .sum()
             })
         });
     }

@@ -5,11 +5,8 @@
 
 mod common;
 
-use common::{Alloc, Rng, allocators, lay};
-use core::alloc::Layout;
+use common::{Alloc, LiveSet, allocators, lay};
 use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Nanoseconds per alloc+free pair.
@@ -67,76 +64,17 @@ fn batch(a: Alloc) -> f64 {
 /// Nanoseconds per replacement (free one random block, allocate a new random size) among
 /// 100k live blocks of 16..512 bytes.
 fn random_replace(a: Alloc) -> f64 {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let n = 100_000;
-    let mut live: Vec<(*mut u8, Layout)> = (0..n)
-        .map(|_| {
-            let l = lay(16 + (rng.next() % 497) as usize);
-            // SAFETY: valid layout.
-            (unsafe { a.alloc(l) }, l)
-        })
-        .collect();
+    let mut set = LiveSet::new(a, 100_000);
     let ops = 1_000_000;
     let t = Instant::now();
-    for _ in 0..ops {
-        let i = (rng.next() % n as u64) as usize;
-        let l = lay(16 + (rng.next() % 497) as usize);
-        // SAFETY: live[i] is live with its layout; it is replaced by a new live block.
-        unsafe {
-            a.dealloc(live[i].0, live[i].1);
-            live[i] = (a.alloc(l), l);
-        }
-    }
-    let ns = t.elapsed().as_nanos() as f64 / ops as f64;
-    for (p, l) in live {
-        // SAFETY: each block is live with its layout.
-        unsafe { a.dealloc(p, l) };
-    }
-    ns
+    set.replace(ops);
+    t.elapsed().as_nanos() as f64 / ops as f64
 }
 
-fn wait_for(mut ready: impl FnMut() -> bool) {
-    let mut spins = 0u32;
-    while !ready() {
-        spins += 1;
-        if spins < 64 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now(); // a shared 2-core machine: let the other side run
-        }
-    }
-}
-
-/// Nanoseconds per block: one producer allocates 48-byte blocks, one consumer frees them,
-/// through a bounded ring of atomics (the queue itself never allocates).
+/// Nanoseconds per block: one producer allocates 48-byte blocks, one consumer frees them.
 fn producer_consumer(a: Alloc) -> f64 {
-    const N: usize = 400_000;
-    const RING: usize = 1024;
-    let ring: Arc<Vec<AtomicUsize>> = Arc::new((0..RING).map(|_| AtomicUsize::new(0)).collect());
-    let r2 = ring.clone();
-    let l = lay(48);
-    let t = Instant::now();
-    let consumer = std::thread::spawn(move || {
-        for i in 0..N {
-            let slot = &r2[i % RING];
-            let mut p = 0;
-            wait_for(|| {
-                p = slot.swap(0, Ordering::Acquire);
-                p != 0
-            });
-            // SAFETY: p was allocated by the producer with layout l.
-            unsafe { a.dealloc(p as *mut u8, l) };
-        }
-    });
-    for i in 0..N {
-        // SAFETY: valid layout.
-        let p = unsafe { a.alloc(l) } as usize;
-        let slot = &ring[i % RING];
-        wait_for(|| slot.load(Ordering::Acquire) == 0);
-        slot.store(p, Ordering::Release);
-    }
-    consumer.join().unwrap();
-    t.elapsed().as_nanos() as f64 / N as f64
+    let n = 400_000;
+    common::producer_consumer(a, n).as_nanos() as f64 / n as f64
 }
 
 /// Nanoseconds per growth of one block from 16 to 512 bytes in 16-byte steps.

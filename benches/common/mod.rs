@@ -35,3 +35,97 @@ impl Rng {
         self.0
     }
 }
+
+/// A working set of live blocks of 16..512 bytes for the random-replacement workload.
+pub struct LiveSet {
+    a: Alloc,
+    rng: Rng,
+    live: Vec<(*mut u8, Layout)>,
+}
+
+impl LiveSet {
+    fn random_layout(rng: &mut Rng) -> Layout {
+        lay(16 + (rng.next() % 497) as usize)
+    }
+
+    /// `n` live blocks of random sizes, from a fixed seed.
+    pub fn new(a: Alloc, n: usize) -> Self {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let live = (0..n)
+            .map(|_| {
+                let l = Self::random_layout(&mut rng);
+                // SAFETY: valid layout.
+                (unsafe { a.alloc(l) }, l)
+            })
+            .collect();
+        LiveSet { a, rng, live }
+    }
+
+    /// `ops` times: free a random live block and allocate one of a new random size in its place.
+    pub fn replace(&mut self, ops: usize) {
+        let n = self.live.len() as u64;
+        for _ in 0..ops {
+            let i = (self.rng.next() % n) as usize;
+            let l = Self::random_layout(&mut self.rng);
+            // SAFETY: live[i] is live with its layout; it is replaced by a new live block.
+            unsafe {
+                self.a.dealloc(self.live[i].0, self.live[i].1);
+                self.live[i] = (self.a.alloc(l), l);
+            }
+        }
+    }
+}
+
+impl Drop for LiveSet {
+    fn drop(&mut self) {
+        for &(p, l) in &self.live {
+            // SAFETY: each block is live with its layout.
+            unsafe { self.a.dealloc(p, l) };
+        }
+    }
+}
+
+fn wait_for(mut ready: impl FnMut() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now(); // a shared 2-core machine: let the other side run
+        }
+    }
+}
+
+/// One producer allocates `n` 48-byte blocks, one consumer frees them, through a bounded ring
+/// of atomics (the queue itself never allocates). Returns the elapsed time.
+pub fn producer_consumer(a: Alloc, n: usize) -> std::time::Duration {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const RING: usize = 1024;
+    let ring: Arc<Vec<AtomicUsize>> = Arc::new((0..RING).map(|_| AtomicUsize::new(0)).collect());
+    let r2 = ring.clone();
+    let l = lay(48);
+    let t = std::time::Instant::now();
+    let consumer = std::thread::spawn(move || {
+        for i in 0..n {
+            let slot = &r2[i % RING];
+            let mut p = 0;
+            wait_for(|| {
+                p = slot.swap(0, Ordering::Acquire);
+                p != 0
+            });
+            // SAFETY: p was allocated by the producer with layout l.
+            unsafe { a.dealloc(p as *mut u8, l) };
+        }
+    });
+    for i in 0..n {
+        // SAFETY: valid layout.
+        let p = unsafe { a.alloc(l) } as usize;
+        let slot = &ring[i % RING];
+        wait_for(|| slot.load(Ordering::Acquire) == 0);
+        slot.store(p, Ordering::Release);
+    }
+    consumer.join().unwrap();
+    t.elapsed()
+}
