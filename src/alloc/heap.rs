@@ -38,7 +38,6 @@
 //!   non-empty list that nobody will take). Full pools are on no list but `owned`, as in CPython.
 
 use crate::config::{HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES, REVIVE_FREE_BLOCKS};
-use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -110,15 +109,13 @@ const NEW: u8 = 0;
 const LIVE: u8 = 1;
 const EXITED: u8 = 2;
 
-thread_local! {
-    static HEAP: Cell<*mut ThreadHeap> = const { Cell::new(ptr::null_mut()) };
-    static STATE: Cell<u8> = const { Cell::new(NEW) };
-}
+// The thread's heap and state live in `tls` (initial-exec TLS words, zero at thread start).
+const _: () = assert!(NEW == 0);
 
 /// The calling thread's heap, or null if it has none (not yet made, or the thread is exiting).
 #[inline(always)]
 pub fn current() -> *mut ThreadHeap {
-    HEAP.with(Cell::get)
+    super::tls::heap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,7 +225,7 @@ pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
     if !h.is_null() {
         return f(h);
     }
-    if STATE.with(Cell::get) == NEW {
+    if super::tls::state() == NEW {
         let h = init_thread();
         if !h.is_null() {
             return f(h);
@@ -243,7 +240,7 @@ pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
 #[cold]
 #[inline(never)]
 fn init_thread() -> *mut ThreadHeap {
-    STATE.with(|s| s.set(EXITED)); // re-entrant allocations during setup use FALLBACK
+    super::tls::set_state(EXITED); // re-entrant allocations during setup use FALLBACK
     let key = thread_key();
     let h = {
         let mut g = GLOBAL.lock();
@@ -252,8 +249,8 @@ fn init_thread() -> *mut ThreadHeap {
     if h.is_null() {
         return h;
     }
-    HEAP.with(|c| c.set(h));
-    STATE.with(|s| s.set(LIVE));
+    super::tls::set_heap(h);
+    super::tls::set_state(LIVE);
     if let Some(key) = key {
         // SAFETY: key is a valid key; keys < 32 live in the thread descriptor (no allocation).
         unsafe { libc::pthread_setspecific(key, h.cast()) };
@@ -627,8 +624,8 @@ unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
 // thread exit
 
 extern "C" fn thread_exit(arg: *mut libc::c_void) {
-    HEAP.with(|c| c.set(ptr::null_mut()));
-    STATE.with(|s| s.set(EXITED));
+    super::tls::set_heap(ptr::null_mut());
+    super::tls::set_state(EXITED);
     let h = arg.cast::<ThreadHeap>();
     if !h.is_null() {
         // SAFETY: this is h's thread, at exit; nobody else owns h.

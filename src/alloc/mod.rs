@@ -55,6 +55,7 @@ pub mod remote;
 mod size_class;
 mod stats;
 mod table;
+mod tls;
 #[cfg(test)]
 mod tests;
 
