@@ -76,6 +76,9 @@ typedef struct agc_stats {
     uint64_t arenas_released_total;  /* arenas given back to the OS since the start */
     uint64_t arenas_current;         /* arenas mapped now */
     uint64_t arenas_peak;            /* highest arenas_current seen */
+    uint64_t arenas_free;            /* of arenas_current, fully free ones still mapped: the
+                                        spare, and those waiting out the purge delay (10 ms,
+                                        ARENAGC_PURGE_DELAY; agc_trim() unmaps them at once) */
     size_t pools_free;               /* pools in mapped arenas holding no class */
     size_t large_bytes;              /* bytes (usable size) held in the system allocator */
     size_t large_blocks;             /* blocks held in the system allocator */
@@ -116,7 +119,8 @@ int agc_stats(agc_stats_t *out);
    f is NULL, AGC_ERR_IO if writing fails. */
 int agc_stats_print(FILE *f);
 
-/* Give back the empty pools the calling thread keeps cached (and the debug quarantine). */
+/* Give back the empty pools the calling thread keeps cached (and the debug quarantine), and
+   unmap the free arenas waiting out the purge delay (one spare stays). */
 void agc_trim(void);
 
 /* 1 if p points into one of the allocator's arenas (a small block), else 0. Any pointer may

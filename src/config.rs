@@ -40,9 +40,17 @@ pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// Bytes at the start of each pool taken by its header (`alloc::pool::Pool`).
 pub const POOL_HEADER_SIZE: usize = 80;
 
-/// Fully free arenas kept mapped (their pages given back with `madvise`) instead of unmapped,
-/// so a program that frees and allocates around an arena boundary does not thrash `mmap`.
+/// Fully free arenas kept mapped and committed for good, so a program that frees and allocates
+/// around an arena boundary does not thrash `mmap`.
 pub const SPARE_ARENAS: usize = 1;
+
+/// Further fully free arenas stay mapped this long (milliseconds) before they are unmapped, as
+/// mimalloc delays its purges (its `purge_delay`, also 10 ms): a program that frees a large batch
+/// and allocates it again at once (a phase of a compiler, a request of a server) reuses the
+/// pages instead of faulting them all in again. Expired arenas are unmapped at the next arena
+/// event (a pool taken or an arena freed); `alloc::trim()` unmaps them at once. The environment
+/// variable `ARENAGC_PURGE_DELAY` (milliseconds, read once) overrides it; 0 unmaps at once.
+pub const PURGE_DELAY_MS: u64 = 10;
 
 /// A full pool goes back on its heap's avail list once it has this many free blocks, not at
 /// the first free: with random frees most pools are full, and reviving each at one free block

@@ -1,5 +1,6 @@
 //! Memory goes back to the OS: allocate many small blocks, free them all, and check that the
-//! arenas were released (stats) and that the resident set shrank. One test in its own binary,
+//! arenas were released (stats): after the purge delay at the next arena event, and at once by
+//! `trim()`; and that the resident set shrank. One test in its own binary,
 //! so no other test's allocations blur the figures.
 
 use arenagc::ArenaAlloc;
@@ -33,11 +34,32 @@ fn freed_arenas_are_released_and_rss_falls() {
         "RSS rose by only {}",
         full_rss - base_rss
     );
+    // Free the first half: its arenas become free and wait out the purge delay (10 ms).
+    let half = n / 2;
+    for p in v.drain(..half) {
+        // SAFETY: each p is live with layout l.
+        unsafe { ArenaAlloc.dealloc(p, l) };
+    }
+    let mid = stats();
+    let freed_arenas = (half * 64 / (256 << 10)) as u64;
+    assert!(
+        mid.arenas_free as u64 + 4 >= freed_arenas,
+        "free arenas wait out the delay\n{mid}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // Free the rest: the first arena it frees finds the others expired and unmaps them.
     for p in v.drain(..) {
         // SAFETY: each p is live with layout l.
         unsafe { ArenaAlloc.dealloc(p, l) };
     }
     drop(v);
+    let late = stats();
+    let released_late = late.arenas.released_total - before.arenas.released_total;
+    assert!(
+        released_late + 4 >= freed_arenas,
+        "expired arenas unmapped at the next arena event: {released_late} of {freed_arenas}\n{late}"
+    );
+    // trim() unmaps the rest at once (one spare stays).
     trim();
     let after = stats();
     let after_rss = resident_bytes().unwrap();

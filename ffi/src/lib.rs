@@ -175,6 +175,7 @@ fn to_c(s: &alloc::AllocStats) -> AgcStats {
     out.arenas_released_total = s.arenas.released_total;
     out.arenas_current = s.arenas.current;
     out.arenas_peak = s.arenas.peak;
+    out.arenas_free = s.arenas_free as u64;
     out.pools_free = s.pools_free;
     out.large_bytes = s.large_bytes;
     out.large_blocks = s.large_blocks;

@@ -47,6 +47,8 @@ pub struct AgcStats {
     pub arenas_current: u64,
     /// Highest `arenas_current` seen.
     pub arenas_peak: u64,
+    /// Of `arenas_current`, those fully free: the spare, and those waiting out the purge delay.
+    pub arenas_free: u64,
     /// Pools in mapped arenas that hold no class.
     pub pools_free: usize,
     /// Bytes (usable size) currently held in the system allocator (large requests).

@@ -322,6 +322,7 @@ fn rust_layout() -> BTreeMap<String, String> {
         arenas_released_total,
         arenas_current,
         arenas_peak,
+        arenas_free,
         pools_free,
         large_bytes,
         large_blocks,

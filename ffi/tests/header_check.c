@@ -186,6 +186,7 @@ int main(void) {
     LAYOUT(agc_stats_t, arenas_released_total);
     LAYOUT(agc_stats_t, arenas_current);
     LAYOUT(agc_stats_t, arenas_peak);
+    LAYOUT(agc_stats_t, arenas_free);
     LAYOUT(agc_stats_t, pools_free);
     LAYOUT(agc_stats_t, large_bytes);
     LAYOUT(agc_stats_t, large_blocks);

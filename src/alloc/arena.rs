@@ -6,19 +6,24 @@
 //! CPython's "usable_arenas sorted by nfreepools" in O(1): the fullest arenas get the new pools,
 //! so nearly empty arenas drain and can go back to the OS.
 //!
-//! Inside an arena, pools `next_uncarved..64` were never touched since the arena was mapped (or
-//! decommitted), so they are zero; pools given back sit on `freepools`.
+//! Inside an arena, free pools are bits of `free_mask` (taken lowest first, so pools in use stay
+//! packed at low addresses; a free pool's memory is never read, so taking one costs no cache
+//! miss). Pools in `fresh_mask` were never touched since the arena was mapped, so they are zero.
 //!
-//! A fully free arena is unmapped, except that up to `SPARE_ARENAS` are kept (committed: at most
-//! 256 KiB each) to avoid `mmap` churn and page faults.
+//! A fully free arena stays in bucket 64 (newest first). Up to `SPARE_ARENAS` of them are kept
+//! for good (committed: at most 256 KiB each) to avoid `mmap` churn and page faults; the others
+//! are unmapped once they have been free for the purge delay (`PURGE_DELAY_MS`), checked at each
+//! later arena event, or at once by `purge(force)` (`alloc::trim()`). A program that frees a
+//! batch and allocates it again within the delay reuses the pages instead of faulting them in.
 //!
 //! Invariants (all under the global allocator lock; checked by `arenas_are_valid`):
-//! - `nfreepools == |freepools| + (64 - next_uncarved)` and `1 <= nfreepools` iff the arena is
-//!   in bucket `nfreepools`; an arena with no free pool is in no bucket.
+//! - `nfreepools == popcount(free_mask)`, `fresh_mask ⊆ free_mask`, and `1 <= nfreepools` iff
+//!   the arena is in bucket `nfreepools`; an arena with no free pool is in no bucket.
 //! - bit `n` of `nonempty` is set iff bucket `n` is non-empty.
 //! - the address map holds an entry for exactly the arenas whose descriptor has `base != 0`.
+//! - `nfree == |bucket 64|`, and `oldest_free` is at most the `freed_at` of each of them.
 
-use crate::config::{MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, SPARE_ARENAS};
+use crate::config::{MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS};
 use core::ptr;
 
 use super::addr_map;
@@ -37,11 +42,22 @@ impl Slot for ArenaDesc {
 #[repr(C)]
 pub struct ArenaDesc {
     pub base: usize,          // arena address; 0 while the slot is unused
-    pub nfreepools: u32,      // free pools: on `freepools` or never carved
-    pub next_uncarved: u32,   // pools from here on are untouched (zero)
-    pub freepools: *mut Pool, // pools given back, linked through Pool::next
+    pub nfreepools: u32,      // popcount(free_mask)
+    pub free_mask: u64,       // bit i: pool i is free
+    pub fresh_mask: u64,      // bit i: pool i was never touched since the arena was mapped
     pub next: *mut ArenaDesc, // bucket list (or the free-slot list)
     pub prev: *mut ArenaDesc, // bucket list
+    pub freed_at: u64,        // when it last became fully free (os::now_ms)
+}
+
+impl ArenaDesc {
+    /// Every pool of the arena whose header was ever written (in use, or retired), in address
+    /// order.
+    pub fn touched_pools(&self) -> impl Iterator<Item = *mut Pool> + '_ {
+        (0..POOLS_PER_ARENA)
+            .filter(|&i| self.fresh_mask & (1u64 << i) == 0)
+            .map(|i| (self.base + i * POOL_SIZE) as *mut Pool)
+    }
 }
 
 /// Arena counters, as `sys._debugmallocstats()` reports them.
@@ -57,6 +73,9 @@ pub struct Arenas {
     table: SlotTable<ArenaDesc, MAX_ARENAS>, // descriptors; base == 0 when unused
     usable: [*mut ArenaDesc; POOLS_PER_ARENA + 1], // bucket n: arenas with n free pools
     nonempty: u128,                          // bit n: bucket n non-empty
+    nfree: usize,                            // arenas in bucket 64 (fully free, still mapped)
+    oldest_free: u64,                        // <= freed_at of every arena in bucket 64
+    purge_delay: u64,                        // ms; u64::MAX until read from the environment
     pub counters: ArenaCounters,
 }
 
@@ -73,6 +92,9 @@ impl Arenas {
             table: SlotTable::new(),
             usable: [ptr::null_mut(); POOLS_PER_ARENA + 1],
             nonempty: 0,
+            nfree: 0,
+            oldest_free: u64::MAX,
+            purge_delay: u64::MAX,
             counters: ArenaCounters {
                 allocated_total: 0,
                 released_total: 0,
@@ -97,6 +119,10 @@ impl Arenas {
             }
             self.usable[n] = a;
             self.nonempty |= 1u128 << n;
+            if n == POOLS_PER_ARENA {
+                self.nfree += 1;
+                self.oldest_free = self.oldest_free.min((*a).freed_at);
+            }
         }
     }
 
@@ -115,6 +141,9 @@ impl Arenas {
             }
             if self.usable[n].is_null() {
                 self.nonempty &= !(1u128 << n);
+            }
+            if n == POOLS_PER_ARENA {
+                self.nfree -= 1;
             }
             (*a).next = ptr::null_mut();
             (*a).prev = ptr::null_mut();
@@ -144,10 +173,11 @@ impl Arenas {
                 ArenaDesc {
                     base: base as usize,
                     nfreepools: POOLS_PER_ARENA as u32,
-                    next_uncarved: 0,
-                    freepools: ptr::null_mut(),
+                    free_mask: u64::MAX,
+                    fresh_mask: u64::MAX,
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
+                    freed_at: 0,
                 },
             )
         };
@@ -162,6 +192,9 @@ impl Arenas {
     /// Take a pool from the fullest arena that has one (mapping a new arena if none has).
     /// None when the OS refuses memory.
     pub fn alloc_pool(&mut self) -> Option<NewPool> {
+        if self.nfree > SPARE_ARENAS {
+            self.purge(false);
+        }
         if self.nonempty == 0 && !self.new_arena() {
             return None;
         }
@@ -175,27 +208,17 @@ impl Arenas {
         // SAFETY: a is a live descriptor with at least one free pool.
         let out = unsafe {
             let d = &mut *a;
-            let out = if !d.freepools.is_null() {
-                let p = d.freepools;
-                d.freepools = (*p).next;
-                NewPool {
-                    pool: p,
-                    fresh: false,
-                }
-            } else {
-                invariant!(
-                    (d.next_uncarved as usize) < POOLS_PER_ARENA,
-                    "arena with free pools has none"
-                );
-                let p = (d.base + d.next_uncarved as usize * POOL_SIZE) as *mut Pool;
-                d.next_uncarved += 1;
-                NewPool {
-                    pool: p,
-                    fresh: true,
-                }
-            };
+            invariant!(d.free_mask != 0, "arena with free pools has none");
+            let i = d.free_mask.trailing_zeros();
+            let bit = 1u64 << i;
+            let fresh = d.fresh_mask & bit != 0;
+            d.free_mask &= !bit;
+            d.fresh_mask &= !bit;
             d.nfreepools -= 1;
-            out
+            NewPool {
+                pool: (d.base + i as usize * POOL_SIZE) as *mut Pool,
+                fresh,
+            }
         };
         // SAFETY: a is live.
         if unsafe { (*a).nfreepools } > 0 {
@@ -216,8 +239,9 @@ impl Arenas {
             if (*a).nfreepools > 0 {
                 self.bucket_remove(a);
             }
-            (*pool).next = (*a).freepools;
-            (*a).freepools = pool;
+            let bit = 1u64 << ((pool as usize - (*a).base) / POOL_SIZE);
+            invariant!((*a).free_mask & bit == 0, "pool freed twice to its arena");
+            (*a).free_mask |= bit;
             (*a).nfreepools += 1;
             if (*a).nfreepools as usize == POOLS_PER_ARENA {
                 self.arena_now_free(a);
@@ -230,15 +254,63 @@ impl Arenas {
     /// # Safety
     /// `a` is live, in no bucket, and all its pools are free.
     unsafe fn arena_now_free(&mut self, a: *mut ArenaDesc) {
-        let spares = self.count_bucket(POOLS_PER_ARENA);
         // SAFETY: the caller guarantees a is live and entirely free.
-        unsafe {
-            if spares < SPARE_ARENAS {
-                // Keep it mapped and committed, as CPython does: a program that frees and
-                // allocates around an arena boundary then touches no new page.
-                self.bucket_push(a);
-                return;
+        unsafe { (*a).freed_at = os::now_ms() };
+        self.bucket_push(a);
+        if self.nfree > SPARE_ARENAS {
+            self.purge(false);
+        }
+    }
+
+    /// The purge delay in milliseconds (read from the environment on first use).
+    pub fn purge_delay(&mut self) -> u64 {
+        if self.purge_delay == u64::MAX {
+            self.purge_delay = os::purge_delay_from_env(PURGE_DELAY_MS);
+        }
+        self.purge_delay
+    }
+
+    /// Set the purge delay (tests; 0: unmap free arenas beyond the spares at once).
+    #[cfg(test)]
+    pub fn set_purge_delay(&mut self, ms: u64) {
+        self.purge_delay = ms;
+    }
+
+    /// Unmap the fully free arenas beyond the `SPARE_ARENAS` newest that have been free for the
+    /// purge delay, or all of them with `force`.
+    pub fn purge(&mut self, force: bool) {
+        if self.nfree <= SPARE_ARENAS {
+            return;
+        }
+        let delay = self.purge_delay();
+        let now = if force { u64::MAX } else { os::now_ms() };
+        if now.saturating_sub(self.oldest_free) < delay {
+            return;
+        }
+        let mut oldest_kept = u64::MAX;
+        let mut seen = 0;
+        let mut a = self.usable[POOLS_PER_ARENA];
+        while !a.is_null() {
+            // SAFETY: bucket lists hold live descriptors.
+            let (next, freed_at) = unsafe { ((*a).next, (*a).freed_at) };
+            seen += 1;
+            if seen > SPARE_ARENAS && now.saturating_sub(freed_at) >= delay {
+                self.bucket_remove(a);
+                // SAFETY: a is live, entirely free, and now in no bucket.
+                unsafe { self.release(a) };
+            } else {
+                oldest_kept = oldest_kept.min(freed_at);
             }
+            a = next;
+        }
+        self.oldest_free = oldest_kept;
+    }
+
+    /// # Safety
+    /// `a` is live, in no bucket, and all its pools are free.
+    unsafe fn release(&mut self, a: *mut ArenaDesc) {
+        // SAFETY: per the contract; nothing refers into the arena.
+        unsafe {
             addr_map::remove((*a).base);
             os::unmap_arena((*a).base as *mut u8);
             (*a).base = 0;
@@ -248,15 +320,9 @@ impl Arenas {
         self.counters.current -= 1;
     }
 
-    fn count_bucket(&self, n: usize) -> usize {
-        let mut k = 0;
-        let mut a = self.usable[n];
-        while !a.is_null() {
-            k += 1;
-            // SAFETY: bucket lists hold live descriptors.
-            a = unsafe { (*a).next };
-        }
-        k
+    /// Fully free arenas still mapped (the spares and those waiting for the purge delay).
+    pub fn free_arenas(&self) -> usize {
+        self.nfree
     }
 
     /// Visit every mapped arena's descriptor.
@@ -289,15 +355,11 @@ impl Arenas {
         let mut with_free = 0;
         let mut result = Ok(());
         self.for_each(|d| {
-            let mut listed = 0;
-            let mut p = d.freepools;
-            while !p.is_null() {
-                listed += 1;
-                // SAFETY: free pools of a live arena are linked through their headers.
-                p = unsafe { (*p).next };
+            if d.nfreepools != d.free_mask.count_ones() {
+                result = Err("nfreepools != popcount(free_mask)");
             }
-            if d.nfreepools as usize != listed + POOLS_PER_ARENA - d.next_uncarved as usize {
-                result = Err("nfreepools != |freepools| + uncarved");
+            if d.fresh_mask & !d.free_mask != 0 {
+                result = Err("a fresh pool is not free");
             }
             if !core::ptr::eq(addr_map::lookup(d.base), d) {
                 result = Err("address map does not point at the arena's descriptor");
@@ -309,6 +371,20 @@ impl Arenas {
         result?;
         if with_free != in_buckets {
             return Err("an arena with free pools is missing from the buckets");
+        }
+        let mut nfree = 0;
+        let mut a = self.usable[POOLS_PER_ARENA];
+        while !a.is_null() {
+            // SAFETY: bucket lists hold live descriptors.
+            let d = unsafe { &*a };
+            if d.freed_at < self.oldest_free {
+                return Err("oldest_free is later than a free arena's freed_at");
+            }
+            nfree += 1;
+            a = d.next;
+        }
+        if nfree != self.nfree {
+            return Err("nfree disagrees with bucket 64");
         }
         Ok(())
     }

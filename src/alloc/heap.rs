@@ -311,10 +311,10 @@ extern "C" fn fork_child() {
         // SAFETY: fork_prepare holds GLOBAL on this thread, the only one in the child.
         let g = unsafe { &*GLOBAL.data_ptr() };
         g.arenas.for_each(|d| {
-            for i in 0..d.next_uncarved as usize {
-                // SAFETY: pools below next_uncarved have initialized headers; the child has no
-                // other thread, and only the atomic remote word is touched.
-                let p = unsafe { &*((d.base + i * crate::config::POOL_SIZE) as *const Pool) };
+            for p in d.touched_pools() {
+                // SAFETY: touched pools have initialized headers; the child has no other
+                // thread, and only the atomic remote word is touched.
+                let p = unsafe { &*p };
                 if p.block_size.load(Ordering::Relaxed) != 0 {
                     p.remote.rearm_after_fork();
                 }
@@ -705,9 +705,16 @@ unsafe fn release_cache(heap: &mut ThreadHeap) {
 /// `trim` hands those back (like `malloc_trim`).
 pub fn trim() {
     let h = current();
-    if h.is_null() {
-        return;
+    if !h.is_null() {
+        // SAFETY: h is the calling thread's own heap.
+        unsafe { trim_heap(h) };
     }
+    GLOBAL.lock().arenas.purge(true);
+}
+
+/// # Safety
+/// `h` is the calling thread's own heap.
+unsafe fn trim_heap(h: *mut ThreadHeap) {
     // SAFETY: h is the calling thread's own heap.
     unsafe {
         process_delayed(h);

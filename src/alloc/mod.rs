@@ -207,7 +207,8 @@ pub fn stats() -> AllocStats {
     stats::snapshot()
 }
 
-/// Hand back empty pools the calling thread keeps cached, and (debug mode) the quarantine.
+/// Hand back empty pools the calling thread keeps cached and (debug mode) the quarantine, and
+/// unmap every fully free arena now (beyond the one spare) instead of after the purge delay.
 pub fn trim() {
     if !normal_mode() {
         debug::flush_quarantine();

@@ -12,7 +12,6 @@ use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, POOLS_
 
 use super::arena::ArenaCounters;
 use super::heap::GLOBAL;
-use super::pool::Pool;
 use super::size_class::{block_size, blocks_per_pool};
 
 /// Statistics of one size class.
@@ -31,6 +30,8 @@ pub struct ClassStats {
 pub struct AllocStats {
     pub classes: [ClassStats; NUM_CLASSES],
     pub arenas: ArenaCounters,
+    /// Of the mapped arenas, those fully free: the spare, and those waiting out the purge delay.
+    pub arenas_free: usize,
     /// Pools in mapped arenas that hold no class (given back or never carved).
     pub pools_free: usize,
     /// Bytes (usable size) and blocks currently held in the system allocator.
@@ -77,6 +78,7 @@ pub fn snapshot() -> AllocStats {
     let mut s = AllocStats {
         classes: [ClassStats::default(); NUM_CLASSES],
         arenas: ArenaCounters::default(),
+        arenas_free: 0,
         pools_free: 0,
         large_bytes: 0,
         large_blocks: 0,
@@ -88,12 +90,13 @@ pub fn snapshot() -> AllocStats {
     {
         let g = GLOBAL.lock();
         s.arenas = g.arenas.counters;
+        s.arenas_free = g.arenas.free_arenas();
         g.arenas.for_each(|d| {
             s.pools_free += d.nfreepools as usize;
-            for i in 0..d.next_uncarved as usize {
-                // SAFETY: pools below next_uncarved have been written at least once, so their
-                // header fields read below are initialized; those two fields are atomics.
-                let p = unsafe { &*((d.base + i * POOL_SIZE) as *const Pool) };
+            for p in d.touched_pools() {
+                // SAFETY: touched pools have been written at least once, so their header
+                // fields read below are initialized; those two fields are atomics.
+                let p = unsafe { &*p };
                 let bs = p.block_size.load(Ordering::Acquire) as usize;
                 if bs == 0 {
                     continue;
@@ -129,11 +132,12 @@ impl fmt::Display for AllocStats {
         }
         let a = &self.arenas;
         writeln!(f)?;
-        let rows: [(&str, String); 12] = [
+        let rows: [(&str, String); 13] = [
             ("# arenas allocated total", a.allocated_total.to_string()),
             ("# arenas reclaimed", a.released_total.to_string()),
             ("# arenas highwater mark", a.peak.to_string()),
             ("# arenas allocated current", a.current.to_string()),
+            ("# arenas free, not yet purged", self.arenas_free.to_string()),
             (
                 &format!("{} arenas * {} bytes/arena", a.current, ARENA_SIZE),
                 self.arena_bytes().to_string(),

@@ -147,6 +147,7 @@ fn address_map_knows_our_blocks_and_nothing_else() {
 #[test]
 fn arena_buckets_prefer_fullest_and_release_when_free() {
     let mut a = Arenas::new();
+    a.set_purge_delay(0); // unmap at once (the delayed purge has its own test)
     let mut pools = Vec::new();
     for _ in 0..POOLS_PER_ARENA + 10 {
         pools.push(a.alloc_pool().unwrap());
@@ -202,6 +203,57 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
     // SAFETY: as above.
     unsafe { a.free_pool(np.pool) };
     let _ = POOL_SIZE;
+}
+
+#[test]
+fn free_arenas_wait_out_the_purge_delay() {
+    let mut a = Arenas::new();
+    a.set_purge_delay(40);
+    let take_arena = |a: &mut Arenas| -> Vec<*mut Pool> {
+        (0..POOLS_PER_ARENA)
+            .map(|_| a.alloc_pool().unwrap().pool)
+            .collect()
+    };
+    let (x, y, z) = (take_arena(&mut a), take_arena(&mut a), take_arena(&mut a));
+    assert_eq!(a.counters.current, 3);
+    // SAFETY: the pools were never initialized, so they are not in use.
+    let give_back = |a: &mut Arenas, v: &[*mut Pool]| unsafe {
+        for &p in v {
+            a.free_pool(p);
+        }
+    };
+    // Two arenas become free: both stay mapped (one spare, one waiting out the delay).
+    give_back(&mut a, &x);
+    give_back(&mut a, &y);
+    a.arenas_are_valid().unwrap();
+    assert_eq!(a.free_arenas(), 2);
+    assert_eq!(a.counters.released_total, 0);
+    // Taken again within the delay: the same arena, no new mapping.
+    let again = take_arena(&mut a);
+    assert_eq!(a.counters.allocated_total, 3, "a free arena was reused");
+    assert_eq!(a.free_arenas(), 1);
+    give_back(&mut a, &again);
+    // After the delay, the next arena event unmaps every expired arena but the newest spare.
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    give_back(&mut a, &z);
+    a.arenas_are_valid().unwrap();
+    assert_eq!(a.counters.released_total, 2, "expired arenas unmapped");
+    assert_eq!(a.free_arenas(), 1, "the newest is kept as the spare");
+    assert_eq!(a.counters.current, 1);
+    // purge(force) (trim) does not touch the spare.
+    a.purge(true);
+    assert_eq!(a.counters.current, 1);
+    // A forced purge unmaps arenas still inside the delay.
+    a.set_purge_delay(1_000_000);
+    let (p, q) = (take_arena(&mut a), take_arena(&mut a));
+    give_back(&mut a, &p);
+    give_back(&mut a, &q);
+    assert_eq!(a.free_arenas(), 2);
+    a.purge(false);
+    assert_eq!(a.free_arenas(), 2, "not yet expired");
+    a.purge(true);
+    assert_eq!(a.free_arenas(), 1);
+    a.arenas_are_valid().unwrap();
 }
 
 #[test]
