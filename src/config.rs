@@ -2,12 +2,19 @@
 //!
 //! ```text
 //!  arena (ARENA_SIZE = 256 KiB, aligned to 256 KiB)
-//!  +--------+--------+--------+-- ... --+--------+
-//!  | pool 0 | pool 1 | pool 2 |         | pool 63|      POOL_SIZE = 4 KiB each
-//!  +--------+--------+--------+-- ... --+--------+
-//!  pool: [ header (POOL_HEADER_SIZE) | block | block | ... | block | tail waste ]
-//!         all blocks of one size class
+//!  +---------+--------+--------+-- ... --+--------+
+//!  | headers | pool 1 | pool 2 |         | pool 63|      POOL_SIZE = 4 KiB each
+//!  +---------+--------+--------+-- ... --+--------+
+//!  headers:  [ unused | header 1 | header 2 | ... | header 63 ]   POOL_HEADER_SIZE = 64 each
+//!  pool:     [ block | block | ... | block | tail waste ]          all of one size class
 //! ```
+//!
+//! The pool headers are packed in the arena's first page, not at the start of each pool as in
+//! CPython: page-aligned headers all fall in the same few cache sets (every header of every pool
+//! competed for one set of the L1 and 1/64 of the L2), so the free path, which reads the header
+//! of each block it frees, missed the cache whenever more than a handful of pools were in play.
+//! Packed, 63 headers share 63 lines of one page. The cost is the same as before: one page of
+//! headers per arena instead of 80 bytes at the start of each of its 64 pools.
 //!
 //! Size classes (CPython's table with ALIGNMENT = 16):
 //!
@@ -37,8 +44,10 @@ pub const POOL_SIZE: usize = 1 << POOL_BITS;
 pub const ARENA_BITS: u32 = 18;
 pub const ARENA_SIZE: usize = 1 << ARENA_BITS;
 pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
-/// Bytes at the start of each pool taken by its header (`alloc::pool::Pool`).
-pub const POOL_HEADER_SIZE: usize = 80;
+/// Bytes of each pool header (`alloc::pool::Pool`) in the arena's header page.
+pub const POOL_HEADER_SIZE: usize = 64;
+/// Pools of an arena that hold blocks (pool 0 is the header page).
+pub const USABLE_POOLS: usize = POOLS_PER_ARENA - 1;
 
 /// Fully free arenas kept mapped and committed for good, so a program that frees and allocates
 /// around an arena boundary does not thrash `mmap`.
@@ -96,7 +105,7 @@ const _: () = assert!(ALIGNMENT == 1 << ALIGNMENT_SHIFT);
 const _: () = assert!(SMALL_MAX % ALIGNMENT == 0);
 const _: () = assert!(NUM_CLASSES == 32);
 const _: () = assert!(POOLS_PER_ARENA == 64);
-const _: () = assert!(POOL_HEADER_SIZE % ALIGNMENT == 0);
-const _: () = assert!((POOL_SIZE - POOL_HEADER_SIZE) / SMALL_MAX >= 4);
+const _: () = assert!(POOL_HEADER_SIZE * POOLS_PER_ARENA == POOL_SIZE);
+const _: () = assert!(POOL_SIZE / SMALL_MAX >= 4);
 const _: () = assert!(MAP_TOP_BITS + MAP_LEAF_BITS + ARENA_BITS == ADDRESS_BITS);
 const _: () = assert!(ARENA_SIZE % POOL_SIZE == 0);

@@ -16,6 +16,14 @@
 //! | `valloc` / `pvalloc`  | page-aligned; pvalloc rounds the size up to whole pages              |
 //! | `free_sized` / `free_aligned_sized` | C23: the size is checked against the block          |
 //!
+//! **Panics.** The hot entry points (`malloc`, `calloc`, `free`) call the core directly, with no
+//! `catch_unwind`: the core reports every fault it detects by aborting with a message and never
+//! panics on a path these take, and if a bug ever made it panic, Rust stops the unwind at the
+//! `extern "C"` edge and aborts. That is deliberate, as glibc aborts on a corrupted heap: a
+//! panic inside `malloc` means the allocator's state cannot be trusted, and returning NULL would
+//! let the program go on with it. The catch frame cost about 5% of a malloc/free pair
+//! (`ffi/bench`). Every other export (here and in the `agc_*` API) keeps `boundary`.
+//!
 //! Small requests are served from the arenas; large ones go to glibc's own entry points
 //! (`__libc_malloc` and friends) inside the core, so no `dlsym` is needed and early calls (from
 //! the dynamic loader, or from pthread functions during the core's own thread setup) cannot
@@ -56,14 +64,14 @@ fn page_size() -> usize {
 /// C `malloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    boundary("malloc", ptr::null_mut(), || c::malloc(size).cast())
+    c::malloc(size).cast()
 }
 
 /// # Safety
 /// C `calloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    boundary("calloc", ptr::null_mut(), || c::calloc(n, size).cast())
+    c::calloc(n, size).cast()
 }
 
 /// # Safety
@@ -72,7 +80,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     // SAFETY: forwarded from the caller.
-    boundary("free", (), || unsafe { c::free(p.cast()) })
+    unsafe { c::free(p.cast()) }
 }
 
 /// # Safety

@@ -1,7 +1,7 @@
-//! Arenas: 256 KiB aligned regions of 64 pools, kept ordered so new pools come from the fullest.
+//! Arenas: 256 KiB aligned regions of a header page and 63 pools, kept ordered so new pools come from the fullest.
 //!
 //! Every arena has a descriptor in one reserved table (never freed; slots are reused). An arena
-//! with at least one free pool sits in bucket `nfreepools` (1..=64) of `usable`; taking a pool
+//! with at least one free pool sits in bucket `nfreepools` (1..=63) of `usable`; taking a pool
 //! always picks the lowest non-empty bucket, found with one `trailing_zeros` on a bitmap. This is
 //! CPython's "usable_arenas sorted by nfreepools" in O(1): the fullest arenas get the new pools,
 //! so nearly empty arenas drain and can go back to the OS.
@@ -10,7 +10,7 @@
 //! packed at low addresses; a free pool's memory is never read, so taking one costs no cache
 //! miss). Pools in `fresh_mask` were never touched since the arena was mapped, so they are zero.
 //!
-//! A fully free arena stays in bucket 64 (newest first). Up to `SPARE_ARENAS` of them are kept
+//! A fully free arena stays in bucket 63 (newest first). Up to `SPARE_ARENAS` of them are kept
 //! for good (committed: at most 256 KiB each) to avoid `mmap` churn and page faults; the others
 //! are unmapped once they have been free for the purge delay (`PURGE_DELAY_MS`), checked at each
 //! later arena event, or at once by `purge(force)` (`alloc::trim()`). A program that frees a
@@ -21,14 +21,16 @@
 //!   the arena is in bucket `nfreepools`; an arena with no free pool is in no bucket.
 //! - bit `n` of `nonempty` is set iff bucket `n` is non-empty.
 //! - the address map holds an entry for exactly the arenas whose descriptor has `base != 0`.
-//! - `nfree == |bucket 64|`, and `oldest_free` is at most the `freed_at` of each of them.
+//! - `nfree == |bucket 63|`, and `oldest_free` is at most the `freed_at` of each of them.
 
-use crate::config::{MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS};
+use crate::config::{
+    MAX_ARENAS, POOL_HEADER_SIZE, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS,
+};
 use core::ptr;
 
 use super::addr_map;
 use super::os;
-use super::pool::Pool;
+use super::pool::{Pool, header_of};
 use super::table::{Slot, SlotTable};
 
 impl Slot for ArenaDesc {
@@ -38,12 +40,12 @@ impl Slot for ArenaDesc {
     }
 }
 
-/// Per-arena bookkeeping, kept outside the arena so all 64 pools are usable.
+/// Per-arena bookkeeping, kept outside the arena (in a table of its own).
 #[repr(C)]
 pub struct ArenaDesc {
     pub base: usize,          // arena address; 0 while the slot is unused
     pub nfreepools: u32,      // popcount(free_mask)
-    pub free_mask: u64,       // bit i: pool i is free
+    pub free_mask: u64,       // bit i: pool i is free (bit 0, the header page, never)
     pub fresh_mask: u64,      // bit i: pool i was never touched since the arena was mapped
     pub next: *mut ArenaDesc, // bucket list (or the free-slot list)
     pub prev: *mut ArenaDesc, // bucket list
@@ -51,12 +53,12 @@ pub struct ArenaDesc {
 }
 
 impl ArenaDesc {
-    /// Every pool of the arena whose header was ever written (in use, or retired), in address
-    /// order.
+    /// The header of every pool of the arena that was ever handed out (in use, or retired), in
+    /// address order.
     pub fn touched_pools(&self) -> impl Iterator<Item = *mut Pool> + '_ {
-        (0..POOLS_PER_ARENA)
+        (1..POOLS_PER_ARENA)
             .filter(|&i| self.fresh_mask & (1u64 << i) == 0)
-            .map(|i| (self.base + i * POOL_SIZE) as *mut Pool)
+            .map(|i| header_of(self.base, i))
     }
 }
 
@@ -71,10 +73,10 @@ pub struct ArenaCounters {
 
 pub struct Arenas {
     table: SlotTable<ArenaDesc, MAX_ARENAS>, // descriptors; base == 0 when unused
-    usable: [*mut ArenaDesc; POOLS_PER_ARENA + 1], // bucket n: arenas with n free pools
+    usable: [*mut ArenaDesc; USABLE_POOLS + 1], // bucket n: arenas with n free pools
     nonempty: u128,                          // bit n: bucket n non-empty
-    nfree: usize,                            // arenas in bucket 64 (fully free, still mapped)
-    oldest_free: u64,                        // <= freed_at of every arena in bucket 64
+    nfree: usize,                            // arenas in bucket 63 (fully free, still mapped)
+    oldest_free: u64,                        // <= freed_at of every arena in bucket 63
     purge_delay: u64,                        // ms; u64::MAX until read from the environment
     pub counters: ArenaCounters,
 }
@@ -90,7 +92,7 @@ impl Arenas {
     pub const fn new() -> Self {
         Arenas {
             table: SlotTable::new(),
-            usable: [ptr::null_mut(); POOLS_PER_ARENA + 1],
+            usable: [ptr::null_mut(); USABLE_POOLS + 1],
             nonempty: 0,
             nfree: 0,
             oldest_free: u64::MAX,
@@ -108,10 +110,7 @@ impl Arenas {
         // SAFETY: a is a live descriptor not in any bucket; buckets hold live descriptors.
         unsafe {
             let n = (*a).nfreepools as usize;
-            invariant!(
-                (1..=POOLS_PER_ARENA).contains(&n),
-                "arena bucket out of range"
-            );
+            invariant!((1..=USABLE_POOLS).contains(&n), "arena bucket out of range");
             (*a).prev = ptr::null_mut();
             (*a).next = self.usable[n];
             if !self.usable[n].is_null() {
@@ -119,7 +118,7 @@ impl Arenas {
             }
             self.usable[n] = a;
             self.nonempty |= 1u128 << n;
-            if n == POOLS_PER_ARENA {
+            if n == USABLE_POOLS {
                 self.nfree += 1;
                 self.oldest_free = self.oldest_free.min((*a).freed_at);
             }
@@ -142,7 +141,7 @@ impl Arenas {
             if self.usable[n].is_null() {
                 self.nonempty &= !(1u128 << n);
             }
-            if n == POOLS_PER_ARENA {
+            if n == USABLE_POOLS {
                 self.nfree -= 1;
             }
             (*a).next = ptr::null_mut();
@@ -150,7 +149,7 @@ impl Arenas {
         }
     }
 
-    /// Map a new arena and put it in bucket 64. False when out of memory.
+    /// Map a new arena and put it in bucket 63. False when out of memory.
     fn new_arena(&mut self) -> bool {
         let slot = self.table.take();
         if slot.is_null() {
@@ -166,15 +165,16 @@ impl Arenas {
             unsafe { self.table.give_back(slot) };
             return false;
         }
-        // SAFETY: slot is ours to initialize.
+        // SAFETY: slot is ours to initialize; header 0 of the new arena is ours to write.
         unsafe {
+            Pool::init_unused(header_of(base as usize, 0));
             ptr::write(
                 slot,
                 ArenaDesc {
                     base: base as usize,
-                    nfreepools: POOLS_PER_ARENA as u32,
-                    free_mask: u64::MAX,
-                    fresh_mask: u64::MAX,
+                    nfreepools: USABLE_POOLS as u32,
+                    free_mask: !1,
+                    fresh_mask: !1,
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
                     freed_at: 0,
@@ -216,7 +216,7 @@ impl Arenas {
             d.fresh_mask &= !bit;
             d.nfreepools -= 1;
             NewPool {
-                pool: (d.base + i as usize * POOL_SIZE) as *mut Pool,
+                pool: header_of(d.base, i as usize),
                 fresh,
             }
         };
@@ -233,17 +233,23 @@ impl Arenas {
     /// `pool` came from `alloc_pool`, is retired, and nothing refers into it.
     pub unsafe fn free_pool(&mut self, pool: *mut Pool) {
         let a = addr_map::lookup(pool as usize);
-        assert!(!a.is_null(), "arenagc: pool outside every arena");
+        if a.is_null() {
+            super::fatal(
+                "broken allocator invariant",
+                pool.cast(),
+                "pool outside every arena",
+            );
+        }
         // SAFETY: a is the live descriptor of pool's arena; pool is ours to link.
         unsafe {
             if (*a).nfreepools > 0 {
                 self.bucket_remove(a);
             }
-            let bit = 1u64 << ((pool as usize - (*a).base) / POOL_SIZE);
+            let bit = 1u64 << ((pool as usize - (*a).base) / POOL_HEADER_SIZE);
             invariant!((*a).free_mask & bit == 0, "pool freed twice to its arena");
             (*a).free_mask |= bit;
             (*a).nfreepools += 1;
-            if (*a).nfreepools as usize == POOLS_PER_ARENA {
+            if (*a).nfreepools as usize == USABLE_POOLS {
                 self.arena_now_free(a);
             } else {
                 self.bucket_push(a);
@@ -289,7 +295,7 @@ impl Arenas {
         }
         let mut oldest_kept = u64::MAX;
         let mut seen = 0;
-        let mut a = self.usable[POOLS_PER_ARENA];
+        let mut a = self.usable[USABLE_POOLS];
         while !a.is_null() {
             // SAFETY: bucket lists hold live descriptors.
             let (next, freed_at) = unsafe { ((*a).next, (*a).freed_at) };
@@ -337,7 +343,7 @@ impl Arenas {
     /// Check the invariants in the module docs.
     pub fn arenas_are_valid(&self) -> Result<(), &'static str> {
         let mut in_buckets = 0;
-        for n in 0..=POOLS_PER_ARENA {
+        for n in 0..=USABLE_POOLS {
             let mut a = self.usable[n];
             if a.is_null() == (self.nonempty & (1u128 << n) != 0) {
                 return Err("bucket bitmap disagrees with bucket list");
@@ -361,6 +367,9 @@ impl Arenas {
             if d.fresh_mask & !d.free_mask != 0 {
                 result = Err("a fresh pool is not free");
             }
+            if d.free_mask & 1 != 0 {
+                result = Err("the header page is marked as a free pool");
+            }
             if !core::ptr::eq(addr_map::lookup(d.base), d) {
                 result = Err("address map does not point at the arena's descriptor");
             }
@@ -373,7 +382,7 @@ impl Arenas {
             return Err("an arena with free pools is missing from the buckets");
         }
         let mut nfree = 0;
-        let mut a = self.usable[POOLS_PER_ARENA];
+        let mut a = self.usable[USABLE_POOLS];
         while !a.is_null() {
             // SAFETY: bucket lists hold live descriptors.
             let d = unsafe { &*a };
@@ -384,7 +393,7 @@ impl Arenas {
             a = d.next;
         }
         if nfree != self.nfree {
-            return Err("nfree disagrees with bucket 64");
+            return Err("nfree disagrees with the fully-free bucket");
         }
         Ok(())
     }

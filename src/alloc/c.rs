@@ -8,7 +8,11 @@
 //!   use); pointers outside our arenas go to the system allocator, whose own checks apply.
 //! - In debug mode every block carries guards and every free is checked (see `debug`).
 
-use super::{debug, large, normal_mode, owns, pool_of, raw_alloc, small_free};
+use super::size_class::class_of;
+use super::{
+    debug, large, normal_mode, normal_mode_decided, owns, pool_of, raw_alloc, small_alloc,
+    small_free,
+};
 use crate::config::{ALIGNMENT, SMALL_MAX};
 use core::ptr;
 
@@ -23,7 +27,7 @@ fn enomem() -> *mut u8 {
 }
 
 /// Allocate `size` bytes aligned to `align` (a power of two), zeroed if asked.
-#[inline]
+#[inline(never)]
 fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
         return enomem();
@@ -38,6 +42,11 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 
 #[inline]
 pub fn malloc(size: usize) -> *mut u8 {
+    // The fast path first: a small size in plain mode (decided) is served by the pools.
+    if size <= SMALL_MAX && normal_mode_decided() {
+        let (b, _) = small_alloc(class_of(size));
+        return if b.is_null() { enomem() } else { b };
+    }
     alloc(size, ALIGNMENT, false)
 }
 
@@ -74,28 +83,30 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if owns(p) {
         checked_pool_block(p);
         // SAFETY: checked: p starts a handed-out block, so its pool header is live.
-        unsafe {
-            (*pool_of(p))
-                .block_size
-                .load(core::sync::atomic::Ordering::Relaxed) as usize
-        }
+        unsafe { super::size_class::block_size((*pool_of(p)).class()) }
     } else {
         // SAFETY: a live system-allocator block.
         unsafe { large::usable_size(p) }
     }
 }
 
-#[inline]
+#[inline(always)]
 fn checked_pool_block(p: *mut u8) {
-    // SAFETY: p is inside a mapped arena, so its pool page is readable.
+    // SAFETY: p is inside a mapped arena, so its header page is readable.
     if !unsafe { (*pool_of(p)).is_block_start(p) } {
-        super::fatal(
-            "invalid free",
-            p,
-            "the pointer is inside an arena but is not the start of a block in use \
-             (interior pointer, or a block whose pool is not in use)",
-        );
+        invalid_pool_free(p);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_pool_free(p: *mut u8) -> ! {
+    super::fatal(
+        "invalid free",
+        p,
+        "the pointer is inside an arena but is not the start of a block in use \
+         (interior pointer, or a block whose pool is not in use)",
+    )
 }
 
 /// # Safety
@@ -105,6 +116,21 @@ pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
+    if normal_mode_decided() && owns(p) {
+        checked_pool_block(p);
+        // SAFETY: checked: p is a handed-out pool block.
+        return unsafe { small_free(p) };
+    }
+    // SAFETY: forwarded.
+    unsafe { free_other(p) }
+}
+
+/// `free` off the fast path: debug mode (or mode not yet decided), or a large block.
+///
+/// # Safety
+/// As `free`; `p` is not null.
+#[inline(never)]
+unsafe fn free_other(p: *mut u8) {
     if !normal_mode() {
         // SAFETY: forwarded.
         return unsafe { debug::free(p, None) };

@@ -315,7 +315,7 @@ extern "C" fn fork_child() {
                 // SAFETY: touched pools have initialized headers; the child has no other
                 // thread, and only the atomic remote word is touched.
                 let p = unsafe { &*p };
-                if p.block_size.load(Ordering::Relaxed) != 0 {
+                if p.class() != super::size_class::CLASS_NONE {
                     p.remote.rearm_after_fork();
                 }
             }
@@ -338,7 +338,7 @@ impl Global {
     fn abandoned_push(&mut self, p: *mut Pool) {
         // SAFETY: p is a live pool on no list.
         unsafe {
-            let (full, class) = ((*p).in_full as usize, (*p).class as usize);
+            let (full, class) = ((*p).in_full as usize, (*p).class());
             push_front(
                 &mut self.abandoned[full][class],
                 &mut self.abandoned_tail[full][class],
@@ -350,7 +350,7 @@ impl Global {
     fn abandoned_remove(&mut self, p: *mut Pool) {
         // SAFETY: p is on abandoned[in_full][class].
         unsafe {
-            let (full, class) = ((*p).in_full as usize, (*p).class as usize);
+            let (full, class) = ((*p).in_full as usize, (*p).class());
             unlink(
                 &mut self.abandoned[full][class],
                 &mut self.abandoned_tail[full][class],
@@ -510,7 +510,7 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
     // SAFETY: the caller owns h and p.
     unsafe {
         let heap = &mut *h;
-        let class = (*p).class as usize;
+        let class = (*p).class();
         let mut n = n;
         while (*p).in_full && blocks_per_pool(class) as u32 - n < REVIVE_FREE_BLOCKS {
             // Not enough room yet to be worth reviving (see REVIVE_FREE_BLOCKS). It stays off
@@ -609,7 +609,7 @@ unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
         (*p).owner.store(h, Ordering::Release);
         (*p).collect_remote();
         (*p).in_full = false;
-        let class = (*p).class as usize;
+        let class = (*p).class();
         let heap = &mut *h;
         own(heap, p);
         push_back(&mut heap.avail[class], &mut heap.avail_tail[class], p);
@@ -655,7 +655,7 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
             let p = heap.owned;
             disown(heap, p);
             if !(*p).in_full {
-                let c = (*p).class as usize;
+                let c = (*p).class();
                 unlink(&mut heap.avail[c], &mut heap.avail_tail[c], p);
             }
             (*p).owner.store(ptr::null_mut(), Ordering::Release);
@@ -763,7 +763,7 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
                         return Err("a kept pool is in use");
                     }
                 }
-                if (*p).class as usize != class {
+                if (*p).class() != class {
                     return Err("pool on the list of another class");
                 }
                 in_avail += 1;

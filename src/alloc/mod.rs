@@ -55,9 +55,9 @@ pub mod remote;
 mod size_class;
 mod stats;
 mod table;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use arena::ArenaCounters;
 pub use size_class::{block_size, class_of, is_small};
@@ -153,7 +153,7 @@ unsafe fn small_free(b: *mut u8) {
             let n = (*p).put_block(b);
             // Slow only to revive a full pool or to give back an empty one that is not the
             // class's current pool (a hot alloc/free pair stays on this path).
-            if (*p).in_full || (n == 0 && (*h).avail[(*p).class as usize] != p) {
+            if (*p).in_full || (n == 0 && (*h).avail[(*p).class()] != p) {
                 heap::local_free_slow(h, p, n);
             }
         } else {

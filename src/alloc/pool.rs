@@ -1,10 +1,15 @@
-//! Pools: one 4 KiB page of blocks of one size class, with its header at the start.
+//! Pools: one 4 KiB page of blocks of one size class, described by a 64-byte header in its
+//! arena's header page (see `config`).
 //!
 //! ```text
-//!  pool (POOL_SIZE, aligned): [ Pool header | block 0 | block 1 | ... | block n-1 | waste ]
-//!                                            ^ POOL_HEADER_SIZE      ^ bump: blocks from here
-//!                                                                      on were never handed out
+//!  arena: [ header page: h0 (unused) | h1 | h2 | ... | h63 ] [ pool 1 ] [ pool 2 ] ... [ pool 63 ]
+//!  pool (POOL_SIZE, aligned): [ block 0 | block 1 | ... | block n-1 | waste ]
+//!                                                  ^ bump: blocks from here on were never
+//!                                                    handed out
 //! ```
+//!
+//! `pool_of(block)` and `Pool::base()` convert between a block and its header with shifts and
+//! masks: header `i` sits at `arena + 64 i`, pool `i` at `arena + 4096 i`.
 //!
 //! States (CPython's, from the owner heap's point of view):
 //! - **used**: some blocks in use, some free; on the heap's `avail` list for its class.
@@ -13,70 +18,99 @@
 //!   `FULL`, so the first remote free tells the owner. It returns to the used state when it has
 //!   `REVIVE_FREE_BLOCKS` free blocks.
 //! - **empty**: no block in use; given back to its arena (or kept as the last pool of its class).
+//! - **not in use**: `class == CLASS_NONE` (so no offset is a block start and nothing can be
+//!   carved); header 0 of every arena is always in this state.
 //!
 //! Blocks are carved lazily: `bump` moves forward one block at a time, so memory of a fresh
 //! pool is never touched before a block there is handed out, and blocks at `bump..` of a pool
 //! that came fresh from the OS are known to be zero (`fresh`).
 //!
 //! Invariant (checked by `pool_is_valid`), owner's view:
-//!   `nused + |free list| == (bump - POOL_HEADER_SIZE) / block_size`
+//!   `nused + |free list| == bump / block_size`
 //! where `nused` counts blocks handed out and not yet freed locally (blocks waiting on the
 //! remote list still count as used until the owner takes them).
 
-use crate::config::{ALIGNMENT, ALIGNMENT_SHIFT, POOL_HEADER_SIZE, POOL_SIZE};
+use crate::config::{ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE};
 
-const _: () = assert!(POOL_SIZE / ALIGNMENT <= 256);
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
 
 use super::heap::ThreadHeap;
 use super::remote::{Block, RemoteWord};
-use super::size_class::{block_size, blocks_per_pool, pool_limit};
+use super::size_class::{CLASS_NONE, block_size, blocks_per_pool, is_block_offset, pool_limit};
 
-/// The header at the start of every pool in use. Fields other than the atomics are touched only
-/// by the owner heap (or, for a pool not owned by any heap, by whoever holds the global lock).
-#[repr(C)]
+/// A pool's header. Fields other than the atomics are touched only by the owner heap (or, for
+/// a pool not owned by any heap, by whoever holds the global lock).
+#[repr(C, align(64))]
 pub struct Pool {
     pub free: *mut Block,             // local free list (owner only)
-    pub nused: AtomicU32,             // blocks out (owner writes; statistics read)
-    pub bump: AtomicU32,              // offset of the first never-handed-out block (owner writes)
-    pub block_size: AtomicU32,        // 0 while the pool is not in use (stats and free read)
-    pub class: u8,                    // size class index
+    pub nused: AtomicU16,             // blocks out (owner writes; statistics read)
+    pub bump: AtomicU16,              // offset of the first never-handed-out block (owner writes)
+    pub class: AtomicU8,              // size class; CLASS_NONE while not in use (owner writes)
     pub in_full: bool,                // full: off the avail list (or on abandoned[1])
     pub fresh: bool,                  // blocks at `bump..` are known zero
     pub kept: bool,                   // empty, left on avail (counted in heap.nkept)
     pub owner: AtomicPtr<ThreadHeap>, // owning heap; null when abandoned or not in use
     pub remote: RemoteWord,           // remote frees + ownership state (see remote.rs)
-    pub next: *mut Pool,              // heap avail list / arena free pools / abandoned list / cache
+    pub next: *mut Pool,              // heap avail list / abandoned list / cache
     pub prev: *mut Pool,              // heap avail list / abandoned list
     pub owned_next: *mut Pool,        // owner heap's list of all its pools
     pub owned_prev: *mut Pool,
 }
 
-const _: () = assert!(core::mem::size_of::<Pool>() <= POOL_HEADER_SIZE);
+const _: () = assert!(core::mem::size_of::<Pool>() == POOL_HEADER_SIZE);
 
-/// The pool holding address `p`.
+/// The header of the pool holding address `p` (an address inside one of our arenas).
 #[inline(always)]
 pub fn pool_of(p: *const u8) -> *mut Pool {
-    (p as usize & !(POOL_SIZE - 1)) as *mut Pool
+    let a = p as usize;
+    ((a & !(ARENA_SIZE - 1)) | (((a & (ARENA_SIZE - 1)) >> POOL_BITS) * POOL_HEADER_SIZE))
+        as *mut Pool
+}
+
+/// The header of the `i`-th pool of the arena at `arena`.
+#[inline(always)]
+pub fn header_of(arena: usize, i: usize) -> *mut Pool {
+    (arena + i * POOL_HEADER_SIZE) as *mut Pool
 }
 
 impl Pool {
+    /// The first byte of the pool this header describes.
+    #[inline(always)]
+    pub fn base(&self) -> usize {
+        let h = self as *const Pool as usize;
+        (h & !(ARENA_SIZE - 1)) + (h & (ARENA_SIZE - 1)) / POOL_HEADER_SIZE * POOL_SIZE
+    }
+
+    /// The size class (`CLASS_NONE` when the pool is not in use).
+    #[inline(always)]
+    pub fn class(&self) -> usize {
+        self.class.load(Ordering::Relaxed) as usize
+    }
+
+    /// Mark a header that never described a pool (a fresh arena's) as not in use.
+    ///
+    /// # Safety
+    /// `pool` is a header slot of one of our arenas that nobody else uses now.
+    pub unsafe fn init_unused(pool: *mut Pool) {
+        // SAFETY: the caller gives us exclusive use of the slot.
+        unsafe { (*pool).class.store(CLASS_NONE as u8, Ordering::Release) };
+    }
+
     /// Write a fresh header for `class` owned by `owner`.
     ///
     /// # Safety
-    /// `pool` is a pool-aligned page of one of our arenas that nobody else uses now.
+    /// `pool` is a header slot of one of our arenas whose pool nobody else uses now.
     pub unsafe fn init(pool: *mut Pool, class: usize, owner: *mut ThreadHeap, fresh: bool) {
-        // SAFETY: the caller gives us exclusive use of the page.
+        // SAFETY: the caller gives us exclusive use of the slot.
         unsafe {
             ptr::write(
                 pool,
                 Pool {
                     free: ptr::null_mut(),
-                    nused: AtomicU32::new(0),
-                    bump: AtomicU32::new(POOL_HEADER_SIZE as u32),
-                    block_size: AtomicU32::new(block_size(class) as u32),
-                    class: class as u8,
+                    nused: AtomicU16::new(0),
+                    bump: AtomicU16::new(0),
+                    class: AtomicU8::new(class as u8),
                     in_full: false,
                     fresh,
                     kept: false,
@@ -98,10 +132,8 @@ impl Pool {
             "reusing a pool in use"
         );
         self.free = ptr::null_mut();
-        self.bump.store(POOL_HEADER_SIZE as u32, Ordering::Relaxed);
-        self.block_size
-            .store(block_size(class) as u32, Ordering::Release);
-        self.class = class as u8;
+        self.bump.store(0, Ordering::Relaxed);
+        self.class.store(class as u8, Ordering::Release);
         self.in_full = false;
         self.fresh = false;
         self.kept = false;
@@ -115,7 +147,7 @@ impl Pool {
     pub fn reset_empty(&mut self) {
         invariant!(self.used() == 0, "resetting a pool in use");
         self.free = ptr::null_mut();
-        self.bump.store(POOL_HEADER_SIZE as u32, Ordering::Relaxed);
+        self.bump.store(0, Ordering::Relaxed);
         self.fresh = false;
     }
 
@@ -126,19 +158,19 @@ impl Pool {
             "retiring a pool in use"
         );
         invariant!(self.remote.is_empty(), "retiring a pool with remote frees");
-        self.block_size.store(0, Ordering::Release);
+        self.class.store(CLASS_NONE as u8, Ordering::Release);
         self.owner.store(ptr::null_mut(), Ordering::Release);
         self.free = ptr::null_mut();
     }
 
     #[inline(always)]
     pub fn used(&self) -> u32 {
-        self.nused.load(Ordering::Relaxed)
+        u32::from(self.nused.load(Ordering::Relaxed))
     }
 
     #[inline(always)]
     pub fn set_used(&self, n: u32) {
-        self.nused.store(n, Ordering::Relaxed)
+        self.nused.store(n as u16, Ordering::Relaxed)
     }
 
     /// Hand out one block, from the free list or by carving; null when the pool has none.
@@ -155,13 +187,13 @@ impl Pool {
             self.set_used(self.used() + 1);
             return (b.cast(), false);
         }
-        let class = self.class as usize;
+        let class = self.class();
         let bump = self.bump.load(Ordering::Relaxed) as usize;
         if bump < pool_limit(class) {
             self.bump
-                .store((bump + block_size(class)) as u32, Ordering::Relaxed);
+                .store((bump + block_size(class)) as u16, Ordering::Relaxed);
             self.set_used(self.used() + 1);
-            return ((self as *mut Pool as usize + bump) as *mut u8, self.fresh);
+            return ((self.base() + bump) as *mut u8, self.fresh);
         }
         (ptr::null_mut(), false)
     }
@@ -181,7 +213,7 @@ impl Pool {
         self.free = b;
         let n = self.used().wrapping_sub(1);
         invariant!(
-            n < blocks_per_pool(self.class as usize) as u32,
+            n < blocks_per_pool(self.class()) as u32,
             "used count underflow"
         );
         self.set_used(n);
@@ -225,23 +257,16 @@ impl Pool {
     #[inline]
     pub fn is_exhausted(&self) -> bool {
         self.free.is_null()
-            && self.bump.load(Ordering::Relaxed) as usize >= pool_limit(self.class as usize)
+            && self.bump.load(Ordering::Relaxed) as usize >= pool_limit(self.class())
     }
 
-    /// Is `p` the start of a block this pool has handed out at some point? No division: the
-    /// block index is found by multiplying with a 16-bit reciprocal (`exact_div`).
-    #[inline]
+    /// Is `p` the start of a block this pool has handed out at some point (and the pool in
+    /// use)? A bit test in a per-class table and a compare: no division.
+    #[inline(always)]
     pub fn is_block_start(&self, p: *const u8) -> bool {
-        let steps = (self.block_size.load(Ordering::Acquire) >> ALIGNMENT_SHIFT) as usize;
-        let off = (p as usize).wrapping_sub(self as *const Pool as usize);
-        if steps == 0
-            || off < POOL_HEADER_SIZE
-            || off >= self.bump.load(Ordering::Relaxed) as usize
-            || off % ALIGNMENT != 0
-        {
-            return false;
-        }
-        exact_div((off - POOL_HEADER_SIZE) >> ALIGNMENT_SHIFT, steps).is_some()
+        let off = (p as usize).wrapping_sub(self.base());
+        off < self.bump.load(Ordering::Relaxed) as usize
+            && is_block_offset(self.class.load(Ordering::Acquire) as usize, off)
     }
 }
 
@@ -253,18 +278,15 @@ impl Pool {
 pub unsafe fn pool_is_valid(pool: *const Pool) -> Result<(), &'static str> {
     // SAFETY: the caller owns the pool, so its header is stable.
     let p = unsafe { &*pool };
-    let class = p.class as usize;
-    if p.block_size.load(Ordering::Relaxed) as usize != block_size(class) {
-        return Err("block size does not match class");
+    let class = p.class();
+    if class >= CLASS_NONE {
+        return Err("pool not in use");
     }
     let bump = p.bump.load(Ordering::Relaxed) as usize;
-    if bump < POOL_HEADER_SIZE
-        || bump > pool_limit(class)
-        || (bump - POOL_HEADER_SIZE) % block_size(class) != 0
-    {
+    if bump > pool_limit(class) || bump % block_size(class) != 0 {
         return Err("bump offset out of range");
     }
-    let carved = (bump - POOL_HEADER_SIZE) / block_size(class);
+    let carved = bump / block_size(class);
     let mut nfree = 0usize;
     let mut b = p.free;
     while !b.is_null() {
@@ -282,27 +304,6 @@ pub unsafe fn pool_is_valid(pool: *const Pool) -> Result<(), &'static str> {
         return Err("nused + |free| != carved");
     }
     Ok(())
-}
-
-/// `x / d` when `d` divides `x`, for `x < 256` and `1 <= d <= 32`, by a multiply with
-/// `floor(2^16 / d) + 1`: the error is below `x / 2^16 < 1/256 < 1/d`, so the floor is exact.
-#[inline]
-pub fn exact_div(x: usize, d: usize) -> Option<usize> {
-    const RECIP: [u32; 33] = {
-        let mut t = [0u32; 33];
-        let mut d = 1;
-        while d <= 32 {
-            t[d] = (1 << 16) / d as u32 + 1;
-            d += 1;
-        }
-        t
-    };
-    let q = (x as u32 * RECIP[d]) >> 16;
-    if q as usize * d == x {
-        Some(q as usize)
-    } else {
-        None
-    }
 }
 
 #[cold]

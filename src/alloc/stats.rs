@@ -8,11 +8,11 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, POOLS_PER_ARENA};
+use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_SIZE, USABLE_POOLS};
 
 use super::arena::ArenaCounters;
 use super::heap::GLOBAL;
-use super::size_class::{block_size, blocks_per_pool};
+use super::size_class::{CLASS_NONE, block_size, blocks_per_pool};
 
 /// Statistics of one size class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,13 +64,15 @@ impl AllocStats {
     pub fn arena_bytes(&self) -> usize {
         self.arenas.current as usize * ARENA_SIZE
     }
-    /// Bytes lost to pool headers and to pool tails too short for a block.
+    /// Bytes lost to pool headers (one page per arena) and to pool tails too short for a block.
     pub fn overhead_bytes(&self) -> usize {
-        self.classes
+        let tails: usize = self
+            .classes
             .iter()
             .enumerate()
             .map(|(i, c)| c.pools * (POOL_SIZE - blocks_per_pool(i) * block_size(i)))
-            .sum()
+            .sum();
+        tails + self.arenas.current as usize * POOL_SIZE
     }
 }
 
@@ -97,11 +99,10 @@ pub fn snapshot() -> AllocStats {
                 // SAFETY: touched pools have been written at least once, so their header
                 // fields read below are initialized; those two fields are atomics.
                 let p = unsafe { &*p };
-                let bs = p.block_size.load(Ordering::Acquire) as usize;
-                if bs == 0 {
+                let class = p.class.load(Ordering::Acquire) as usize;
+                if class == CLASS_NONE {
                     continue;
                 }
-                let class = bs / crate::config::ALIGNMENT - 1;
                 let used = p.used() as usize;
                 let c = &mut s.classes[class];
                 c.pools += 1;
@@ -137,7 +138,10 @@ impl fmt::Display for AllocStats {
             ("# arenas reclaimed", a.released_total.to_string()),
             ("# arenas highwater mark", a.peak.to_string()),
             ("# arenas allocated current", a.current.to_string()),
-            ("# arenas free, not yet purged", self.arenas_free.to_string()),
+            (
+                "# arenas free, not yet purged",
+                self.arenas_free.to_string(),
+            ),
             (
                 &format!("{} arenas * {} bytes/arena", a.current, ARENA_SIZE),
                 self.arena_bytes().to_string(),
@@ -158,7 +162,7 @@ impl fmt::Display for AllocStats {
                 "# bytes lost to pool headers and tails",
                 self.overhead_bytes().to_string(),
             ),
-            ("# pools per arena", POOLS_PER_ARENA.to_string()),
+            ("# pools per arena", USABLE_POOLS.to_string()),
             (
                 "# bytes in system allocator",
                 format!("{} in {} blocks", self.large_bytes, self.large_blocks),
@@ -171,7 +175,6 @@ impl fmt::Display for AllocStats {
         for (k, v) in rows {
             writeln!(f, "{k:<40} = {v:>15}")?;
         }
-        let _ = POOL_HEADER_SIZE;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use super::pool::{Pool, pool_is_valid, pool_of};
 use super::remote::{FULL, NORMAL};
 use super::size_class::{blocks_per_pool, class_of};
 use super::*;
-use crate::config::{ARENA_SIZE, POOL_SIZE, POOLS_PER_ARENA};
+use crate::config::{ARENA_SIZE, POOL_SIZE, USABLE_POOLS};
 
 fn in_fresh_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     std::thread::spawn(f).join().expect("test thread panicked")
@@ -149,14 +149,14 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
     let mut a = Arenas::new();
     a.set_purge_delay(0); // unmap at once (the delayed purge has its own test)
     let mut pools = Vec::new();
-    for _ in 0..POOLS_PER_ARENA + 10 {
+    for _ in 0..USABLE_POOLS + 10 {
         pools.push(a.alloc_pool().unwrap());
         a.arenas_are_valid().unwrap();
     }
     assert_eq!(a.counters.current, 2);
-    assert!(pools[..POOLS_PER_ARENA].iter().all(|p| p.fresh));
+    assert!(pools[..USABLE_POOLS].iter().all(|p| p.fresh));
     let first_arena = pools[0].pool as usize & !(ARENA_SIZE - 1);
-    let second_arena = pools[POOLS_PER_ARENA].pool as usize & !(ARENA_SIZE - 1);
+    let second_arena = pools[USABLE_POOLS].pool as usize & !(ARENA_SIZE - 1);
     assert_ne!(first_arena, second_arena);
     // Free 20 pools of the first arena and 1 of the second: new pools come from the fuller one.
     for p in &pools[..20] {
@@ -164,7 +164,7 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
         unsafe { a.free_pool(p.pool) };
     }
     // SAFETY: as above.
-    unsafe { a.free_pool(pools[POOLS_PER_ARENA].pool) };
+    unsafe { a.free_pool(pools[USABLE_POOLS].pool) };
     a.arenas_are_valid().unwrap();
     let np = a.alloc_pool().unwrap();
     assert_eq!(
@@ -177,10 +177,10 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
     // SAFETY: as above.
     unsafe {
         a.free_pool(np.pool);
-        for p in &pools[20..POOLS_PER_ARENA] {
+        for p in &pools[20..USABLE_POOLS] {
             a.free_pool(p.pool);
         }
-        for p in &pools[POOLS_PER_ARENA + 1..] {
+        for p in &pools[USABLE_POOLS + 1..] {
             a.free_pool(p.pool);
         }
     }
@@ -210,7 +210,7 @@ fn free_arenas_wait_out_the_purge_delay() {
     let mut a = Arenas::new();
     a.set_purge_delay(40);
     let take_arena = |a: &mut Arenas| -> Vec<*mut Pool> {
-        (0..POOLS_PER_ARENA)
+        (0..USABLE_POOLS)
             .map(|_| a.alloc_pool().unwrap().pool)
             .collect()
     };
@@ -254,16 +254,6 @@ fn free_arenas_wait_out_the_purge_delay() {
     a.purge(true);
     assert_eq!(a.free_arenas(), 1);
     a.arenas_are_valid().unwrap();
-}
-
-#[test]
-fn exact_div_matches_division() {
-    for d in 1..=32 {
-        for x in 0..256 {
-            let want = if x % d == 0 { Some(x / d) } else { None };
-            assert_eq!(super::pool::exact_div(x, d), want, "{x} / {d}");
-        }
-    }
 }
 
 #[test]
@@ -326,7 +316,7 @@ fn stats_arithmetic_is_consistent() {
             s.arenas.allocated_total - s.arenas.released_total,
             s.arenas.current
         );
-        assert!(s.pools_in_use() + s.pools_free <= s.arenas.current as usize * POOLS_PER_ARENA);
+        assert!(s.pools_in_use() + s.pools_free <= s.arenas.current as usize * USABLE_POOLS);
         let text = s.to_string();
         assert!(text.contains("# arenas allocated current"));
         assert!(text.contains("blocks in use"));
