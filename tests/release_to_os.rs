@@ -40,11 +40,15 @@ fn freed_arenas_are_released_and_rss_falls() {
         // SAFETY: each p is live with layout l.
         unsafe { ArenaAlloc.dealloc(p, l) };
     }
+    // Each is still mapped (waiting) or already unmapped (a slow build can take longer than the
+    // delay to free them); either way it is accounted for. The waiting itself is tested with
+    // controlled delays in the unit tests (`free_arenas_wait_out_the_purge_delay`).
     let mid = stats();
     let freed_arenas = (half * 64 / (256 << 10)) as u64;
+    let released_mid = mid.arenas.released_total - before.arenas.released_total;
     assert!(
-        mid.arenas_free as u64 + 4 >= freed_arenas,
-        "free arenas wait out the delay\n{mid}"
+        mid.arenas_free as u64 + released_mid + 4 >= freed_arenas,
+        "freed arenas neither free nor released\n{mid}"
     );
     std::thread::sleep(std::time::Duration::from_millis(50));
     // Free the rest: the first arena it frees finds the others expired and unmaps them.

@@ -207,8 +207,9 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
 
 #[test]
 fn free_arenas_wait_out_the_purge_delay() {
+    // No test depends on being fast: a delay that cannot expire, then one that a sleep exceeds.
     let mut a = Arenas::new();
-    a.set_purge_delay(40);
+    a.set_purge_delay(1_000_000);
     let take_arena = |a: &mut Arenas| -> Vec<*mut Pool> {
         (0..USABLE_POOLS)
             .map(|_| a.alloc_pool().unwrap().pool)
@@ -234,7 +235,8 @@ fn free_arenas_wait_out_the_purge_delay() {
     assert_eq!(a.free_arenas(), 1);
     give_back(&mut a, &again);
     // After the delay, the next arena event unmaps every expired arena but the newest spare.
-    std::thread::sleep(std::time::Duration::from_millis(120));
+    a.set_purge_delay(5);
+    std::thread::sleep(std::time::Duration::from_millis(30));
     give_back(&mut a, &z);
     a.arenas_are_valid().unwrap();
     assert_eq!(a.counters.released_total, 2, "expired arenas unmapped");
