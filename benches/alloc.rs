@@ -80,21 +80,7 @@ fn producer_consumer(c: &mut Criterion) {
 fn realloc_growth(c: &mut Criterion) {
     let mut g = c.benchmark_group("realloc_16_to_512");
     for (name, a) in allocators() {
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                // SAFETY: each realloc passes the block's current layout.
-                unsafe {
-                    let mut p = a.alloc(lay(16));
-                    let mut size = 16;
-                    while size < 512 {
-                        p = a.realloc(p, lay(size), size + 16);
-                        size += 16;
-                        *p = size as u8;
-                    }
-                    a.dealloc(black_box(p), lay(size));
-                }
-            })
-        });
+        g.bench_function(name, |b| b.iter(|| common::grow_by_realloc(a)));
     }
     g.finish();
 }

@@ -82,17 +82,7 @@ fn realloc_growth(a: Alloc) -> f64 {
     let rounds = 100_000;
     let t = Instant::now();
     for _ in 0..rounds {
-        // SAFETY: each realloc passes the block's current layout.
-        unsafe {
-            let mut p = a.alloc(lay(16));
-            let mut size = 16;
-            while size < 512 {
-                p = a.realloc(p, lay(size), size + 16);
-                size += 16;
-                *p = size as u8;
-            }
-            a.dealloc(black_box(p), lay(size));
-        }
+        common::grow_by_realloc(a);
     }
     t.elapsed().as_nanos() as f64 / rounds as f64
 }

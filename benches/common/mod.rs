@@ -129,3 +129,18 @@ pub fn producer_consumer(a: Alloc, n: usize) -> std::time::Duration {
     consumer.join().unwrap();
     t.elapsed()
 }
+
+/// Grow one block from 16 to 512 bytes by `realloc` in 16-byte steps, then free it.
+pub fn grow_by_realloc(a: Alloc) {
+    // SAFETY: each realloc passes the block's current layout.
+    unsafe {
+        let mut p = a.alloc(lay(16));
+        let mut size = 16;
+        while size < 512 {
+            p = a.realloc(p, lay(size), size + 16);
+            size += 16;
+            *p = size as u8;
+        }
+        a.dealloc(std::hint::black_box(p), lay(size));
+    }
+}

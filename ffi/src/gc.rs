@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use arenagc::gc::{self, AnyGc, AsObject, CallbackId, GenStats, NUM_GENERATIONS, Phase};
 
 use crate::error::{boundary, set_error};
-use crate::object::check_object;
+use crate::object::object_call;
 use crate::runtime::current_key;
 use crate::types::{
     AGC_DEBUG_COLLECTABLE, AGC_DEBUG_LEAK, AGC_DEBUG_SAVEALL, AGC_DEBUG_STATS,
@@ -407,11 +407,7 @@ pub unsafe extern "C" fn agc_gc_get_referrers(
     visit: AgcVisitProc,
     data: *mut c_void,
 ) -> isize {
-    boundary("agc_gc_get_referrers", AGC_ERR_PANIC as isize, || {
-        let obj = match check_object("agc_gc_get_referrers", obj) {
-            Ok(o) => o,
-            Err(e) => return e as isize,
-        };
+    object_call("agc_gc_get_referrers", obj, |obj| {
         let f = match visitor("agc_gc_get_referrers", visit) {
             Ok(f) => f,
             Err(e) => return e,
@@ -435,11 +431,7 @@ pub unsafe extern "C" fn agc_gc_get_referents(
     visit: AgcVisitProc,
     data: *mut c_void,
 ) -> isize {
-    boundary("agc_gc_get_referents", AGC_ERR_PANIC as isize, || {
-        let obj = match check_object("agc_gc_get_referents", obj) {
-            Ok(o) => o,
-            Err(e) => return e as isize,
-        };
+    object_call("agc_gc_get_referents", obj, |obj| {
         let f = match visitor("agc_gc_get_referents", visit) {
             Ok(f) => f,
             Err(e) => return e,

@@ -54,6 +54,38 @@ pub(crate) fn check_object(func: &str, obj: *mut AgcObject) -> Result<*mut Objec
     Ok(obj)
 }
 
+/// The body of an exported object function: inside `boundary` (a panic gives `AGC_ERR_PANIC`),
+/// `f` runs on `obj` once `check_object` passed it; otherwise its error code is returned.
+pub(crate) fn object_call<R: ErrorCode>(
+    func: &str,
+    obj: *mut AgcObject,
+    f: impl FnOnce(*mut ObjectHeader) -> R,
+) -> R {
+    boundary(func, R::from_code(AGC_ERR_PANIC), || {
+        match check_object(func, obj) {
+            Ok(o) => f(o),
+            Err(e) => R::from_code(e),
+        }
+    })
+}
+
+/// Return types that carry a negative `AGC_ERR_*` code (`int`, and `isize` for counts).
+pub(crate) trait ErrorCode {
+    fn from_code(code: c_int) -> Self;
+}
+
+impl ErrorCode for c_int {
+    fn from_code(code: c_int) -> Self {
+        code
+    }
+}
+
+impl ErrorCode for isize {
+    fn from_code(code: c_int) -> Self {
+        code as isize
+    }
+}
+
 /// Whether a weak-list slot at `offset` lies in the payload of a `size`-byte object, aligned.
 fn slot_fits(offset: usize, size: usize) -> bool {
     let slot = size_of::<*mut ObjectHeader>();
@@ -177,11 +209,7 @@ pub unsafe extern "C" fn agc_new_var(ty: *const AgcType, nitems: usize) -> *mut 
 /// `obj` is NULL or a live object of the calling thread's current runtime.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_object_incref(obj: *mut AgcObject) -> c_int {
-    boundary("agc_incref", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_incref", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_incref", obj, |obj| {
         // SAFETY: a live object (checked non-null; liveness is the caller's contract).
         unsafe { object::incref(obj) };
         AGC_OK
@@ -197,11 +225,7 @@ pub unsafe extern "C" fn agc_object_incref(obj: *mut AgcObject) -> c_int {
 /// the reference it gives up.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_object_decref(obj: *mut AgcObject) -> c_int {
-    boundary("agc_decref", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_decref", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_decref", obj, |obj| {
         // SAFETY: a live object.
         let rc = unsafe { (*obj).refcnt };
         if rc <= 0 {
@@ -224,11 +248,7 @@ pub unsafe extern "C" fn agc_object_decref(obj: *mut AgcObject) -> c_int {
 /// may be called at once).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_track(obj: *mut AgcObject) -> c_int {
-    boundary("agc_track", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_track", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_track", obj, |obj| {
         // SAFETY: a live object.
         let ty = unsafe { type_of(obj) };
         if !ty.is_gc() {
@@ -250,11 +270,7 @@ pub unsafe extern "C" fn agc_track(obj: *mut AgcObject) -> c_int {
 /// `obj` is NULL or a live object of the current runtime.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_untrack(obj: *mut AgcObject) -> c_int {
-    boundary("agc_untrack", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_untrack", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_untrack", obj, |obj| {
         // SAFETY: a live object of the current runtime.
         unsafe { raw::untrack(obj) };
         AGC_OK
@@ -267,12 +283,9 @@ pub unsafe extern "C" fn agc_untrack(obj: *mut AgcObject) -> c_int {
 /// `obj` is NULL or a live object.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_is_tracked(obj: *mut AgcObject) -> c_int {
-    boundary("agc_is_tracked", AGC_ERR_PANIC, || {
-        match check_object("agc_is_tracked", obj) {
-            // SAFETY: a live object.
-            Ok(o) => c_int::from(unsafe { object::is_tracked(o) }),
-            Err(e) => e,
-        }
+    object_call("agc_is_tracked", obj, |o| {
+        // SAFETY: a live object.
+        c_int::from(unsafe { object::is_tracked(o) })
     })
 }
 
@@ -283,12 +296,9 @@ pub unsafe extern "C" fn agc_is_tracked(obj: *mut AgcObject) -> c_int {
 /// `obj` is NULL or a live object.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_is_finalized(obj: *mut AgcObject) -> c_int {
-    boundary("agc_is_finalized", AGC_ERR_PANIC, || {
-        match check_object("agc_is_finalized", obj) {
-            // SAFETY: a live object.
-            Ok(o) => c_int::from(unsafe { object::is_finalized(o) }),
-            Err(e) => e,
-        }
+    object_call("agc_is_finalized", obj, |o| {
+        // SAFETY: a live object.
+        c_int::from(unsafe { object::is_finalized(o) })
     })
 }
 
@@ -301,11 +311,7 @@ pub unsafe extern "C" fn agc_is_finalized(obj: *mut AgcObject) -> c_int {
 /// `obj` is NULL or an object whose refcount just reached zero, inside its type's `dealloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_finalize_from_dealloc(obj: *mut AgcObject) -> c_int {
-    boundary("agc_finalize_from_dealloc", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_finalize_from_dealloc", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_finalize_from_dealloc", obj, |obj| {
         // SAFETY: a live object at refcount zero (the caller's contract), lent one reference
         // for the finalizer, which may keep it (resurrection); GC objects have a GcHead whose
         // PREV_FINALIZED bit records that the finalizer ran (as the collector does).
@@ -342,11 +348,7 @@ pub unsafe extern "C" fn agc_finalize_from_dealloc(obj: *mut AgcObject) -> c_int
 /// `obj` is NULL or an object of the current runtime about to be freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_clear_weakrefs(obj: *mut AgcObject) -> c_int {
-    boundary("agc_clear_weakrefs", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_clear_weakrefs", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_clear_weakrefs", obj, |obj| {
         // SAFETY: a live object about to be freed.
         unsafe { raw::clear_weakrefs(obj) };
         AGC_OK
@@ -362,11 +364,7 @@ pub unsafe extern "C" fn agc_clear_weakrefs(obj: *mut AgcObject) -> c_int {
 /// `obj` is NULL or an object of the current runtime created by `agc_new`, not used again.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_object_del(obj: *mut AgcObject) -> c_int {
-    boundary("agc_object_del", AGC_ERR_PANIC, || {
-        let obj = match check_object("agc_object_del", obj) {
-            Ok(o) => o,
-            Err(e) => return e,
-        };
+    object_call("agc_object_del", obj, |obj| {
         // SAFETY: an object of the current runtime at refcount zero (checked), from agc_new,
         // not used again: untracked before its memory goes.
         unsafe {
@@ -462,11 +460,8 @@ pub unsafe extern "C" fn agc_weakref_get(wr: *mut AgcObject) -> *mut AgcObject {
 /// `obj` is NULL or a live object of the current runtime.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_weakref_count(obj: *mut AgcObject) -> isize {
-    boundary("agc_weakref_count", AGC_ERR_PANIC as isize, || {
-        match check_object("agc_weakref_count", obj) {
-            // SAFETY: a live object.
-            Ok(o) => (unsafe { raw::getweakrefcount(o) }) as isize,
-            Err(e) => e as isize,
-        }
+    object_call("agc_weakref_count", obj, |o| {
+        // SAFETY: a live object.
+        (unsafe { raw::getweakrefcount(o) }) as isize
     })
 }

@@ -17,8 +17,8 @@
 //! batch and allocates it again within the delay reuses the pages instead of faulting them in.
 //!
 //! Invariants (all under the global allocator lock; checked by `arenas_are_valid`):
-//! - `nfreepools == popcount(free_mask)`, `fresh_mask ⊆ free_mask`, and `1 <= nfreepools` iff
-//!   the arena is in bucket `nfreepools`; an arena with no free pool is in no bucket.
+//! - `fresh_mask ⊆ free_mask`, and `1 <= nfreepools()` (the popcount of `free_mask`) iff
+//!   the arena is in bucket `nfreepools()`; an arena with no free pool is in no bucket.
 //! - bit `n` of `nonempty` is set iff bucket `n` is non-empty.
 //! - the address map holds an entry for exactly the arenas whose descriptor has `base != 0`.
 //! - `nfree == |bucket 63|`, and `oldest_free` is at most the `freed_at` of each of them.
@@ -44,7 +44,6 @@ impl Slot for ArenaDesc {
 #[repr(C)]
 pub struct ArenaDesc {
     pub base: usize,          // arena address; 0 while the slot is unused
-    pub nfreepools: u32,      // popcount(free_mask)
     pub free_mask: u64,       // bit i: pool i is free (bit 0, the header page, never)
     pub fresh_mask: u64,      // bit i: pool i was never touched since the arena was mapped
     pub next: *mut ArenaDesc, // bucket list (or the free-slot list)
@@ -53,6 +52,12 @@ pub struct ArenaDesc {
 }
 
 impl ArenaDesc {
+    /// Free pools (taken ones are cleared from `free_mask`, given-back ones set).
+    #[inline]
+    pub fn nfreepools(&self) -> usize {
+        self.free_mask.count_ones() as usize
+    }
+
     /// The header of every pool of the arena that was ever handed out (in use, or retired), in
     /// address order.
     pub fn touched_pools(&self) -> impl Iterator<Item = *mut Pool> + '_ {
@@ -109,7 +114,7 @@ impl Arenas {
     fn bucket_push(&mut self, a: *mut ArenaDesc) {
         // SAFETY: a is a live descriptor not in any bucket; buckets hold live descriptors.
         unsafe {
-            let n = (*a).nfreepools as usize;
+            let n = (*a).nfreepools();
             invariant!((1..=USABLE_POOLS).contains(&n), "arena bucket out of range");
             (*a).prev = ptr::null_mut();
             (*a).next = self.usable[n];
@@ -128,7 +133,7 @@ impl Arenas {
     fn bucket_remove(&mut self, a: *mut ArenaDesc) {
         // SAFETY: a is a live descriptor in bucket `nfreepools`.
         unsafe {
-            let n = (*a).nfreepools as usize;
+            let n = (*a).nfreepools();
             if (*a).prev.is_null() {
                 invariant!(self.usable[n] == a, "arena not at the head of its bucket");
                 self.usable[n] = (*a).next;
@@ -172,7 +177,6 @@ impl Arenas {
                 slot,
                 ArenaDesc {
                     base: base as usize,
-                    nfreepools: USABLE_POOLS as u32,
                     free_mask: !1,
                     fresh_mask: !1,
                     next: ptr::null_mut(),
@@ -214,14 +218,13 @@ impl Arenas {
             let fresh = d.fresh_mask & bit != 0;
             d.free_mask &= !bit;
             d.fresh_mask &= !bit;
-            d.nfreepools -= 1;
             NewPool {
                 pool: header_of(d.base, i as usize),
                 fresh,
             }
         };
         // SAFETY: a is live.
-        if unsafe { (*a).nfreepools } > 0 {
+        if unsafe { (*a).nfreepools() } > 0 {
             self.bucket_push(a);
         }
         Some(out)
@@ -242,14 +245,13 @@ impl Arenas {
         }
         // SAFETY: a is the live descriptor of pool's arena; pool is ours to link.
         unsafe {
-            if (*a).nfreepools > 0 {
+            if (*a).nfreepools() > 0 {
                 self.bucket_remove(a);
             }
             let bit = 1u64 << ((pool as usize - (*a).base) / POOL_HEADER_SIZE);
             invariant!((*a).free_mask & bit == 0, "pool freed twice to its arena");
             (*a).free_mask |= bit;
-            (*a).nfreepools += 1;
-            if (*a).nfreepools as usize == USABLE_POOLS {
+            if (*a).nfreepools() == USABLE_POOLS {
                 self.arena_now_free(a);
             } else {
                 self.bucket_push(a);
@@ -351,7 +353,7 @@ impl Arenas {
             while !a.is_null() {
                 // SAFETY: bucket lists hold live descriptors.
                 let d = unsafe { &*a };
-                if d.nfreepools as usize != n || n == 0 {
+                if d.nfreepools() != n || n == 0 {
                     return Err("arena in the wrong bucket");
                 }
                 in_buckets += 1;
@@ -361,9 +363,6 @@ impl Arenas {
         let mut with_free = 0;
         let mut result = Ok(());
         self.for_each(|d| {
-            if d.nfreepools != d.free_mask.count_ones() {
-                result = Err("nfreepools != popcount(free_mask)");
-            }
             if d.fresh_mask & !d.free_mask != 0 {
                 result = Err("a fresh pool is not free");
             }
@@ -373,7 +372,7 @@ impl Arenas {
             if !core::ptr::eq(addr_map::lookup(d.base), d) {
                 result = Err("address map does not point at the arena's descriptor");
             }
-            if d.nfreepools > 0 {
+            if d.nfreepools() > 0 {
                 with_free += 1;
             }
         });

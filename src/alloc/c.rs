@@ -117,12 +117,22 @@ pub unsafe fn free(p: *mut u8) {
         return;
     }
     if normal_mode_decided() && owns(p) {
-        checked_pool_block(p);
-        // SAFETY: checked: p is a handed-out pool block.
-        return unsafe { small_free(p) };
+        // SAFETY: forwarded: p is live and inside an arena.
+        return unsafe { free_pool_block(p) };
     }
     // SAFETY: forwarded.
     unsafe { free_other(p) }
+}
+
+/// Free a block inside one of our arenas, after checking that it starts a block in use.
+///
+/// # Safety
+/// `p` is inside a mapped arena and, if it passes the check, live and not used again.
+#[inline(always)]
+unsafe fn free_pool_block(p: *mut u8) {
+    checked_pool_block(p);
+    // SAFETY: checked: p is a handed-out pool block.
+    unsafe { small_free(p) }
 }
 
 /// `free` off the fast path: debug mode (or mode not yet decided), or a large block.
@@ -136,9 +146,8 @@ unsafe fn free_other(p: *mut u8) {
         return unsafe { debug::free(p, None) };
     }
     if owns(p) {
-        checked_pool_block(p);
-        // SAFETY: checked: p is a handed-out pool block.
-        unsafe { small_free(p) }
+        // SAFETY: forwarded: p is inside an arena.
+        unsafe { free_pool_block(p) }
     } else {
         // SAFETY: forwarded: a system-allocator block.
         unsafe { large::free(p) }

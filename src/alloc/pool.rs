@@ -64,8 +64,7 @@ const _: () = assert!(core::mem::size_of::<Pool>() == POOL_HEADER_SIZE);
 #[inline(always)]
 pub fn pool_of(p: *const u8) -> *mut Pool {
     let a = p as usize;
-    ((a & !(ARENA_SIZE - 1)) | (((a & (ARENA_SIZE - 1)) >> POOL_BITS) * POOL_HEADER_SIZE))
-        as *mut Pool
+    header_of(a & !(ARENA_SIZE - 1), (a & (ARENA_SIZE - 1)) >> POOL_BITS)
 }
 
 /// The header of the `i`-th pool of the arena at `arena`.

@@ -94,7 +94,7 @@ pub fn snapshot() -> AllocStats {
         s.arenas = g.arenas.counters;
         s.arenas_free = g.arenas.free_arenas();
         g.arenas.for_each(|d| {
-            s.pools_free += d.nfreepools as usize;
+            s.pools_free += d.nfreepools();
             for p in d.touched_pools() {
                 // SAFETY: touched pools have been written at least once, so their header
                 // fields read below are initialized; those two fields are atomics.

@@ -58,15 +58,17 @@ mod imp {
         off
     }
 
+    /// Word `W` of this thread's TLS object.
     #[inline(always)]
-    pub fn heap() -> *mut ThreadHeap {
-        let v: *mut ThreadHeap;
-        // SAFETY: %fs:offset is this thread's word 0 of our TLS object: 8 aligned bytes that
-        // exist for as long as the thread does.
+    fn load<const W: usize>() -> usize {
+        let v: usize;
+        // SAFETY: %fs:offset is this thread's copy of our TLS object; word W (< 2) is 8 aligned
+        // bytes that exist for as long as the thread does.
         unsafe {
             asm!(
-                "mov {v}, qword ptr fs:[{off}]",
+                "mov {v}, qword ptr fs:[{off} + {disp}]",
                 off = in(reg) offset(),
+                disp = const W * 8,
                 v = out(reg) v,
                 options(pure, readonly, nostack, preserves_flags),
             );
@@ -74,45 +76,39 @@ mod imp {
         v
     }
 
+    /// Set word `W` of this thread's TLS object.
     #[inline(always)]
-    pub fn set_heap(h: *mut ThreadHeap) {
-        // SAFETY: as in `heap`; only this thread writes its own word.
+    fn store<const W: usize>(v: usize) {
+        // SAFETY: as in `load`; only this thread writes its own words.
         unsafe {
             asm!(
-                "mov qword ptr fs:[{off}], {v}",
+                "mov qword ptr fs:[{off} + {disp}], {v}",
                 off = in(reg) offset(),
-                v = in(reg) h,
+                disp = const W * 8,
+                v = in(reg) v,
                 options(nostack, preserves_flags),
             );
         }
+    }
+
+    #[inline(always)]
+    pub fn heap() -> *mut ThreadHeap {
+        load::<0>() as *mut ThreadHeap
+    }
+
+    #[inline(always)]
+    pub fn set_heap(h: *mut ThreadHeap) {
+        store::<0>(h as usize)
     }
 
     #[inline(always)]
     pub fn state() -> u8 {
-        let v: u64;
-        // SAFETY: as in `heap`, word 1.
-        unsafe {
-            asm!(
-                "mov {v}, qword ptr fs:[{off} + 8]",
-                off = in(reg) offset(),
-                v = out(reg) v,
-                options(pure, readonly, nostack, preserves_flags),
-            );
-        }
-        v as u8
+        load::<1>() as u8
     }
 
     #[inline(always)]
     pub fn set_state(s: u8) {
-        // SAFETY: as in `set_heap`, word 1.
-        unsafe {
-            asm!(
-                "mov qword ptr fs:[{off} + 8], {v}",
-                off = in(reg) offset(),
-                v = in(reg) s as u64,
-                options(nostack, preserves_flags),
-            );
-        }
+        store::<1>(usize::from(s))
     }
 }
 
