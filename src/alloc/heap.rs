@@ -12,8 +12,8 @@
 //!                        heap table could not be mapped)
 //! ```
 //!
-//! A thread gets a heap on its first small allocation (a const-initialized thread local, so
-//! reading it never allocates) and registers a pthread key destructor that abandons the heap when
+//! A thread gets a heap on its first small allocation (its pointer is a zero-initialized TLS
+//! word, `tls.rs`, so reading it never allocates) and registers a pthread key destructor that abandons the heap when
 //! the thread exits. glibc runs key destructors after Rust's thread-local destructors, so their
 //! frees still find the heap; anything later falls back to `FALLBACK`.
 //!
