@@ -77,9 +77,10 @@ typedef struct agc_stats {
     uint64_t arenas_current;         /* arenas mapped now */
     uint64_t arenas_peak;            /* highest arenas_current seen */
     uint64_t arenas_free;            /* of arenas_current, fully free ones still mapped: the
-                                        spare, and those waiting out the purge delay (10 ms,
+                                        spare, and those waiting out the purge delay (100 ms,
                                         ARENAGC_PURGE_DELAY; agc_trim() unmaps them at once) */
-    size_t pools_free;               /* pools in mapped arenas holding no class */
+    size_t pools_free;               /* pools in mapped arenas holding no class (free in
+                                        their arena, or empty in a thread's pool cache) */
     size_t large_bytes;              /* bytes (usable size) held in the system allocator */
     size_t large_blocks;             /* blocks held in the system allocator */
     int debug;                       /* 1 if debug mode (guards, quarantine) is on */

@@ -34,7 +34,7 @@ fn freed_arenas_are_released_and_rss_falls() {
         "RSS rose by only {}",
         full_rss - base_rss
     );
-    // Free the first half: its arenas become free and wait out the purge delay (10 ms).
+    // Free the first half: its arenas become free and wait out the purge delay (100 ms).
     let half = n / 2;
     for p in v.drain(..half) {
         // SAFETY: each p is live with layout l.
@@ -50,7 +50,7 @@ fn freed_arenas_are_released_and_rss_falls() {
         mid.arenas_free as u64 + released_mid + 4 >= freed_arenas,
         "freed arenas neither free nor released\n{mid}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    std::thread::sleep(std::time::Duration::from_millis(250));
     // Free the rest: the first arena it frees finds the others expired and unmaps them.
     for p in v.drain(..) {
         // SAFETY: each p is live with layout l.

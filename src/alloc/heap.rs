@@ -6,7 +6,7 @@
 //!                          owned        ──> pool <─> pool <─> ...   every pool it owns (full ones
 //!                                                                   are on no other list)
 //!                          delayed      ──> block -> block          remote frees into FULL pools
-//!                          cache        ──> pool -> pool            empty pools kept (HEAP_POOL_CACHE)
+//!                          cache        ──> pool -> pool            retired pools kept (HEAP_POOL_CACHE)
 //!  GLOBAL (spin lock): arenas, abandoned[room|full][class], heap slots
 //!  FALLBACK (spin lock): a heap for threads that have none (during thread exit, or when the
 //!                        heap table could not be mapped)
@@ -31,13 +31,19 @@
 //! - A pool owned by heap h is on h's `owned` list, and on h's `avail` list for its class
 //!   exactly when `!in_full`. Otherwise a pool is on `abandoned`, a heap's `cache`, or its
 //!   arena's free pools; or it is the pool being moved under a lock.
+//! - A pool in a heap's `cache` is retired (`CLASS_NONE`, nothing in use, no remote frees), so
+//!   a free into it is refused like any free into a pool not in use; `ncached` is the cache's
+//!   length, at most `HEAP_POOL_CACHE`. Pools move between the arenas and a cache in batches
+//!   under one lock (`HEAP_CACHE_BATCH` taken, half the cache given back).
 //! - `pool.owner == h` (h non-null) only while the pool is on h's `owned` list; only h's thread
 //!   (or the holder of FALLBACK's lock, for FALLBACK) changes h's lists or the pool's owner-only
 //!   fields.
 //! - A full pool (`in_full`) has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
 //!   non-empty list that nobody will take). Full pools are on no list but `owned`, as in CPython.
 
-use crate::config::{HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES, REVIVE_FREE_BLOCKS};
+use crate::config::{
+    HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES, REVIVE_FREE_BLOCKS,
+};
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -62,7 +68,7 @@ pub struct ThreadHeap {
     avail_tail: [*mut Pool; NUM_CLASSES], // their tails (revived pools join at the tail)
     owned: *mut Pool,                    // all pools it owns, via owned_next/owned_prev
     pub delayed: BlockStack,             // blocks freed remotely into our FULL pools
-    cache: *mut Pool,                    // empty pools kept for reuse, linked by Pool::next
+    cache: *mut Pool,                    // retired pools kept for reuse, linked by Pool::next
     ncached: usize,                      // |cache| <= HEAP_POOL_CACHE
     nkept: usize,                        // empty pools left on avail lists, <= HEAP_KEPT_POOLS
     next_slot: *mut ThreadHeap,          // free heap-slot list
@@ -434,13 +440,9 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
                 (*p).in_full = true;
             }
         }
-        // No pool with room: reuse a cached empty pool, adopt an abandoned one, or take a new one.
+        // No pool with room: reuse a cached pool, adopt an abandoned one, or take new ones.
         let p = if !heap.cache.is_null() {
-            let p = heap.cache;
-            heap.cache = (*p).next;
-            heap.ncached -= 1;
-            (*p).reinit(class, h);
-            p
+            cache_pop(heap, class)
         } else {
             let mut g = GLOBAL.lock();
             let p = g.adopt_with_room(class);
@@ -448,13 +450,20 @@ unsafe fn heap_alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
                 (*p).owner.store(h, Ordering::Release);
                 p
             } else {
-                match g.arenas.alloc_pool() {
-                    Some(np) => {
-                        Pool::init(np.pool, class, h, np.fresh);
-                        np.pool
-                    }
-                    None => return (ptr::null_mut(), false),
+                // Take a batch while the lock is held: one locked instruction per
+                // HEAP_CACHE_BATCH pools, not per pool (see HEAP_CACHE_BATCH).
+                for _ in 0..HEAP_CACHE_BATCH {
+                    let Some(np) = g.arenas.alloc_pool() else {
+                        break;
+                    };
+                    Pool::init_cached(np.pool, np.fresh);
+                    cache_push(heap, np.pool);
                 }
+                drop(g);
+                if heap.cache.is_null() {
+                    return (ptr::null_mut(), false);
+                }
+                cache_pop(heap, class)
             }
         };
         (*p).collect_remote();
@@ -546,12 +555,11 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
             unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
             disown(heap, p);
             wait_not_notifying(&*p);
-            if heap.ncached < HEAP_POOL_CACHE {
-                (*p).next = heap.cache;
-                heap.cache = p;
-                heap.ncached += 1;
-            } else {
-                release_pool(p);
+            (*p).retire();
+            cache_push(heap, p);
+            if heap.ncached > HEAP_POOL_CACHE {
+                // Give back a batch under one lock, keeping half the cache.
+                release_cached(heap, HEAP_POOL_CACHE / 2);
             }
         }
     }
@@ -679,25 +687,58 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
     }
 }
 
-/// Give the heap's cached empty pools back to their arenas.
+/// # Safety
+/// `p` is retired (`Pool::retire` or `Pool::init_cached`), on no list, and nobody else uses it.
+unsafe fn cache_push(heap: &mut ThreadHeap, p: *mut Pool) {
+    // SAFETY: per the contract.
+    unsafe { (*p).next = heap.cache };
+    heap.cache = p;
+    heap.ncached += 1;
+}
+
+/// Take a pool from the cache (not empty) and set it up for `class`.
+///
+/// # Safety
+/// The caller owns `heap`.
+unsafe fn cache_pop(heap: &mut ThreadHeap, class: usize) -> *mut Pool {
+    let p = heap.cache;
+    invariant!(!p.is_null(), "pop from an empty pool cache");
+    // SAFETY: cached pools are retired pools of this heap, on no other list.
+    unsafe {
+        heap.cache = (*p).next;
+        heap.ncached -= 1;
+        (*p).reinit(class, heap);
+    }
+    p
+}
+
+/// Give cached pools back to their arenas, under one lock, until `keep` are left.
+///
+/// # Safety
+/// The caller owns `heap`.
+unsafe fn release_cached(heap: &mut ThreadHeap, keep: usize) {
+    if heap.ncached <= keep {
+        return;
+    }
+    let mut g = GLOBAL.lock();
+    while heap.ncached > keep {
+        let p = heap.cache;
+        // SAFETY: cached pools are retired pools of this heap and on no other list.
+        unsafe {
+            heap.cache = (*p).next;
+            g.arenas.free_pool(p);
+        }
+        heap.ncached -= 1;
+    }
+}
+
+/// Give all the heap's cached pools back to their arenas.
 ///
 /// # Safety
 /// The caller owns `heap`.
 unsafe fn release_cache(heap: &mut ThreadHeap) {
-    if heap.cache.is_null() {
-        return;
-    }
-    let mut g = GLOBAL.lock();
-    while !heap.cache.is_null() {
-        let p = heap.cache;
-        // SAFETY: cached pools are empty pools owned by this heap and on no other list.
-        unsafe {
-            heap.cache = (*p).next;
-            (*p).retire();
-            g.arenas.free_pool(p);
-        }
-    }
-    heap.ncached = 0;
+    // SAFETY: forwarded.
+    unsafe { release_cached(heap, 0) }
 }
 
 /// Give back to the arenas every empty pool the calling thread's heap keeps, after taking its
@@ -738,6 +779,18 @@ unsafe fn trim_heap(h: *mut ThreadHeap) {
                 p = next;
             }
         }
+    }
+}
+
+/// Pools retired in the calling thread's cache (tests).
+#[cfg(test)]
+pub(crate) fn cached_pools() -> usize {
+    let h = current();
+    // SAFETY: h is null or the calling thread's own heap.
+    if h.is_null() {
+        0
+    } else {
+        unsafe { (*h).ncached }
     }
 }
 
@@ -790,6 +843,24 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
         }
         if kept != heap.nkept {
             return Err("kept-pool count disagrees with the avail lists");
+        }
+        let mut cached = 0usize;
+        let mut p = heap.cache;
+        while !p.is_null() {
+            if (*p).class() != super::size_class::CLASS_NONE
+                || (*p).used() != 0
+                || !(*p).remote.is_empty()
+            {
+                return Err("a cached pool is not retired");
+            }
+            cached += 1;
+            if cached > HEAP_POOL_CACHE {
+                return Err("the pool cache is over its bound");
+            }
+            p = (*p).next;
+        }
+        if cached != heap.ncached {
+            return Err("cached-pool count disagrees with the cache list");
         }
         let _ = owned;
     }

@@ -16,7 +16,8 @@
 //! - **full**: no free block (free list empty, bump at the limit, no remote frees); on no list
 //!   but the heap's `owned` list (as in CPython, where full pools are on no list), remote word
 //!   `FULL`, so the first remote free tells the owner. It returns to the used state when it has
-//!   `REVIVE_FREE_BLOCKS` free blocks.
+//!   `REVIVE_FREE_BLOCKS` free blocks. (A pool's word starts `FULL` when the pool is handed to a
+//!   heap, so filling it needs no atomic read-modify-write; see `RemoteWord::arm_full`.)
 //! - **empty**: no block in use; given back to its arena (or kept as the last pool of its class).
 //! - **not in use**: `class == CLASS_NONE` (so no offset is a block start and nothing can be
 //!   carved); header 0 of every arena is always in this state.
@@ -114,30 +115,45 @@ impl Pool {
                     fresh,
                     kept: false,
                     owner: AtomicPtr::new(owner),
-                    remote: RemoteWord::new(),
+                    remote: RemoteWord::new(), // armed FULL below
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
                     owned_next: ptr::null_mut(),
                     owned_prev: ptr::null_mut(),
                 },
-            )
+            );
+            // No block is in use, so no other thread can free into it yet.
+            (*pool).remote.arm_full();
         }
     }
 
-    /// Reuse an empty pool that a heap kept, for `class` (maybe another one).
+    /// Write the header of a pool taken from its arena straight into a heap's cache: retired
+    /// (not in use), `fresh` as the arena says.
+    ///
+    /// # Safety
+    /// As `init`.
+    pub unsafe fn init_cached(pool: *mut Pool, fresh: bool) {
+        // SAFETY: forwarded.
+        unsafe {
+            Pool::init(pool, CLASS_NONE, ptr::null_mut(), fresh);
+            (*pool).retire();
+        }
+    }
+
+    /// Put a retired pool from a heap's cache in use for `class`. Its memory is known zero
+    /// only if it came from the arena untouched (`fresh`, kept from `init_cached`).
     pub fn reinit(&mut self, class: usize, owner: *mut ThreadHeap) {
         invariant!(
-            self.used() == 0 && self.remote.is_empty(),
+            self.used() == 0 && self.remote.is_empty() && self.class() == CLASS_NONE,
             "reusing a pool in use"
         );
         self.free = ptr::null_mut();
         self.bump.store(0, Ordering::Relaxed);
         self.class.store(class as u8, Ordering::Release);
         self.in_full = false;
-        self.fresh = false;
         self.kept = false;
         self.owner.store(owner, Ordering::Release);
-        self.remote.reset();
+        self.remote.arm_full(); // empty: nobody can free into it
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
     }
@@ -150,7 +166,8 @@ impl Pool {
         self.fresh = false;
     }
 
-    /// Mark a pool as not in use before it goes back to its arena.
+    /// Mark an empty pool as not in use (before it goes to a heap's cache or back to its
+    /// arena). Its memory was used, so it is not known zero any more.
     pub fn retire(&mut self) {
         invariant!(
             self.nused.load(Ordering::Relaxed) == 0,
@@ -160,6 +177,7 @@ impl Pool {
         self.class.store(CLASS_NONE as u8, Ordering::Release);
         self.owner.store(ptr::null_mut(), Ordering::Release);
         self.free = ptr::null_mut();
+        self.fresh = self.fresh && self.bump.load(Ordering::Relaxed) == 0;
     }
 
     #[inline(always)]
@@ -182,7 +200,11 @@ impl Pool {
         let b = self.free;
         if !b.is_null() {
             // SAFETY: blocks on the local free list are ours and hold a valid link.
-            self.free = unsafe { (*b).next };
+            let next = unsafe { (*b).next };
+            self.free = next;
+            // The next block of this class is likely cold (freed long ago, in any order): ask
+            // for its line now, so the next allocation does not wait for it.
+            prefetch(next.cast());
             self.set_used(self.used() + 1);
             return (b.cast(), false);
         }
@@ -303,6 +325,19 @@ pub unsafe fn pool_is_valid(pool: *const Pool) -> Result<(), &'static str> {
         return Err("nused + |free| != carved");
     }
     Ok(())
+}
+
+/// Ask the CPU to load the cache line at `p` (any address, null included: a prefetch is a hint
+/// and never faults).
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch instruction has no architectural effect and never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p.cast(), core::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cold]

@@ -32,7 +32,8 @@
 //!   next notification makes it look (`try_mark_full` fails on a non-empty list). `ABANDONED`
 //!   is set only on an empty list, and pushes never touch an abandoned word.
 //! - A pool on its owner's full list is `FULL` or `NOTIFYING`; a pool with room may be any of
-//!   `NORMAL`, `FULL`, `NOTIFYING` (`FULL` is sticky across local revivals, see `clear_full`).
+//!   `NORMAL`, `FULL`, `NOTIFYING` (`FULL` is sticky across local revivals, see `clear_full`,
+//!   and a new or reused pool starts `FULL`, see `arm_full`).
 //! - While a word is `NOTIFYING` its pool's owner cannot change: `try_abandon` waits it out.
 //!   So a notifier may read the pool's owner after its CAS and push to that heap safely.
 //! - Every block pushed is reachable from exactly one place: the pool list, a delayed stack,
@@ -113,6 +114,16 @@ impl RemoteWord {
     /// Reset for a pool that is being (re)initialized by its new owner.
     pub fn reset(&self) {
         self.0.store(NORMAL, Ordering::Release);
+    }
+
+    /// Arm the word of a pool that no other thread can free into yet (no block of it is in
+    /// use) as `FULL`, with an empty list. A pool starts its life so: when it first fills,
+    /// `try_mark_full` then needs no read-modify-write (a locked instruction waits for every
+    /// store still in flight, and batches of cold stores made that the cost of filling a pool).
+    /// The first remote free into it notifies the owner, who clears the flag (`clear_full` in
+    /// the delayed-free path) once remote frees are evidently happening.
+    pub fn arm_full(&self) {
+        self.0.store(FULL, Ordering::Release);
     }
 
     /// A free by a thread that does not own the pool.

@@ -8,10 +8,11 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_SIZE, USABLE_POOLS};
+use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, USABLE_POOLS};
 
 use super::arena::ArenaCounters;
 use super::heap::GLOBAL;
+use super::pool::Pool;
 use super::size_class::{CLASS_NONE, block_size, blocks_per_pool};
 
 /// Statistics of one size class.
@@ -32,7 +33,8 @@ pub struct AllocStats {
     pub arenas: ArenaCounters,
     /// Of the mapped arenas, those fully free: the spare, and those waiting out the purge delay.
     pub arenas_free: usize,
-    /// Pools in mapped arenas that hold no class (given back or never carved).
+    /// Pools in mapped arenas that hold no class: free in their arena (given back or never
+    /// carved), or empty in a thread heap's pool cache.
     pub pools_free: usize,
     /// Bytes (usable size) and blocks currently held in the system allocator.
     pub large_bytes: usize,
@@ -101,6 +103,10 @@ pub fn snapshot() -> AllocStats {
                 let p = unsafe { &*p };
                 let class = p.class.load(Ordering::Acquire) as usize;
                 if class == CLASS_NONE {
+                    // Not in use: free in its arena (counted above), or retired in a heap's
+                    // pool cache.
+                    let bit = 1u64 << ((p as *const Pool as usize - d.base) / POOL_HEADER_SIZE);
+                    s.pools_free += usize::from(d.free_mask & bit == 0);
                     continue;
                 }
                 let used = p.used() as usize;

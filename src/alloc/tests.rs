@@ -98,6 +98,38 @@ fn pool_goes_used_full_used_empty() {
 }
 
 #[test]
+fn empty_pools_go_through_a_bounded_cache_in_batches() {
+    use crate::config::{HEAP_CACHE_BATCH, HEAP_POOL_CACHE};
+    in_fresh_thread(|| {
+        let size = 512;
+        let first = alloc_n(size, 1);
+        // A pool starts FULL, so filling it needs no atomic read-modify-write.
+        assert_eq!(pool_ref(first[0]).remote.state(), FULL);
+        // The heap took a batch from the arenas under one lock (or adopted an abandoned pool).
+        assert!(heap::cached_pools() < HEAP_CACHE_BATCH);
+        let per = blocks_per_pool(class_of(size));
+        let v = alloc_n(size, per * 200);
+        validate().unwrap();
+        free_all(&v);
+        // Emptied pools were retired into the cache, and half a cache at a time went back.
+        let cached = heap::cached_pools();
+        assert!(
+            (HEAP_POOL_CACHE / 2..=HEAP_POOL_CACHE).contains(&cached),
+            "{cached} pools cached"
+        );
+        validate().unwrap();
+        // Another class reuses them.
+        let w = alloc_n(16, blocks_per_pool(0) * 8);
+        assert_eq!(heap::cached_pools(), cached - 8);
+        free_all(&w);
+        free_all(&first);
+        trim();
+        assert_eq!(heap::cached_pools(), 0);
+        validate().unwrap();
+    });
+}
+
+#[test]
 fn remote_free_into_full_pool_is_found_by_owner() {
     in_fresh_thread(|| {
         let size = 512;
@@ -318,7 +350,13 @@ fn stats_arithmetic_is_consistent() {
             s.arenas.allocated_total - s.arenas.released_total,
             s.arenas.current
         );
-        assert!(s.pools_in_use() + s.pools_free <= s.arenas.current as usize * USABLE_POOLS);
+        // Every pool is counted once: in use for a class, or free (in its arena or retired in
+        // a heap's cache). The snapshot is taken under the global lock, and pools change
+        // between the two states only under it or while retired.
+        assert_eq!(
+            s.pools_in_use() + s.pools_free,
+            s.arenas.current as usize * USABLE_POOLS
+        );
         let text = s.to_string();
         assert!(text.contains("# arenas allocated current"));
         assert!(text.contains("blocks in use"));
