@@ -786,12 +786,11 @@ unsafe fn trim_heap(h: *mut ThreadHeap) {
 #[cfg(test)]
 pub(crate) fn cached_pools() -> usize {
     let h = current();
-    // SAFETY: h is null or the calling thread's own heap.
     if h.is_null() {
-        0
-    } else {
-        unsafe { (*h).ncached }
+        return 0;
     }
+    // SAFETY: h is the calling thread's own live heap.
+    unsafe { (*h).ncached }
 }
 
 /// Check every pool of the calling thread's heap (`pool_is_valid`), and the list invariants.
