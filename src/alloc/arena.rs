@@ -23,14 +23,12 @@
 //! - the address map holds an entry for exactly the arenas whose descriptor has `base != 0`.
 //! - `nfree == |bucket 63|`, and `oldest_free` is at most the `freed_at` of each of them.
 
-use crate::config::{
-    MAX_ARENAS, POOL_HEADER_SIZE, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS,
-};
+use crate::config::{MAX_ARENAS, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS};
 use core::ptr;
 
 use super::addr_map;
 use super::os;
-use super::pool::{Pool, header_of};
+use super::pool::{Pool, header_of, index_of};
 use super::table::{Slot, SlotTable};
 
 impl Slot for ArenaDesc {
@@ -248,7 +246,7 @@ impl Arenas {
             if (*a).nfreepools() > 0 {
                 self.bucket_remove(a);
             }
-            let bit = 1u64 << ((pool as usize - (*a).base) / POOL_HEADER_SIZE);
+            let bit = 1u64 << index_of(pool);
             invariant!((*a).free_mask & bit == 0, "pool freed twice to its arena");
             (*a).free_mask |= bit;
             if (*a).nfreepools() == USABLE_POOLS {

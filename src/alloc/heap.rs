@@ -378,18 +378,6 @@ impl Global {
     }
 }
 
-/// Give a retired pool back to its arena.
-///
-/// # Safety
-/// `p` is on no list, nothing is in use in it, and no notifier is at work on it.
-unsafe fn release_pool(p: *mut Pool) {
-    // SAFETY: per the contract, the pool is ours alone.
-    unsafe { (*p).retire() };
-    let mut g = GLOBAL.lock();
-    // SAFETY: retired and unreferenced.
-    unsafe { g.arenas.free_pool(p) };
-}
-
 fn wait_not_notifying(p: &Pool) {
     while p.remote.state() == NOTIFYING {
         core::hint::spin_loop();
@@ -552,15 +540,7 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
                 (*p).reset_empty();
                 return;
             }
-            unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
-            disown(heap, p);
-            wait_not_notifying(&*p);
-            (*p).retire();
-            cache_push(heap, p);
-            if heap.ncached > HEAP_POOL_CACHE {
-                // Give back a batch under one lock, keeping half the cache.
-                release_cached(heap, HEAP_POOL_CACHE / 2);
-            }
+            retire_to_cache(heap, p);
         }
     }
 }
@@ -682,8 +662,29 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
                 g.abandoned_push(p);
             }
         }
-        release_cache(heap);
+        release_cached(heap, 0);
         GLOBAL.lock().heaps.give_back(h);
+    }
+}
+
+/// Take an empty pool of `heap` (not kept) off its lists, retire it, and put it in the cache,
+/// giving half the cache back to the arenas when it overflows.
+///
+/// # Safety
+/// The caller owns `heap`; `p` is one of its pools with nothing in use, on its avail list.
+unsafe fn retire_to_cache(heap: &mut ThreadHeap, p: *mut Pool) {
+    // SAFETY: per the contract.
+    unsafe {
+        let class = (*p).class();
+        unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
+        disown(heap, p);
+        wait_not_notifying(&*p);
+        (*p).retire();
+        cache_push(heap, p);
+        if heap.ncached > HEAP_POOL_CACHE {
+            // Give back a batch under one lock, keeping half the cache.
+            release_cached(heap, HEAP_POOL_CACHE / 2);
+        }
     }
 }
 
@@ -732,15 +733,6 @@ unsafe fn release_cached(heap: &mut ThreadHeap, keep: usize) {
     }
 }
 
-/// Give all the heap's cached pools back to their arenas.
-///
-/// # Safety
-/// The caller owns `heap`.
-unsafe fn release_cache(heap: &mut ThreadHeap) {
-    // SAFETY: forwarded.
-    unsafe { release_cached(heap, 0) }
-}
-
 /// Give back to the arenas every empty pool the calling thread's heap keeps, after taking its
 /// pending remote and delayed frees. The allocator keeps one empty pool per class for speed;
 /// `trim` hands those back (like `malloc_trim`).
@@ -760,7 +752,6 @@ unsafe fn trim_heap(h: *mut ThreadHeap) {
     unsafe {
         process_delayed(h);
         let heap = &mut *h;
-        release_cache(heap);
         for class in 0..NUM_CLASSES {
             let mut p = heap.avail[class];
             while !p.is_null() {
@@ -771,14 +762,12 @@ unsafe fn trim_heap(h: *mut ThreadHeap) {
                         (*p).kept = false;
                         heap.nkept -= 1;
                     }
-                    unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
-                    disown(heap, p);
-                    wait_not_notifying(&*p);
-                    release_pool(p);
+                    retire_to_cache(heap, p);
                 }
                 p = next;
             }
         }
+        release_cached(heap, 0);
     }
 }
 

@@ -7,8 +7,6 @@
 //! | `map_arena`       | -                                     | `ARENA_SIZE` bytes, aligned to `ARENA_SIZE`, |
 //! |                   |                                       | readable/writable, all zero; or null        |
 //! | `unmap_arena`     | `p` came from `map_arena`, not freed  | the range is gone (touching it faults)      |
-//! | `decommit`        | `[p, p+len)` page-aligned, ours        | still mapped; physical pages returned;      |
-//! |                   |                                       | next read sees zeros                        |
 //! | `reserve_table`   | -                                     | `bytes` of zeroed memory, committed lazily  |
 //! |                   |                                       | by the kernel on first touch; or null       |
 //!
@@ -70,16 +68,6 @@ pub unsafe fn unmap_arena(p: *mut u8) {
     // SAFETY: the caller guarantees the range is one of our arenas and unused.
     let rc = unsafe { libc::munmap(p.cast(), ARENA_SIZE) };
     invariant!(rc == 0, "munmap of an arena failed");
-}
-
-/// Return the physical pages of `[p, p+len)` to the OS; the range stays mapped and reads zero.
-///
-/// # Safety
-/// The range is page-aligned, inside one of our arenas, and holds nothing live.
-pub unsafe fn decommit(p: *mut u8, len: usize) {
-    // SAFETY: the caller guarantees the range is ours and holds nothing live; MADV_DONTNEED on
-    // a private anonymous mapping makes later reads see zero-filled pages.
-    unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
 }
 
 /// Reserve `bytes` of zeroed memory for an internal table (arena descriptors, map leaves,
@@ -167,8 +155,6 @@ mod tests {
                     .all(|&b| b == 0)
             );
             p.write_bytes(7, 4096);
-            decommit(p, 4096);
-            assert_eq!(*p, 0, "decommitted page reads zero");
             unmap_arena(p);
         }
     }

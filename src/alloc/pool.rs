@@ -74,12 +74,17 @@ pub fn header_of(arena: usize, i: usize) -> *mut Pool {
     (arena + i * POOL_HEADER_SIZE) as *mut Pool
 }
 
+/// The index in its arena of the pool whose header is at `h` (the inverse of `header_of`).
+#[inline(always)]
+pub fn index_of(h: *const Pool) -> usize {
+    (h as usize & (ARENA_SIZE - 1)) / POOL_HEADER_SIZE
+}
+
 impl Pool {
     /// The first byte of the pool this header describes.
     #[inline(always)]
     pub fn base(&self) -> usize {
-        let h = self as *const Pool as usize;
-        (h & !(ARENA_SIZE - 1)) + (h & (ARENA_SIZE - 1)) / POOL_HEADER_SIZE * POOL_SIZE
+        (self as *const Pool as usize & !(ARENA_SIZE - 1)) + index_of(self) * POOL_SIZE
     }
 
     /// The size class (`CLASS_NONE` when the pool is not in use).
@@ -127,17 +132,14 @@ impl Pool {
         }
     }
 
-    /// Write the header of a pool taken from its arena straight into a heap's cache: retired
-    /// (not in use), `fresh` as the arena says.
+    /// Write the header of a pool taken from its arena straight into a heap's cache: not in use
+    /// (`CLASS_NONE`, no owner), `fresh` as the arena says.
     ///
     /// # Safety
     /// As `init`.
     pub unsafe fn init_cached(pool: *mut Pool, fresh: bool) {
         // SAFETY: forwarded.
-        unsafe {
-            Pool::init(pool, CLASS_NONE, ptr::null_mut(), fresh);
-            (*pool).retire();
-        }
+        unsafe { Pool::init(pool, CLASS_NONE, ptr::null_mut(), fresh) }
     }
 
     /// Put a retired pool from a heap's cache in use for `class`. Its memory is known zero
@@ -177,7 +179,7 @@ impl Pool {
         self.class.store(CLASS_NONE as u8, Ordering::Release);
         self.owner.store(ptr::null_mut(), Ordering::Release);
         self.free = ptr::null_mut();
-        self.fresh = self.fresh && self.bump.load(Ordering::Relaxed) == 0;
+        self.fresh = false;
     }
 
     #[inline(always)]

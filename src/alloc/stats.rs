@@ -8,11 +8,11 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_HEADER_SIZE, POOL_SIZE, USABLE_POOLS};
+use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_SIZE, USABLE_POOLS};
 
 use super::arena::ArenaCounters;
 use super::heap::GLOBAL;
-use super::pool::Pool;
+use super::pool::index_of;
 use super::size_class::{CLASS_NONE, block_size, blocks_per_pool};
 
 /// Statistics of one size class.
@@ -105,8 +105,7 @@ pub fn snapshot() -> AllocStats {
                 if class == CLASS_NONE {
                     // Not in use: free in its arena (counted above), or retired in a heap's
                     // pool cache.
-                    let bit = 1u64 << ((p as *const Pool as usize - d.base) / POOL_HEADER_SIZE);
-                    s.pools_free += usize::from(d.free_mask & bit == 0);
+                    s.pools_free += usize::from(d.free_mask & (1u64 << index_of(p)) == 0);
                     continue;
                 }
                 let used = p.used() as usize;
