@@ -107,7 +107,7 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         let finalizers: Head = &mut finalizers_head;
         list::init(finalizers);
         let scan = move_legacy_finalizers(unreachable, finalizers);
-        let uncollectable = if scan.legacy > 0 {
+        let uncollectable = if scan.legacy {
             move_legacy_finalizer_reachable(finalizers);
             list::size(finalizers)
         } else {
@@ -260,8 +260,10 @@ pub(crate) unsafe extern "C" fn visit_decref(obj: *mut ObjectHeader, _: *mut c_v
 
 static DECREF_MARKER: u8 = 0;
 
-/// The `arg` `subtract_refs` passes with `visit_decref`, so that Rust traces recognize it
-/// (function addresses are not reliable identities) and inline the decrement.
+/// The `arg` `subtract_refs` passes with `visit_decref`, so that Rust traces recognize it and
+/// inline the decrement. A marker is a certain test; comparing function addresses, as `Tracer`
+/// does for `visit_reachable`, can miss when the compiler duplicates a function (a miss only
+/// loses the inlined path: the visit function is then called).
 #[inline(always)]
 pub(crate) fn decref_marker() -> *mut c_void {
     &DECREF_MARKER as *const u8 as *mut c_void
@@ -371,16 +373,10 @@ unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
     moved - reach.revived
 }
 
-#[inline]
-unsafe fn has_legacy_finalizer(obj: *mut ObjectHeader) -> bool {
-    // SAFETY: live object.
-    unsafe { type_of(obj).del.is_some() }
-}
-
 /// What `move_legacy_finalizers` saw in the unreachable set.
 struct Scan {
-    /// Objects with a legacy finalizer moved out.
-    legacy: usize,
+    /// Some object with a legacy finalizer was moved out.
+    legacy: bool,
     /// Some object is a weakref or has weakrefs.
     weakrefs: bool,
     /// Some object has a finalizer that has not run.
@@ -391,7 +387,7 @@ struct Scan {
 /// notes whether the weakref and finalizer phases have work.
 unsafe fn move_legacy_finalizers(unreachable: Head, finalizers: Head) -> Scan {
     let mut scan = Scan {
-        legacy: 0,
+        legacy: false,
         weakrefs: false,
         finalizers: false,
     };
@@ -406,9 +402,12 @@ unsafe fn move_legacy_finalizers(unreachable: Head, finalizers: Head) -> Scan {
             if ty.del.is_some() {
                 (*g).prev &= !PREV_COLLECTING;
                 list::move_to(g, finalizers);
-                scan.legacy += 1;
+                scan.legacy = true;
             } else {
-                scan.weakrefs |= !weakref::first_weakref(op).is_null() || weakref::is_weakref(op);
+                if !scan.weakrefs {
+                    scan.weakrefs =
+                        weakref::is_weakref(op) || !weakref::first_weakref(op).is_null();
+                }
                 scan.finalizers |= ty.finalize.is_some() && (*g).prev & PREV_FINALIZED == 0;
             }
             g = n;
@@ -456,22 +455,14 @@ unsafe fn handle_weakrefs(unreachable: Head, old: Head) {
             if weakref::is_weakref(op) {
                 weakref::clear_ref(op);
             }
-            loop {
-                let wr = weakref::first_weakref(op);
-                if wr.is_null() {
-                    break;
-                }
-                weakref::clear_ref(wr);
-                if !weakref::has_callback(wr) {
-                    continue;
-                }
+            weakref::clear_all(op, |wr| {
                 let wg = as_gc(wr);
                 if (*wg).prev & PREV_COLLECTING != 0 || (*wg).next == 0 {
-                    continue; // the weakref is garbage itself: its callback never runs
+                    return; // the weakref is garbage itself: its callback never runs
                 }
                 object::incref(wr);
                 list::move_to(wg, to_call);
-            }
+            });
             g = n;
         }
         while !list::is_empty(to_call) {
@@ -562,7 +553,7 @@ unsafe fn handle_legacy_finalizers(st: &GcState, finalizers: Head, old: Head) {
         let mut g = next(finalizers);
         while g != finalizers {
             let op = from_gc(g);
-            if saveall || has_legacy_finalizer(op) {
+            if saveall || type_of(op).del.is_some() {
                 let r = AnyGc::from_borrowed(op);
                 st.garbage.borrow_mut().push(r);
             }

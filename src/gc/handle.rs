@@ -6,7 +6,8 @@
 //! - A `Gc<T>` owns one unit of the object's refcount; clone increments, drop decrements, and
 //!   the drop to zero deallocates at once: finalizer (once), legacy del, untrack, weakrefs
 //!   cleared (callbacks run), value dropped, memory returned to the allocator.
-//! - Every `Gc` object is tracked from creation until deallocation.
+//! - Every `Gc` object is tracked from creation until deallocation, except while the trashcan
+//!   defers it (untracked on `trash_list`; tracked again while a finalizer can see it).
 //! - `PREV_CLEARED` (in the `GcHead`) is set exactly when the value has been dropped (by the
 //!   collector's `clear` on garbage, or by deallocation); after that the value is never read
 //!   again: `Deref` panics with a clear message, `trace` visits nothing, `clear` and `dealloc`
@@ -142,11 +143,8 @@ unsafe fn call_resurrecting(
 ) -> bool {
     // SAFETY: obj is live with refcount 0; the GcHead is ours.
     unsafe {
-        let gc = as_gc(obj);
-        if (*gc).next == 0 {
-            // Deferred by the trashcan: track again while user code can see it.
-            list::append(gc, st.gen_head(0));
-        }
+        // Deferred by the trashcan (untracked): track again while user code can see it.
+        list::track(as_gc(obj), st.gen_head(0));
         (*obj).refcnt = 1;
         f(obj);
         (*obj).refcnt -= 1;
@@ -164,7 +162,7 @@ unsafe fn dealloc<T: Trace>(obj: *mut ObjectHeader) {
         unsafe { trash_deposit(st, obj) };
         return;
     }
-    let nesting = Nesting::enter(st, depth + 1, depth);
+    let nesting = Nesting::enter(st, depth + 1);
     // SAFETY: obj is live with refcount 0.
     unsafe { dealloc_body::<T>(st, obj) };
     drop(nesting);
@@ -182,8 +180,8 @@ struct Nesting<'a> {
 
 impl<'a> Nesting<'a> {
     #[inline(always)]
-    fn enter(st: &'a GcState, depth: usize, restore: usize) -> Nesting<'a> {
-        st.trash_depth.set(depth);
+    fn enter(st: &'a GcState, depth: usize) -> Nesting<'a> {
+        let restore = st.trash_depth.replace(depth);
         Nesting { st, restore }
     }
 }
@@ -212,9 +210,7 @@ unsafe fn dealloc_body<T: Trace>(st: &GcState, obj: *mut ObjectHeader) {
                 return;
             }
         }
-        if (*gc).next != 0 {
-            list::remove(gc);
-        }
+        list::untrack(gc);
         if (*gc).prev & PREV_HAS_WEAKREFS != 0 {
             weakref::clear_weakrefs(obj);
         }
@@ -229,9 +225,7 @@ unsafe fn trash_deposit(st: &GcState, obj: *mut ObjectHeader) {
     // SAFETY: obj is a live GC object with refcount 0.
     unsafe {
         let gc = as_gc(obj);
-        if (*gc).next != 0 {
-            list::remove(gc);
-        }
+        list::untrack(gc);
         (*gc).prev = ((*gc).prev & PREV_STICKY) | st.trash_list.get() as usize;
         st.trash_list.set(gc);
     }
@@ -241,7 +235,7 @@ unsafe fn trash_deposit(st: &GcState, obj: *mut ObjectHeader) {
 #[cold]
 #[inline(never)]
 fn trash_drain(st: &GcState) {
-    let _nesting = Nesting::enter(st, 1, 0);
+    let _nesting = Nesting::enter(st, 1);
     loop {
         let gc = st.trash_list.get();
         if gc.is_null() {

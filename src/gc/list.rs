@@ -7,7 +7,9 @@
 //!   never moves while it is in use (runtime state is boxed; working sets live on the stack of
 //!   the collection that owns them).
 //! - Outside `move_unreachable`, for every node `n` on a list: `prev(next(n)) == n` and
-//!   `next(prev(n)) == n`; `n.next & NEXT_UNREACHABLE == 0`.
+//!   `next(prev(n)) == n`. `n.next & NEXT_UNREACHABLE` is set only on the unreachable set of a
+//!   collection, from `move_unreachable` until the collector clears it (see the flag table in
+//!   `collect.rs`).
 //! - List operations keep the flag bits of `prev` untouched: finalization, cleared and weakref
 //!   state follow the object from list to list.
 //! - A tracked object is on exactly one list; `untrack` leaves `next == 0` and only the sticky
@@ -88,7 +90,36 @@ pub(crate) unsafe fn append(node: Head, list: Head) {
     }
 }
 
-/// Unlink `node` from its list and mark it untracked (`next = 0`, only FINALIZED kept).
+/// Append `node` to `list` (a generation) unless it is already tracked.
+///
+/// # Safety
+/// `node` is a live node, on a valid list or untracked (`next == 0`); `list` is valid.
+#[inline]
+pub(crate) unsafe fn track(node: Head, list: Head) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if (*node).next == 0 {
+            append(node, list);
+        }
+    }
+}
+
+/// `remove` when `node` is tracked; a no-op when it is not.
+///
+/// # Safety
+/// `node` is a live node, on a valid list or untracked (`next == 0`).
+#[inline(always)]
+pub(crate) unsafe fn untrack(node: Head) {
+    // SAFETY: caller's contract.
+    unsafe {
+        if (*node).next != 0 {
+            remove(node);
+        }
+    }
+}
+
+/// Unlink `node` from its list and mark it untracked (`next = 0`, only the `PREV_STICKY` flags
+/// kept).
 ///
 /// # Safety
 /// `node` must be on a valid list.

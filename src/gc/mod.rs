@@ -391,10 +391,7 @@ pub mod raw {
         // SAFETY: caller's contract.
         unsafe {
             assert!(type_of(obj).is_gc(), "track: not a GC type");
-            let g = as_gc(obj);
-            if (*g).next == 0 {
-                list::append(g, current().gen_head(0));
-            }
+            list::track(as_gc(obj), current().gen_head(0));
         }
     }
 

@@ -81,13 +81,10 @@ unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
     let st = current();
     // SAFETY: wr is a weakref object with refcount 0.
     unsafe {
-        let gc = as_gc(wr);
-        if (*gc).next != 0 {
-            list::remove(gc);
-        }
+        list::untrack(as_gc(wr));
         clear_ref(wr);
-        drop((*(wr as *mut WeakRefObject)).callback.take());
-        ptr::drop_in_place(wr as *mut WeakRefObject);
+        ptr::drop_in_place(wr as *mut WeakRefObject); // drops the callback
+
         object::object_free(wr);
     }
     schedule::note_free(st);
@@ -299,6 +296,28 @@ pub unsafe fn clear_weakrefs(obj: *mut ObjectHeader) {
     let mut with_cb = Vec::new();
     // SAFETY: obj is live; each weakref on its list is live.
     unsafe {
+        clear_all(obj, |wr| {
+            object::incref(wr);
+            with_cb.push(wr);
+        });
+        for wr in with_cb {
+            run_callback(wr);
+            object::decref(wr);
+        }
+    }
+}
+
+/// Clear every weakref to `obj`, and pass each one that has a callback to `with_callback`
+/// (borrowed: the callee increfs what it keeps).
+///
+/// # Safety
+/// `obj` must be a live object; its weakrefs are live.
+pub(crate) unsafe fn clear_all(
+    obj: *mut ObjectHeader,
+    mut with_callback: impl FnMut(*mut ObjectHeader),
+) {
+    // SAFETY: caller's contract.
+    unsafe {
         loop {
             let wr = first_weakref(obj);
             if wr.is_null() {
@@ -306,13 +325,8 @@ pub unsafe fn clear_weakrefs(obj: *mut ObjectHeader) {
             }
             clear_ref(wr);
             if has_callback(wr) {
-                object::incref(wr);
-                with_cb.push(wr);
+                with_callback(wr);
             }
-        }
-        for wr in with_cb {
-            run_callback(wr);
-            object::decref(wr);
         }
     }
 }
