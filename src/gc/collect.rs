@@ -167,22 +167,10 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
 unsafe fn debug_list(what: &str, l: Head) {
     // SAFETY: l is a valid list of live objects.
     unsafe {
-        let mut g = next(l);
-        while g != l {
+        list::for_each(l, |g| {
             let o = from_gc(g);
             eprintln!("gc: {what} <{} {:p}>", type_of(o).name_str(), o);
-            g = next(g);
-        }
-    }
-}
-
-#[inline(always)]
-unsafe fn traverse(obj: *mut ObjectHeader, visit: object::VisitProc, arg: *mut c_void) {
-    // SAFETY: obj is live; traverse functions accept any visit proc.
-    unsafe {
-        if let Some(t) = type_of(obj).traverse {
-            t(obj, visit, arg);
-        }
+        });
     }
 }
 
@@ -237,13 +225,11 @@ unsafe fn update_refs(containers: Head) -> usize {
     let mut n = 0;
     // SAFETY: valid list of live objects.
     unsafe {
-        let mut g = next(containers);
-        while g != containers {
+        list::for_each(containers, |g| {
             let refcnt = (*from_gc(g)).refcnt.max(0) as usize;
             (*g).prev = ((*g).prev & PREV_STICKY) | PREV_COLLECTING | (refcnt << PREV_SHIFT);
-            g = next(g);
             n += 1;
-        }
+        });
     }
     n
 }
@@ -285,11 +271,9 @@ pub(crate) unsafe fn decref_gc(g: Head) {
 unsafe fn subtract_refs(containers: Head) {
     // SAFETY: valid list of live objects.
     unsafe {
-        let mut g = next(containers);
-        while g != containers {
-            traverse(from_gc(g), visit_decref, decref_marker());
-            g = next(g);
-        }
+        list::for_each(containers, |g| {
+            object::traverse(from_gc(g), visit_decref, decref_marker())
+        });
     }
 }
 
@@ -352,7 +336,7 @@ unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
         let mut g = next(young);
         while g != young {
             if gc_refs(g) > 0 {
-                traverse(from_gc(g), visit_reachable, arg);
+                object::traverse(from_gc(g), visit_reachable, arg);
                 set_prev(g, prv);
                 (*g).prev &= !PREV_COLLECTING;
                 prv = g;
@@ -431,11 +415,9 @@ unsafe extern "C" fn visit_move(obj: *mut ObjectHeader, arg: *mut c_void) -> c_i
 unsafe fn move_legacy_finalizer_reachable(finalizers: Head) {
     // SAFETY: valid lists; the list grows behind the scan.
     unsafe {
-        let mut g = next(finalizers);
-        while g != finalizers {
-            traverse(from_gc(g), visit_move, finalizers as *mut c_void);
-            g = next(g);
-        }
+        list::for_each(finalizers, |g| {
+            object::traverse(from_gc(g), visit_move, finalizers as *mut c_void)
+        });
     }
 }
 
@@ -511,11 +493,8 @@ unsafe fn handle_resurrected_objects(unreachable: Head, still: Head, old: Head) 
     unsafe {
         list::clear_collecting(unreachable);
         deduce_unreachable(unreachable, still);
-        let mut g = next(still);
-        while g != still {
-            (*g).next &= !NEXT_UNREACHABLE;
-            g = next(g);
-        }
+        // (for_each reads a node's `next` after `f` cleared the flag in it)
+        list::for_each(still, |g| (*g).next &= !NEXT_UNREACHABLE);
         list::merge(unreachable, old);
     }
 }
@@ -550,15 +529,12 @@ unsafe fn handle_legacy_finalizers(st: &GcState, finalizers: Head, old: Head) {
     let saveall = st.debug.get() & DEBUG_SAVEALL != 0;
     // SAFETY: plain list of live objects.
     unsafe {
-        let mut g = next(finalizers);
-        while g != finalizers {
+        list::for_each(finalizers, |g| {
             let op = from_gc(g);
             if saveall || type_of(op).del.is_some() {
-                let r = AnyGc::from_borrowed(op);
-                st.garbage.borrow_mut().push(r);
+                st.garbage.borrow_mut().push(AnyGc::from_borrowed(op));
             }
-            g = next(g);
-        }
+        });
         list::merge(finalizers, old);
     }
 }

@@ -290,12 +290,11 @@ impl<T: Trace> Gc<T> {
             )
         };
         let st = current();
-        schedule::note_alloc(st);
-        // SAFETY: the type is a compile-time constant that lives forever.
-        let obj = unsafe { object::object_alloc(TypeFor::<T>::TYPE) };
-        if obj.is_null() {
-            std::alloc::handle_alloc_error(core::alloc::Layout::new::<RustObject<T>>());
-        }
+        let obj = schedule::alloc_counted(
+            st,
+            TypeFor::<T>::TYPE,
+            core::alloc::Layout::new::<RustObject<T>>(),
+        );
         let o = obj as *mut RustObject<T>;
         // SAFETY: obj is a fresh object of RustObject<T>'s size; its header is initialized.
         unsafe {

@@ -173,6 +173,23 @@ pub(crate) unsafe fn merge(from: Head, to: Head) {
     }
 }
 
+/// Call `f` on every node of `list`, in order. `f` may append to `list` (the walk then reaches
+/// the new nodes too) but must not unlink or move the node it is given.
+///
+/// # Safety
+/// `list` must be a valid list, and `f` keep it valid.
+#[inline(always)]
+pub(crate) unsafe fn for_each(list: Head, mut f: impl FnMut(Head)) {
+    // SAFETY: caller's contract: every node reached is live and linked.
+    unsafe {
+        let mut g = next(list);
+        while g != list {
+            f(g);
+            g = next(g);
+        }
+    }
+}
+
 /// Number of nodes on `list`.
 ///
 /// # Safety
@@ -180,13 +197,7 @@ pub(crate) unsafe fn merge(from: Head, to: Head) {
 pub(crate) unsafe fn size(list: Head) -> usize {
     let mut n = 0;
     // SAFETY: caller's contract.
-    unsafe {
-        let mut g = next(list);
-        while g != list {
-            n += 1;
-            g = next(g);
-        }
-    }
+    unsafe { for_each(list, |_| n += 1) };
     n
 }
 
@@ -195,14 +206,8 @@ pub(crate) unsafe fn size(list: Head) -> usize {
 /// # Safety
 /// `list` must be a valid list.
 pub(crate) unsafe fn clear_collecting(list: Head) {
-    // SAFETY: caller's contract.
-    unsafe {
-        let mut g = next(list);
-        while g != list {
-            (*g).prev &= !PREV_COLLECTING;
-            g = next(g);
-        }
-    }
+    // SAFETY: caller's contract; only a flag bit of each node changes.
+    unsafe { for_each(list, |g| (*g).prev &= !PREV_COLLECTING) };
 }
 
 /// Check the list invariants of the module docs, and that every node has exactly the

@@ -148,11 +148,7 @@ pub fn get_stats() -> [GenStats; NUM_GENERATIONS] {
 unsafe fn objects_of(l: Head, out: &mut Vec<AnyGc>) {
     // SAFETY: l is a valid list of live objects of the current runtime.
     unsafe {
-        let mut g = list::next(l);
-        while g != l {
-            out.push(AnyGc::from_borrowed(from_gc(g)));
-            g = list::next(g);
-        }
+        list::for_each(l, |g| out.push(AnyGc::from_borrowed(from_gc(g))));
     }
 }
 
@@ -199,18 +195,14 @@ pub fn get_referrers(obj: &impl AsObject) -> Vec<AnyGc> {
         let l = st.gen_head(i);
         // SAFETY: generation lists hold live objects; traverse only reports.
         unsafe {
-            let mut g = list::next(l);
-            while g != l {
+            list::for_each(l, |g| {
                 let o = from_gc(g);
                 let mut probe = (target, false);
-                if let Some(t) = type_of(o).traverse {
-                    t(o, visit_find, &mut probe as *mut _ as *mut c_void);
-                }
+                object::traverse(o, visit_find, &mut probe as *mut _ as *mut c_void);
                 if probe.1 {
                     out.push(AnyGc::from_borrowed(o));
                 }
-                g = list::next(g);
-            }
+            });
         }
     }
     out
@@ -222,9 +214,7 @@ pub fn get_referents(obj: &impl AsObject) -> Vec<AnyGc> {
     let mut found: Vec<*mut ObjectHeader> = Vec::new();
     // SAFETY: o is live; the visited referents are live while o is.
     unsafe {
-        if let Some(t) = type_of(o).traverse {
-            t(o, visit_collect, &mut found as *mut _ as *mut c_void);
-        }
+        object::traverse(o, visit_collect, &mut found as *mut _ as *mut c_void);
         found.into_iter().map(|r| AnyGc::from_borrowed(r)).collect()
     }
 }

@@ -29,6 +29,24 @@ pub(crate) fn note_alloc(st: &GcState) {
     }
 }
 
+/// A new object of the GC type `ty` for a Rust handle: counted against generation 0 first
+/// (which may collect), then allocated; out of memory aborts through `handle_alloc_error`, as
+/// `Box::new` does. Untracked, payload uninitialized.
+#[inline(always)]
+pub(crate) fn alloc_counted(
+    st: &GcState,
+    ty: &'static crate::object::TypeObject,
+    layout: core::alloc::Layout,
+) -> *mut crate::object::ObjectHeader {
+    note_alloc(st);
+    // SAFETY: the type is static, so it outlives the object.
+    let obj = unsafe { crate::object::object_alloc(ty) };
+    if obj.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    obj
+}
+
 /// Count a freed tracked object.
 #[inline(always)]
 pub(crate) fn note_free(st: &GcState) {

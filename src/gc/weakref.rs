@@ -169,12 +169,11 @@ pub unsafe fn weakref_new(
         "weakref_new: the object's type does not support weak references"
     );
     let st = current();
-    schedule::note_alloc(st);
-    // SAFETY: static type.
-    let wr = unsafe { object::object_alloc(&WEAKREF_TYPE) };
-    if wr.is_null() {
-        std::alloc::handle_alloc_error(core::alloc::Layout::new::<WeakRefObject>());
-    }
+    let wr = schedule::alloc_counted(
+        st,
+        &WEAKREF_TYPE,
+        core::alloc::Layout::new::<WeakRefObject>(),
+    );
     let w = wr as *mut WeakRefObject;
     // SAFETY: fresh object; slot belongs to the live referent; list heads are live weakrefs.
     unsafe {

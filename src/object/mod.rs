@@ -179,6 +179,20 @@ pub unsafe fn type_of(obj: *mut ObjectHeader) -> &'static TypeObject {
     unsafe { &*(*obj).ty }
 }
 
+/// Call `obj`'s traverse with `visit` and `arg` (nothing when its type has none).
+///
+/// # Safety
+/// `obj` is a live object; `visit` accepts `arg`.
+#[inline(always)]
+pub(crate) unsafe fn traverse(obj: *mut ObjectHeader, visit: VisitProc, arg: *mut c_void) {
+    // SAFETY: obj is live; a traverse function accepts any visit proc with its arg.
+    unsafe {
+        if let Some(t) = type_of(obj).traverse {
+            t(obj, visit, arg);
+        }
+    }
+}
+
 /// The `GcHead` in front of `obj`.
 ///
 /// # Safety
