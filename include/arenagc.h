@@ -404,7 +404,8 @@ intptr_t agc_gc_get_referents(agc_object *obj, agc_visitproc visit, void *data);
    default runtime, created on first use. */
 typedef struct agc_runtime agc_runtime;
 
-/* A new runtime (NULL with a message if memory is short). */
+/* A new runtime. Out of memory aborts, as Rust's allocation does; NULL with a message only if
+   the library fails internally. */
 agc_runtime *agc_runtime_new(void);
 
 /* Free rt. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE (nothing done) while a thread is attached.

@@ -8,7 +8,7 @@
 //! The message lives in a fixed thread-local buffer: recording or reading it never allocates and
 //! takes no lock, so it is safe inside the allocator's own failure paths.
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::ffi::c_char;
 use core::fmt::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,8 +17,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 const MSG_CAP: usize = 256;
 
 thread_local! {
+    // Empty (first byte NUL) until a message is recorded: every message starts with the name
+    // of the function that failed, so a recorded one is never empty.
     static MSG: UnsafeCell<[u8; MSG_CAP]> = const { UnsafeCell::new([0; MSG_CAP]) };
-    static HAS_MSG: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Writes into a byte slice, truncating, always leaving room for the NUL.
@@ -48,16 +49,20 @@ pub fn set_error(args: fmt::Arguments<'_>) {
         let end = w.len;
         buf[end] = 0;
     });
-    let _ = HAS_MSG.try_with(|h| h.set(true));
 }
 
 /// The calling thread's last error message (NUL-terminated), or NULL if none was recorded.
 pub fn last_error() -> *const c_char {
-    if !HAS_MSG.try_with(Cell::get).unwrap_or(false) {
-        return core::ptr::null();
-    }
-    MSG.try_with(|m| m.get().cast::<c_char>().cast_const())
-        .unwrap_or(core::ptr::null())
+    MSG.try_with(|m| {
+        let p = m.get();
+        // SAFETY: the buffer is this thread's own; only its first byte is read.
+        if unsafe { (*p)[0] } == 0 {
+            core::ptr::null()
+        } else {
+            p.cast::<c_char>().cast_const()
+        }
+    })
+    .unwrap_or(core::ptr::null())
 }
 
 /// Run `f`; if it panics, record the panic as the last error of `func` and return `on_panic`.

@@ -234,15 +234,13 @@ pub extern "C" fn agc_gc_garbage_len() -> usize {
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_garbage_get(index: usize) -> *mut AgcObject {
     boundary("agc_gc_garbage_get", core::ptr::null_mut(), || {
-        let mut all = gc::garbage();
-        if index >= all.len() {
+        let Some(item) = gc::garbage_get(index) else {
             set_error(format_args!(
                 "agc_gc_garbage_get: index {index} out of range (garbage has {} objects)",
-                all.len()
+                gc::garbage_len()
             ));
             return core::ptr::null_mut();
-        }
-        let item = all.swap_remove(index);
+        };
         let obj = item.as_object();
         // The caller receives the reference `item` holds.
         core::mem::forget(item);

@@ -14,11 +14,12 @@
 //! Rules kept here:
 //! - No allocator or GC logic: every function checks its arguments, calls the core, and
 //!   converts.
-//! - Every body runs inside `error::boundary`; failures return NULL or a negative `AGC_ERR_*`
-//!   code and record a message readable with `agc_last_error()`.
+//! - Every body runs inside `error::boundary` (except `agc_version`, which cannot fail, and the
+//!   preload build's `malloc`, `calloc`, `realloc` and `free`: see `malloc_override.rs`);
+//!   failures return NULL or a negative `AGC_ERR_*` code and record a message readable with
+//!   `agc_last_error()`.
 //! - The malloc-family functions keep C semantics, errno included (the core sets errno).
 
-#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod error;
@@ -45,14 +46,9 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 fn out_of_memory(func: &str, size: usize) -> *mut c_void {
     set_error(format_args!(
         "{func}: cannot allocate {size} bytes (errno {})",
-        errno()
+        alloc::c::errno()
     ));
     ptr::null_mut()
-}
-
-fn errno() -> c_int {
-    // SAFETY: __errno_location returns the calling thread's errno slot.
-    unsafe { *libc::__errno_location() }
 }
 
 /// Allocate `size` bytes aligned to 16. `size == 0` gives a distinct live pointer.
@@ -220,7 +216,7 @@ pub unsafe extern "C" fn agc_stats_print(f: *mut libc::FILE) -> c_int {
         if n != text.len() || unsafe { libc::fflush(f) } != 0 {
             set_error(format_args!(
                 "agc_stats_print: write failed (errno {})",
-                errno()
+                alloc::c::errno()
             ));
             return AGC_ERR_IO;
         }
@@ -228,7 +224,8 @@ pub unsafe extern "C" fn agc_stats_print(f: *mut libc::FILE) -> c_int {
     })
 }
 
-/// Give back empty pools the calling thread keeps cached (and, in debug mode, the quarantine).
+/// Give back empty pools the calling thread keeps cached (and, in debug mode, the quarantine),
+/// and unmap the free arenas waiting out the purge delay (one spare stays).
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_trim() {
     boundary("agc_trim", (), alloc::trim)

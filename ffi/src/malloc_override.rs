@@ -16,8 +16,10 @@
 //! | `valloc` / `pvalloc`  | page-aligned; pvalloc rounds the size up to whole pages              |
 //! | `free_sized` / `free_aligned_sized` | C23: the size is checked against the block          |
 //!
-//! **Panics.** The hot entry points (`malloc`, `calloc`, `free`) call the core directly, with no
-//! `catch_unwind`: the core reports every fault it detects by aborting with a message and never
+//! The rules of each function live in the core (`arenagc::alloc::c`); these exports forward.
+//!
+//! **Panics.** The hot entry points (`malloc`, `calloc`, `realloc`, `free`) call the core
+//! directly, with no `catch_unwind`: the core reports every fault it detects by aborting with a message and never
 //! panics on a path these take, and if a bug ever made it panic, Rust stops the unwind at the
 //! `extern "C"` edge and aborts. That is deliberate, as glibc aborts on a corrupted heap: a
 //! panic inside `malloc` means the allocator's state cannot be trusted, and returning NULL would
@@ -37,28 +39,7 @@ use arenagc::alloc::{self, c};
 use core::ffi::{c_int, c_void};
 use core::fmt::Write;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-fn set_errno(e: c_int) {
-    // SAFETY: __errno_location returns the calling thread's errno slot.
-    unsafe { *libc::__errno_location() = e };
-}
-
-static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
-
-fn page_size() -> usize {
-    let p = PAGE_SIZE.load(Ordering::Relaxed);
-    if p != 0 {
-        return p;
-    }
-    // SAFETY: sysconf has no preconditions and does not allocate.
-    let p = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as usize,
-        _ => 4096,
-    };
-    PAGE_SIZE.store(p, Ordering::Relaxed);
-    p
-}
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// # Safety
 /// C `malloc`.
@@ -88,46 +69,17 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: forwarded from the caller.
-    boundary("realloc", ptr::null_mut(), || unsafe {
-        c::realloc(p.cast(), size).cast()
-    })
+    unsafe { c::realloc(p.cast(), size).cast() }
 }
 
 /// # Safety
 /// C `reallocarray`: `p` is NULL or a live block.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
-    boundary("reallocarray", ptr::null_mut(), || {
-        match n.checked_mul(size) {
-            // SAFETY: forwarded from the caller.
-            Some(total) => unsafe { c::realloc(p.cast(), total).cast() },
-            None => {
-                set_errno(libc::ENOMEM);
-                ptr::null_mut()
-            }
-        }
+    // SAFETY: forwarded from the caller.
+    boundary("reallocarray", ptr::null_mut(), || unsafe {
+        c::reallocarray(p.cast(), n, size).cast()
     })
-}
-
-/// glibc's `memalign` alignment rules; None for an alignment glibc rejects (EINVAL).
-fn memalign_alignment(align: usize) -> Option<usize> {
-    if align <= 16 {
-        Some(16)
-    } else if align > usize::MAX / 2 + 1 {
-        None
-    } else {
-        Some(align.next_power_of_two())
-    }
-}
-
-fn memalign_impl(align: usize, size: usize) -> *mut c_void {
-    match memalign_alignment(align) {
-        Some(a) => c::aligned_alloc(a, size).cast(),
-        None => {
-            set_errno(libc::EINVAL);
-            ptr::null_mut()
-        }
-    }
 }
 
 /// # Safety
@@ -139,16 +91,14 @@ pub unsafe extern "C" fn posix_memalign(
     size: usize,
 ) -> c_int {
     boundary("posix_memalign", libc::ENOMEM, || {
-        if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
-            return libc::EINVAL;
+        match c::posix_memalign(align, size) {
+            Ok(p) => {
+                // SAFETY: memptr is writable per the contract.
+                unsafe { memptr.write(p.cast()) };
+                0
+            }
+            Err(code) => code,
         }
-        let p = c::aligned_alloc(align, size);
-        if p.is_null() {
-            return libc::ENOMEM;
-        }
-        // SAFETY: memptr is writable per the contract.
-        unsafe { memptr.write(p.cast()) };
-        0
     })
 }
 
@@ -165,32 +115,23 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 /// glibc `memalign`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    boundary("memalign", ptr::null_mut(), || memalign_impl(align, size))
+    boundary("memalign", ptr::null_mut(), || {
+        c::memalign(align, size).cast()
+    })
 }
 
 /// # Safety
 /// glibc `valloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    boundary("valloc", ptr::null_mut(), || {
-        c::aligned_alloc(page_size(), size).cast()
-    })
+    boundary("valloc", ptr::null_mut(), || c::valloc(size).cast())
 }
 
 /// # Safety
 /// glibc `pvalloc`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    boundary("pvalloc", ptr::null_mut(), || {
-        let page = page_size();
-        match size.checked_add(page - 1) {
-            Some(s) => c::aligned_alloc(page, (s & !(page - 1)).max(page)).cast(),
-            None => {
-                set_errno(libc::ENOMEM);
-                ptr::null_mut()
-            }
-        }
-    })
+    boundary("pvalloc", ptr::null_mut(), || c::pvalloc(size).cast())
 }
 
 /// # Safety
@@ -216,8 +157,8 @@ pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
 /// # Safety
 /// C23 `free_aligned_sized`: `p` is NULL or a live block of `size` bytes from `aligned_alloc`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
-    let _ = align; // the block's alignment is not recorded; the size is what can be checked
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, size: usize) {
+    // The block's alignment is not recorded; the size is what can be checked.
     // SAFETY: forwarded from the caller.
     boundary("free_aligned_sized", (), || unsafe {
         c::free_sized(p.cast(), size)

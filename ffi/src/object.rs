@@ -21,8 +21,8 @@ use core::ptr;
 
 use arenagc::gc::{WeakCallback, raw};
 use arenagc::object::{
-    self, DestructorProc, ObjectHeader, PREV_FINALIZED, TPFLAGS_HAVE_GC, TypeObject,
-    WEAKLIST_SIDE_TABLE, as_gc, type_of,
+    self, DestructorProc, ObjectHeader, PREV_FINALIZED, TPFLAGS_HAVE_GC, WEAKLIST_SIDE_TABLE,
+    as_gc, type_of,
 };
 
 use crate::error::{boundary, set_error};
@@ -376,19 +376,11 @@ pub unsafe extern "C" fn agc_object_del(obj: *mut AgcObject) -> c_int {
                 return AGC_ERR_STATE;
             }
             raw::untrack(obj);
-            if raw::getweakrefcount(obj) != 0 {
-                raw::clear_weakrefs(obj);
-            }
+            raw::clear_weakrefs(obj); // nothing to do (and no allocation) when there are none
             raw::free_object(obj);
         }
         AGC_OK
     })
-}
-
-/// Whether weak references to objects of `ty` are possible (what the core's `weakref_new`
-/// asserts).
-fn supports_weakrefs(ty: &TypeObject) -> bool {
-    ty.weaklist_offset > 0 || (ty.weaklist_offset == WEAKLIST_SIDE_TABLE && ty.is_gc())
 }
 
 /// A new weak reference to `obj` (a tracked object of its own, refcount 1). `callback`, if not
@@ -410,7 +402,7 @@ pub unsafe extern "C" fn agc_weakref_new(
         };
         // SAFETY: a live object.
         let ty = unsafe { type_of(obj) };
-        if !supports_weakrefs(ty) {
+        if !ty.supports_weakrefs() {
             set_error(format_args!(
                 "agc_weakref_new: type '{}' does not support weak references",
                 ty.name_str()

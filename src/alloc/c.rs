@@ -16,9 +16,16 @@ use super::{
 use crate::config::{ALIGNMENT, SMALL_MAX};
 use core::ptr;
 
-fn set_errno(e: i32) {
+/// Set the calling thread's `errno`.
+pub fn set_errno(e: i32) {
     // SAFETY: __errno_location returns the calling thread's errno slot.
     unsafe { *libc::__errno_location() = e };
+}
+
+/// The calling thread's `errno`.
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
 }
 
 fn enomem() -> *mut u8 {
@@ -66,6 +73,59 @@ pub fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     alloc(size, align.max(ALIGNMENT), false)
+}
+
+/// glibc's `memalign`: an alignment up to 16 gives 16, one that is not a power of two is
+/// rounded up to one, and one over `SIZE_MAX / 2 + 1` fails with null and `errno = EINVAL`.
+pub fn memalign(align: usize, size: usize) -> *mut u8 {
+    if align > usize::MAX / 2 + 1 {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    aligned_alloc(align.max(ALIGNMENT).next_power_of_two(), size)
+}
+
+/// `posix_memalign`: the block, or the error code to return (`EINVAL` for an alignment that
+/// is not a power of two or not a multiple of `sizeof(void *)`, `ENOMEM`).
+pub fn posix_memalign(align: usize, size: usize) -> Result<*mut u8, i32> {
+    if !align.is_power_of_two() || align % size_of::<*mut u8>() != 0 {
+        return Err(libc::EINVAL);
+    }
+    let p = aligned_alloc(align, size);
+    if p.is_null() {
+        return Err(libc::ENOMEM);
+    }
+    Ok(p)
+}
+
+/// The system page size (read once).
+fn page_size() -> usize {
+    static PAGE_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+    let p = PAGE_SIZE.load(core::sync::atomic::Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let p = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    };
+    PAGE_SIZE.store(p, core::sync::atomic::Ordering::Relaxed);
+    p
+}
+
+/// glibc's `valloc`: page-aligned.
+pub fn valloc(size: usize) -> *mut u8 {
+    aligned_alloc(page_size(), size)
+}
+
+/// glibc's `pvalloc`: page-aligned, the size rounded up to whole pages (at least one).
+pub fn pvalloc(size: usize) -> *mut u8 {
+    let page = page_size();
+    match size.checked_add(page - 1) {
+        Some(s) => aligned_alloc(page, (s & !(page - 1)).max(page)),
+        None => enomem(),
+    }
 }
 
 /// Usable size of a live block (at least what was asked for).
@@ -173,6 +233,19 @@ pub unsafe fn free_sized(p: *mut u8, size: usize) {
     }
     // SAFETY: forwarded.
     unsafe { free(p) }
+}
+
+/// `reallocarray`: `realloc(p, n * size)`; a product that overflows fails with null and
+/// `errno = ENOMEM`, the old block untouched.
+///
+/// # Safety
+/// As `realloc`.
+pub unsafe fn reallocarray(p: *mut u8, n: usize, size: usize) -> *mut u8 {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded.
+        Some(total) => unsafe { realloc(p, total) },
+        None => enomem(),
+    }
 }
 
 /// glibc's `realloc`: null `p` allocates; size 0 frees and returns null; on failure null with

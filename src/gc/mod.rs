@@ -275,6 +275,11 @@ pub fn garbage() -> Vec<AnyGc> {
     current().garbage.borrow().clone()
 }
 
+/// A new reference to item `index` of `garbage`, if there is one.
+pub fn garbage_get(index: usize) -> Option<AnyGc> {
+    current().garbage.borrow().get(index).cloned()
+}
+
 /// Number of objects in `garbage`.
 pub fn garbage_len() -> usize {
     current().garbage.borrow().len()

@@ -165,7 +165,7 @@ pub unsafe fn weakref_new(
     // SAFETY: live object.
     let ty = unsafe { type_of(obj) };
     assert!(
-        ty.weaklist_offset > 0 || (ty.weaklist_offset == WEAKLIST_SIDE_TABLE && ty.is_gc()),
+        ty.supports_weakrefs(),
         "weakref_new: the object's type does not support weak references"
     );
     let st = current();

@@ -140,6 +140,12 @@ impl TypeObject {
         self.flags & TPFLAGS_HAVE_GC != 0
     }
 
+    /// Whether objects of this type can have weak references: a slot in the payload, or the
+    /// runtime's side table (GC types only).
+    pub const fn supports_weakrefs(&self) -> bool {
+        self.weaklist_offset > 0 || (self.weaklist_offset == WEAKLIST_SIDE_TABLE && self.is_gc())
+    }
+
     /// The name as a string (lossy), "?" when null.
     pub fn name_str(&self) -> std::borrow::Cow<'_, str> {
         if self.name.is_null() {
