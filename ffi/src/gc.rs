@@ -4,22 +4,20 @@
 //! ```text
 //!  agc_gc_collect(gen) ───────────────> gc::collect        (gen outside 0..2: AGC_ERR_VALUE)
 //!  enable / disable / thresholds / counts / stats / debug / freeze ──> gc::*
-//!  agc_gc_garbage_len / _get / _clear ─> gc::garbage_len / garbage / clear_garbage
+//!  agc_gc_garbage_len / _get / _clear ─> gc::garbage_len / garbage_get / clear_garbage
 //!  agc_gc_callback_add(fn, data) ─────> gc::add_callback(closure calling fn) -> CallbackId
-//!        └ CALLBACKS: C id -> (runtime key, CallbackId)    (CallbackId is opaque and per runtime)
+//!        (the C id is `CallbackId::get`: unique in the process, so one of another runtime is
+//!        not found)
 //!  agc_gc_get_objects / _referrers / _referents(visit, data) ─> gc::get_* (strong refs held
 //!        while the visitor runs)
 //! ```
 
 use core::ffi::{c_int, c_uint, c_void};
-use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use arenagc::gc::{self, AnyGc, AsObject, CallbackId, GenStats, NUM_GENERATIONS, Phase};
 
 use crate::error::{boundary, set_error};
 use crate::object::object_call;
-use crate::runtime::current_key;
 use crate::types::{
     AGC_DEBUG_COLLECTABLE, AGC_DEBUG_LEAK, AGC_DEBUG_SAVEALL, AGC_DEBUG_STATS,
     AGC_DEBUG_UNCOLLECTABLE, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_VALUE, AGC_GC_GENERATIONS,
@@ -254,20 +252,6 @@ pub extern "C" fn agc_gc_garbage_clear() {
     boundary("agc_gc_garbage_clear", (), gc::clear_garbage)
 }
 
-/// C ids of registered callbacks: `(C id, runtime key, core id)`. The core's `CallbackId` is
-/// opaque and numbered per runtime, so the runtime is part of the key.
-static CALLBACKS: Mutex<Vec<(u64, usize, CallbackId)>> = Mutex::new(Vec::new());
-/// The last C id handed out.
-static LAST_ID: AtomicU64 = AtomicU64::new(0);
-
-/// Forget the C ids of the callbacks of the runtime `key` (it is going away).
-pub(crate) fn forget_callbacks(key: usize) {
-    CALLBACKS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|&(_, k, _)| k != key);
-}
-
 /// Register `callback`, called with `data` at the start (`AGC_GC_START`, collected and
 /// uncollectable 0) and at the end (`AGC_GC_STOP`) of every collection of the current runtime.
 /// Returns an id > 0 for `agc_gc_callback_remove`, or 0 with a message if `callback` is NULL.
@@ -297,12 +281,7 @@ pub unsafe extern "C" fn agc_gc_callback_add(callback: AgcGcCallback, data: *mut
                 )
             }
         });
-        let id = LAST_ID.fetch_add(1, Ordering::Relaxed) + 1;
-        CALLBACKS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((id, current_key(), cid));
-        id
+        cid.get()
     })
 }
 
@@ -311,15 +290,7 @@ pub unsafe extern "C" fn agc_gc_callback_add(callback: AgcGcCallback, data: *mut
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_callback_remove(id: u64) -> c_int {
     boundary("agc_gc_callback_remove", AGC_ERR_PANIC, || {
-        let key = current_key();
-        let found = {
-            let mut cbs = CALLBACKS.lock().unwrap_or_else(|e| e.into_inner());
-            cbs.iter()
-                .position(|&(i, k, _)| i == id && k == key)
-                .map(|at| cbs.swap_remove(at).2)
-        };
-        // The core drops the closure outside our lock.
-        if found.is_some_and(gc::remove_callback) {
+        if gc::remove_callback(CallbackId::from_raw(id)) {
             AGC_OK
         } else {
             set_error(format_args!(
@@ -462,14 +433,6 @@ mod tests {
         }
     }
 
-    fn registered(id: u64) -> bool {
-        CALLBACKS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|&(i, _, _)| i == id)
-    }
-
     #[test]
     fn callback_ids_of_an_exited_thread_are_forgotten() {
         let id = std::thread::spawn(|| {
@@ -477,20 +440,18 @@ mod tests {
             // SAFETY: the callback accepts the counter, which outlives every collection of
             // this thread's runtime (there is none after this closure returns).
             let id = unsafe { agc_gc_callback_add(Some(count_stops), (&raw mut stops).cast()) };
-            assert!(id > 0 && registered(id));
+            assert!(id > 0);
             assert_eq!(agc_gc_collect(0), 0);
             assert_eq!(stops, 1);
             assert_eq!(agc_gc_callback_remove(id), AGC_OK);
-            assert!(!registered(id));
+            assert_eq!(agc_gc_callback_remove(id), AGC_ERR_VALUE);
             // SAFETY: as above.
             unsafe { agc_gc_callback_add(Some(count_stops), (&raw mut stops).cast()) }
         })
         .join()
         .expect("thread");
-        assert!(
-            id > 0 && !registered(id),
-            "left behind by the exited thread"
-        );
+        assert!(id > 0);
+        // Not found from another thread (its runtime went with it).
         assert_eq!(agc_gc_callback_remove(id), AGC_ERR_VALUE);
     }
 
@@ -503,13 +464,12 @@ mod tests {
             unsafe {
                 assert_eq!(agc_runtime_attach(rt), AGC_OK);
                 let id = agc_gc_callback_add(Some(count_stops), (&raw mut stops).cast());
-                assert!(registered(id));
+                assert!(id > 0);
                 assert_eq!(agc_runtime_detach(rt), AGC_OK);
                 // Not registered in this thread's default runtime.
                 assert_eq!(agc_gc_callback_remove(id), AGC_ERR_VALUE);
-                assert!(registered(id));
                 assert_eq!(agc_runtime_free(rt), AGC_OK);
-                assert!(!registered(id));
+                assert_eq!(agc_gc_callback_remove(id), AGC_ERR_VALUE);
             }
         })
         .join()

@@ -21,8 +21,7 @@ use core::ptr;
 
 use arenagc::gc::{WeakCallback, raw};
 use arenagc::object::{
-    self, DestructorProc, ObjectHeader, PREV_FINALIZED, TPFLAGS_HAVE_GC, WEAKLIST_SIDE_TABLE,
-    as_gc, type_of,
+    self, DestructorProc, ObjectHeader, TPFLAGS_HAVE_GC, WEAKLIST_SIDE_TABLE, type_of,
 };
 
 use crate::error::{boundary, set_error};
@@ -312,9 +311,8 @@ pub unsafe extern "C" fn agc_is_finalized(obj: *mut AgcObject) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_finalize_from_dealloc(obj: *mut AgcObject) -> c_int {
     object_call("agc_finalize_from_dealloc", obj, |obj| {
-        // SAFETY: a live object at refcount zero (the caller's contract), lent one reference
-        // for the finalizer, which may keep it (resurrection); GC objects have a GcHead whose
-        // PREV_FINALIZED bit records that the finalizer ran (as the collector does).
+        // SAFETY: a live object at refcount zero, inside its type's dealloc (the caller's
+        // contract).
         unsafe {
             let rc = (*obj).refcnt;
             if rc != 0 {
@@ -323,20 +321,7 @@ pub unsafe extern "C" fn agc_finalize_from_dealloc(obj: *mut AgcObject) -> c_int
                 ));
                 return AGC_ERR_STATE;
             }
-            let ty = type_of(obj);
-            let Some(finalize) = ty.finalize else {
-                return 0;
-            };
-            if object::is_finalized(obj) {
-                return 0;
-            }
-            if ty.is_gc() {
-                (*as_gc(obj)).prev |= PREV_FINALIZED;
-            }
-            (*obj).refcnt = 1;
-            finalize(obj);
-            (*obj).refcnt -= 1;
-            c_int::from((*obj).refcnt != 0)
+            c_int::from(raw::finalize_from_dealloc(obj))
         }
     })
 }
@@ -375,9 +360,7 @@ pub unsafe extern "C" fn agc_object_del(obj: *mut AgcObject) -> c_int {
                 ));
                 return AGC_ERR_STATE;
             }
-            raw::untrack(obj);
-            raw::clear_weakrefs(obj); // nothing to do (and no allocation) when there are none
-            raw::free_object(obj);
+            raw::del_object(obj);
         }
         AGC_OK
     })

@@ -57,35 +57,6 @@ impl Drop for Attachments {
 
 thread_local! {
     static ATTACHED: RefCell<Attachments> = const { RefCell::new(Attachments(Vec::new())) };
-    /// Its address names the thread's default runtime (see [`current_key`]).
-    static DEFAULT_KEY: DefaultKey = const { DefaultKey { _byte: 0 } };
-}
-
-/// The key of a thread's default runtime; at thread exit the C ids of that runtime's gc
-/// callbacks are forgotten (another thread may get the same address).
-struct DefaultKey {
-    /// Not zero-sized, so that each thread's key has its own address.
-    _byte: u8,
-}
-
-impl Drop for DefaultKey {
-    fn drop(&mut self) {
-        crate::gc::forget_callbacks(ptr::from_ref(self) as usize);
-    }
-}
-
-/// A key of the calling thread's current runtime: the innermost attached `agc_runtime`, else
-/// (the default runtime) an address unique to this thread while it lives.
-pub(crate) fn current_key() -> usize {
-    let top = ATTACHED
-        .try_with(|a| a.borrow().0.last().map(|x| x.rt as usize))
-        .ok()
-        .flatten();
-    top.unwrap_or_else(|| {
-        DEFAULT_KEY
-            .try_with(|k| ptr::from_ref(k) as usize)
-            .unwrap_or(0)
-    })
 }
 
 /// A new runtime (its own generations, thresholds, stats, garbage, callbacks), for threads
@@ -130,7 +101,6 @@ pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
             ));
             return AGC_ERR_STATE;
         }
-        crate::gc::forget_callbacks(rt as usize);
         // SAFETY: from agc_runtime_new (Box::into_raw), nobody attached, not used again.
         drop(unsafe { Box::from_raw(rt) });
         AGC_OK

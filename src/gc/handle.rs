@@ -145,10 +145,7 @@ unsafe fn call_resurrecting(
     unsafe {
         // Deferred by the trashcan (untracked): track again while user code can see it.
         list::track(as_gc(obj), st.gen_head(0));
-        (*obj).refcnt = 1;
-        f(obj);
-        (*obj).refcnt -= 1;
-        (*obj).refcnt != 0
+        object::call_lending_reference(obj, f)
     }
 }
 

@@ -295,16 +295,31 @@ pub fn clear_garbage() {
     drop(take_garbage());
 }
 
-/// Identifies a registered gc callback.
+/// Identifies a registered gc callback. Ids are unique in the process (never reused, never 0),
+/// so an id from another runtime or a runtime that is gone is simply not found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackId(u64);
+
+impl CallbackId {
+    /// The id as a number (> 0), for callers that hand it across the C ABI.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The id a number from [`CallbackId::get`] stands for.
+    pub fn from_raw(id: u64) -> CallbackId {
+        CallbackId(id)
+    }
+}
+
+/// The last callback id handed out (in any runtime).
+static LAST_CALLBACK_ID: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// Register `f`, called at the start and the end of every collection of the current runtime
 /// (`gc.callbacks`). A callback running again while it runs (nested) is skipped.
 pub fn add_callback(f: impl FnMut(Phase, &CallbackInfo) + 'static) -> CallbackId {
     let st = current();
-    let id = st.next_callback_id.get();
-    st.next_callback_id.set(id + 1);
+    let id = LAST_CALLBACK_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
     let cb: runtime::Callback = Rc::new(RefCell::new(f));
     st.callbacks.borrow_mut().push((id, cb));
     CallbackId(id)
@@ -400,6 +415,43 @@ pub mod raw {
             if object::is_tracked(obj) {
                 list::remove(as_gc(obj));
             }
+        }
+    }
+
+    /// For a type's `dealloc` (the object's refcount just reached zero): run the type's
+    /// `finalize` unless it ran before (GC objects remember, as the collector does), lending
+    /// the object one reference. True when the finalizer resurrected it.
+    ///
+    /// # Safety
+    /// `obj` is live with refcount 0, inside its type's `dealloc`.
+    pub unsafe fn finalize_from_dealloc(obj: *mut ObjectHeader) -> bool {
+        // SAFETY: caller's contract; GC objects have a GcHead.
+        unsafe {
+            let ty = type_of(obj);
+            let Some(finalize) = ty.finalize else {
+                return false;
+            };
+            if object::is_finalized(obj) {
+                return false;
+            }
+            if ty.is_gc() {
+                (*as_gc(obj)).prev |= object::PREV_FINALIZED;
+            }
+            object::call_lending_reference(obj, finalize)
+        }
+    }
+
+    /// The end of a type's `dealloc`: untrack `obj`, clear the weak references still pointing
+    /// to it (running their callbacks), and free it with [`free_object`].
+    ///
+    /// # Safety
+    /// `obj` came from [`new_object`], has refcount 0, and is not used again.
+    pub unsafe fn del_object(obj: *mut ObjectHeader) {
+        // SAFETY: caller's contract.
+        unsafe {
+            untrack(obj);
+            weakref::clear_weakrefs(obj); // nothing to do (and no allocation) when there are none
+            free_object(obj);
         }
     }
 

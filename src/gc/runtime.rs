@@ -86,7 +86,6 @@ pub(crate) struct GcState {
     pub stats: [Cell<GenStats>; NUM_GENERATIONS],
     pub garbage: RefCell<Vec<AnyGc>>,
     pub callbacks: RefCell<Vec<(u64, Callback)>>,
-    pub next_callback_id: Cell<u64>,
     /// Nesting of deallocations (the trashcan).
     pub trash_depth: Cell<usize>,
     /// Deallocations deferred by the trashcan, linked through `GcHead.prev`.
@@ -118,7 +117,6 @@ impl GcState {
             stats: Default::default(),
             garbage: RefCell::new(Vec::new()),
             callbacks: RefCell::new(Vec::new()),
-            next_callback_id: Cell::new(1),
             trash_depth: Cell::new(0),
             trash_list: Cell::new(core::ptr::null_mut()),
             weak_table: RefCell::new(HashMap::new()),

@@ -344,6 +344,21 @@ pub unsafe fn is_finalized(obj: *mut ObjectHeader) -> bool {
     unsafe { type_of(obj).is_gc() && (*as_gc(obj)).prev & PREV_FINALIZED != 0 }
 }
 
+/// Call `f` on an object whose refcount is zero, lending it one reference; true when `f`
+/// resurrected it (kept a reference).
+///
+/// # Safety
+/// `obj` is live with refcount 0; `f` accepts it.
+pub(crate) unsafe fn call_lending_reference(obj: *mut ObjectHeader, f: DestructorProc) -> bool {
+    // SAFETY: caller's contract.
+    unsafe {
+        (*obj).refcnt = 1;
+        f(obj);
+        (*obj).refcnt -= 1;
+        (*obj).refcnt != 0
+    }
+}
+
 /// The weak-reference list slot inside `obj`, or null when its type has none (no weakref
 /// support, or a side-table type).
 ///
