@@ -376,17 +376,8 @@ pub unsafe extern "C" fn agc_gc_get_referrers(
     visit: AgcVisitProc,
     data: *mut c_void,
 ) -> isize {
-    object_call("agc_gc_get_referrers", obj, |obj| {
-        let f = match visitor("agc_gc_get_referrers", visit) {
-            Ok(f) => f,
-            Err(e) => return e,
-        };
-        // SAFETY: a live object of the current runtime.
-        let target = unsafe { AnyGc::from_borrowed(obj) };
-        let found = gc::get_referrers(&target);
-        // SAFETY: forwarded from the caller.
-        unsafe { visit_all(found, f, data) }
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe { visit_related("agc_gc_get_referrers", obj, visit, data, gc::get_referrers) }
 }
 
 /// Call `visit(referent, data)` for each object `obj` refers to directly (per its type's
@@ -400,16 +391,30 @@ pub unsafe extern "C" fn agc_gc_get_referents(
     visit: AgcVisitProc,
     data: *mut c_void,
 ) -> isize {
-    object_call("agc_gc_get_referents", obj, |obj| {
-        let f = match visitor("agc_gc_get_referents", visit) {
+    // SAFETY: forwarded from the caller.
+    unsafe { visit_related("agc_gc_get_referents", obj, visit, data, gc::get_referents) }
+}
+
+/// The body of `agc_gc_get_referrers` / `_referents`: `related` finds the objects to visit.
+///
+/// # Safety
+/// As those functions.
+unsafe fn visit_related(
+    func: &str,
+    obj: *mut AgcObject,
+    visit: AgcVisitProc,
+    data: *mut c_void,
+    related: fn(&AnyGc) -> Vec<AnyGc>,
+) -> isize {
+    object_call(func, obj, |obj| {
+        let f = match visitor(func, visit) {
             Ok(f) => f,
             Err(e) => return e,
         };
         // SAFETY: a live object of the current runtime.
         let target = unsafe { AnyGc::from_borrowed(obj) };
-        let found = gc::get_referents(&target);
         // SAFETY: forwarded from the caller.
-        unsafe { visit_all(found, f, data) }
+        unsafe { visit_all(related(&target), f, data) }
     })
 }
 
