@@ -9,7 +9,7 @@ mod common;
 #[allow(dead_code)]
 mod types;
 
-use common::{Link, cc_test, libs, output, preload, root, run_ok};
+use common::{Link, cc_test, libs, output, preload, root, run_c_case, run_ok};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use types::{
@@ -455,31 +455,10 @@ fn header_is_cplusplus_friendly() {
 // agc_* from C: api.c, shared and static, normal and debug mode
 
 fn api(case: &str) {
-    let shared = cc_test(
-        "api_shared",
-        "api.c",
-        Link::Shared,
-        &["-std=c99", "-fno-builtin"],
-    );
-    let stat = cc_test(
-        "api_static",
-        "api.c",
-        Link::Static,
-        &["-std=c99", "-fno-builtin"],
-    );
-    for (exe, debug) in [(&shared, "0"), (&stat, "0"), (&shared, "1"), (&stat, "1")] {
-        let (out, _) = run_ok(Command::new(exe).arg(case).env("ARENAGC_DEBUG", debug));
-        assert_eq!(out.trim(), "api: ok");
-    }
+    run_c_case("api", case, &["-std=c99", "-fno-builtin"]);
 }
 
-macro_rules! api_tests {
-    ($($test:ident => $case:literal),* $(,)?) => {
-        $(#[test] fn $test() { api($case); })*
-    };
-}
-
-api_tests! {
+c_tests! { api;
     agc_version_matches_header => "version",
     agc_malloc_zero_gives_distinct_live_pointers => "malloc_zero_distinct",
     agc_malloc_every_size_usable_and_aligned => "sizes",
@@ -516,13 +495,7 @@ fn family(case: &str) {
     }
 }
 
-macro_rules! family_tests {
-    ($($test:ident => $case:literal),* $(,)?) => {
-        $(#[test] fn $test() { family($case); })*
-    };
-}
-
-family_tests! {
+c_tests! { family;
     preload_malloc_is_arenagc => "is_ours",
     preload_malloc_zero_gives_distinct_live_pointers => "malloc_zero",
     preload_huge_sizes_give_null_and_enomem_for_every_function => "huge",

@@ -224,7 +224,6 @@ static void test_sizes_and_realloc(void) {
     free(p);
 }
 
-struct test_case { const char *name; void (*run)(void); };
 static const struct test_case cases[] = {
     {"is_ours", test_is_ours},
     {"malloc_zero", test_malloc_zero},
@@ -241,19 +240,10 @@ static const struct test_case cases[] = {
 
 /* Runs the case named by argv[1], or every case when there is none. */
 int main(int argc, char **argv) {
-    const char *d = getenv("ARENAGC_DEBUG");
-    debug_mode = d != NULL && d[0] != 0 && d[0] != '0';
+    debug_mode = debug_mode_from_env();
     page = (size_t)sysconf(_SC_PAGESIZE);
     resolve();
-    size_t i;
-    int ran = 0;
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        cases[i].run();
-        ran++;
-    }
-    CHECK(ran > 0);
+    CHECK(run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL) > 0);
     printf("family: ok\n");
     return 0;
 }

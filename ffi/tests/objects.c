@@ -15,17 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The calling thread's last error contains `what`. */
-#define CHECK_ERR(what)                                                         \
-    do {                                                                        \
-        const char *e_ = agc_last_error();                                      \
-        if (e_ == NULL || strstr(e_, (what)) == NULL) {                         \
-            fprintf(stderr, "%s:%d: last error \"%s\" lacks \"%s\"\n", __FILE__, \
-                    __LINE__, e_ ? e_ : "(null)", (what));                      \
-            exit(1);                                                            \
-        }                                                                       \
-    } while (0)
-
 /* ---- test types ---------------------------------------------------------------------------- */
 
 /* A GC object holding at most one reference, and a weak-list slot. */
@@ -996,7 +985,6 @@ static void test_default_runtime_per_thread(void) {
     agc_decref(o);
 }
 
-struct test_case { const char *name; void (*run)(void); };
 static const struct test_case cases[] = {
     {"new", test_new},
     {"new_bad", test_new_bad},
@@ -1027,16 +1015,8 @@ static const struct test_case cases[] = {
 
 /* Runs the case named by argv[1] (each in a fresh process: a fresh default runtime). */
 int main(int argc, char **argv) {
-    size_t i;
-    int ran = 0;
     CHECK(argc == 2);
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (strcmp(argv[1], cases[i].name) != 0)
-            continue;
-        cases[i].run();
-        ran++;
-    }
-    CHECK(ran == 1);
+    CHECK(run_cases(cases, sizeof cases / sizeof cases[0], argv[1]) == 1);
     printf("objects: ok\n");
     return 0;
 }

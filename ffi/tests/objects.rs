@@ -5,39 +5,14 @@
 
 mod common;
 
-use common::{Link, cc_test, run_ok};
-use std::process::Command;
+use common::run_c_case;
 
 /// Run `case` of objects.c in every build and mode; return the stderr of each run.
 fn objects(case: &str) -> Vec<String> {
-    let shared = cc_test(
-        "objects_shared",
-        "objects.c",
-        Link::Shared,
-        &["-std=c99", "-pedantic"],
-    );
-    let stat = cc_test(
-        "objects_static",
-        "objects.c",
-        Link::Static,
-        &["-std=c99", "-pedantic"],
-    );
-    let mut errs = Vec::new();
-    for (exe, debug) in [(&shared, "0"), (&stat, "0"), (&shared, "1"), (&stat, "1")] {
-        let (out, err) = run_ok(Command::new(exe).arg(case).env("ARENAGC_DEBUG", debug));
-        assert_eq!(out.trim(), "objects: ok", "{case} ({exe:?}, debug {debug})");
-        errs.push(err);
-    }
-    errs
+    run_c_case("objects", case, &["-std=c99", "-pedantic"])
 }
 
-macro_rules! objects_tests {
-    ($($test:ident => $case:literal),* $(,)?) => {
-        $(#[test] fn $test() { objects($case); })*
-    };
-}
-
-objects_tests! {
+c_tests! { objects;
     agc_new_gives_a_zeroed_untracked_object_counted_if_gc => "new",
     agc_new_rejects_null_and_malformed_types => "new_bad",
     agc_new_var_sizes_by_item_count_zeroes_and_rejects_overflow => "new_var",

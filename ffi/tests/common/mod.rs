@@ -164,6 +164,35 @@ pub fn run_ok(cmd: &mut Command) -> (String, String) {
     (so, se)
 }
 
+/// Run `case` of the C test program `<prog>.c`, built with `flags` against the shared and the
+/// static library, in normal and in debug mode (`ARENAGC_DEBUG`); each run must exit 0 and
+/// print `<prog>: ok`. Returns the stderr of each run.
+pub fn run_c_case(prog: &str, case: &str, flags: &[&str]) -> Vec<String> {
+    let file = format!("{prog}.c");
+    let shared = cc_test(&format!("{prog}_shared"), &file, Link::Shared, flags);
+    let stat = cc_test(&format!("{prog}_static"), &file, Link::Static, flags);
+    let mut errs = Vec::new();
+    for (exe, debug) in [(&shared, "0"), (&stat, "0"), (&shared, "1"), (&stat, "1")] {
+        let (out, err) = run_ok(Command::new(exe).arg(case).env("ARENAGC_DEBUG", debug));
+        assert_eq!(
+            out.trim(),
+            format!("{prog}: ok"),
+            "{case} ({exe:?}, debug {debug})"
+        );
+        errs.push(err);
+    }
+    errs
+}
+
+/// One `#[test]` per case of a C test program: `c_tests!(runner; test_name => "case", ...)`
+/// calls `runner("case")`, so a failure names the case.
+#[macro_export]
+macro_rules! c_tests {
+    ($run:path; $($test:ident => $case:literal),* $(,)?) => {
+        $(#[test] fn $test() { $run($case); })*
+    };
+}
+
 /// One statistics table printed at exit under `ARENAGC_STATS=1`.
 #[derive(Debug, Default)]
 pub struct ExitStats {
