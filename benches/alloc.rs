@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{LiveSet, allocators, lay};
+use common::{LiveSet, alloc_free_batch, allocators, lay};
 use criterion::{BenchmarkId, Criterion, black_box, criterion_group, criterion_main};
 use std::time::Duration;
 
@@ -34,17 +34,7 @@ fn batch(c: &mut Criterion) {
         g.bench_function(name, |b| {
             let l = lay(64);
             let mut v = Vec::with_capacity(1000);
-            b.iter(|| {
-                // SAFETY: valid layout; each block freed once.
-                unsafe {
-                    for _ in 0..1000 {
-                        v.push(a.alloc(l));
-                    }
-                    for p in v.drain(..) {
-                        a.dealloc(black_box(p), l);
-                    }
-                }
-            })
+            b.iter(|| alloc_free_batch(a, l, &mut v, 1000))
         });
     }
     g.finish();

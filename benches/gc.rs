@@ -5,7 +5,9 @@
 //! - `create_cycles`: create N two-object cycles and drop the handles (automatic collection
 //!   off; the garbage is collected outside the timing).
 //! - `collect_garbage`: collect those 2N garbage objects.
-//! - `full_collect_live`: a full collection over 2N live tracked objects (N live pairs).
+//! - `full_collect_live`: a full collection over 2N live tracked objects (N live pairs). For
+//!   rust-cc, bacon_rajan_cc and dumpster, which scan only candidate roots (objects whose count
+//!   was decremented), the collection finds none and does no work; `benches/README.md` says so.
 //! - `new_clone_drop_drop`: `new`, `clone`, `drop`, `drop` of one small object.
 //! - `young_pauses` (printed, not criterion): average and maximum young-collection pause while
 //!   N new cycles are made with 2N live objects in the old generation.

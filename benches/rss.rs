@@ -2,7 +2,11 @@
 //! Each allocator runs in its own child process (this binary with an argument), so the figures
 //! do not blur into each other. Prints a markdown table of the ratios.
 
-use core::alloc::{GlobalAlloc, Layout};
+#[allow(dead_code)] // this bench uses only the allocator list
+mod common;
+
+use common::{Alloc, allocators};
+use core::alloc::Layout;
 
 const N: usize = 1_000_000;
 const SIZE: usize = 32;
@@ -16,7 +20,7 @@ fn hwm_kib() -> usize {
         .unwrap()
 }
 
-fn run(a: &dyn GlobalAlloc) -> usize {
+fn run(a: Alloc) -> usize {
     let l = Layout::from_size_align(SIZE, 8).unwrap();
     // The pointer table comes from mmap, not from the allocator under test.
     let table = arenagc::alloc::os::reserve_table(N * 8) as *mut *mut u8;
@@ -37,13 +41,11 @@ fn run(a: &dyn GlobalAlloc) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(which) = args.iter().find_map(|a| a.strip_prefix("--child=")) {
-        let bytes = match which {
-            "arenagc" => run(&arenagc::ArenaAlloc),
-            "glibc" => run(&std::alloc::System),
-            "mimalloc" => run(&mimalloc::MiMalloc),
-            "jemalloc" => run(&tikv_jemallocator::Jemalloc),
-            _ => panic!("unknown allocator"),
-        };
+        let (_, a) = allocators()
+            .into_iter()
+            .find(|(name, _)| *name == which)
+            .expect("unknown allocator");
+        let bytes = run(a);
         println!("{bytes}");
         return;
     }
@@ -54,7 +56,7 @@ fn main() {
         payload >> 20
     );
     println!("|---|---|---|");
-    for name in ["arenagc", "glibc", "mimalloc", "jemalloc"] {
+    for (name, _) in allocators() {
         let out = std::process::Command::new(&exe)
             .arg(format!("--child={name}"))
             .output()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Alloc, LiveSet, allocators, lay};
+use common::{Alloc, LiveSet, alloc_free_batch, allocators, lay};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -48,15 +48,7 @@ fn batch(a: Alloc) -> f64 {
     let rounds = 2000;
     let t = Instant::now();
     for _ in 0..rounds {
-        // SAFETY: valid layout; each block freed once.
-        unsafe {
-            for _ in 0..1000 {
-                v.push(a.alloc(l));
-            }
-            for p in v.drain(..) {
-                a.dealloc(black_box(p), l);
-            }
-        }
+        alloc_free_batch(a, l, &mut v, 1000);
     }
     t.elapsed().as_nanos() as f64 / rounds as f64
 }

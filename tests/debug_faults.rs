@@ -75,11 +75,7 @@ fn commit(name: &str) {
                 let p = ArenaAlloc.alloc(layout(100));
                 ArenaAlloc.dealloc(p, layout(90));
             }
-            "c_interior_pointer" => {
-                let p = arenagc::alloc::c::malloc(64);
-                arenagc::alloc::c::free(p.add(16));
-            }
-            "debug_interior_pointer" => {
+            "c_interior_pointer" | "debug_interior_pointer" => {
                 let p = arenagc::alloc::c::malloc(64);
                 arenagc::alloc::c::free(p.add(16));
             }

@@ -130,6 +130,19 @@ pub fn producer_consumer(a: Alloc, n: usize) -> std::time::Duration {
     t.elapsed()
 }
 
+/// Allocate `count` blocks of layout `l` into `v` (empty), then free them all in order.
+pub fn alloc_free_batch(a: Alloc, l: Layout, v: &mut Vec<*mut u8>, count: usize) {
+    // SAFETY: valid layout; each block freed once.
+    unsafe {
+        for _ in 0..count {
+            v.push(a.alloc(l));
+        }
+        for p in v.drain(..) {
+            a.dealloc(std::hint::black_box(p), l);
+        }
+    }
+}
+
 /// Grow one block from 16 to 512 bytes by `realloc` in 16-byte steps, then free it.
 pub fn grow_by_realloc(a: Alloc) {
     // SAFETY: each realloc passes the block's current layout.

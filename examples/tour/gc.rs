@@ -7,6 +7,8 @@ use std::rc::Rc;
 use arenagc::gc::{self, Phase};
 use arenagc::{Gc, GcCell, Trace};
 
+use super::section;
+
 /// A node that can point at others: `GcCell` lets us close cycles through shared `Gc`s.
 #[derive(Trace)]
 struct Node {
@@ -45,13 +47,6 @@ struct Legacy {
 }
 
 fn legacy_del(_: &Gc<Legacy>) {}
-
-fn section(title: &str) {
-    println!(
-        "\n=== {title} {}",
-        "=".repeat(70usize.saturating_sub(title.len()))
-    );
-}
 
 /// Print the GC tour.
 pub fn run() {

@@ -207,8 +207,8 @@ int main(void) {
 
     printf("size agc_object %zu\n", sizeof(agc_object));
     printf("align agc_object %zu\n", OFFSET(struct align_object, t));
-    printf("offset agc_object.refcnt %zu\n", OFFSET(agc_object, refcnt));
-    printf("offset agc_object.type %zu\n", OFFSET(agc_object, type));
+    LAYOUT(agc_object, refcnt);
+    LAYOUT(agc_object, type);
 
     printf("size agc_type %zu\n", sizeof(agc_type));
     printf("align agc_type %zu\n", OFFSET(struct align_type, t));
