@@ -121,15 +121,17 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
         p.bounds.push(syn::parse_quote!(::arenagc::gc::Trace));
     }
     let (impl_g, ty_g, where_c) = input.generics.split_for_impl();
-    let finalize = attrs.finalize.map(|p| {
-        quote!(const FINALIZE: ::core::option::Option<fn(&::arenagc::gc::Gc<Self>)> =
+    let hook = |konst: &str, p: Path| {
+        let konst = syn::Ident::new(konst, proc_macro2::Span::call_site());
+        quote!(const #konst: ::core::option::Option<fn(&::arenagc::gc::Gc<Self>)> =
             ::core::option::Option::Some(#p);)
-    });
-    let legacy = attrs.legacy_del.map(|p| {
-        quote!(const LEGACY_DEL: ::core::option::Option<fn(&::arenagc::gc::Gc<Self>)> =
-            ::core::option::Option::Some(#p);)
-    });
-    let cname = format!("{name}\0");
+    };
+    let finalize = attrs.finalize.map(|p| hook("FINALIZE", p));
+    let legacy = attrs.legacy_del.map(|p| hook("LEGACY_DEL", p));
+    // An identifier never contains a NUL, so the name is always a valid C string.
+    let cname = proc_macro2::Literal::c_string(
+        &std::ffi::CString::new(name.to_string()).expect("identifiers have no NUL"),
+    );
     Ok(quote! {
         // SAFETY: generated: visits each owned field once (minus `#[trace(skip)]` fields).
         #[automatically_derived]
@@ -139,11 +141,7 @@ fn expand(mut input: DeriveInput) -> syn::Result<TokenStream2> {
             fn trace(&self, __tracer: &mut ::arenagc::gc::Tracer) {
                 #body
             }
-            const NAME: &'static ::core::ffi::CStr =
-                match ::core::ffi::CStr::from_bytes_with_nul(#cname.as_bytes()) {
-                    ::core::result::Result::Ok(c) => c,
-                    ::core::result::Result::Err(_) => c"object",
-                };
+            const NAME: &'static ::core::ffi::CStr = #cname;
             #finalize
             #legacy
         }
