@@ -130,16 +130,6 @@ unsafe fn check_type(func: &str, ty: *const AgcType) -> Result<(), c_int> {
     Err(AGC_ERR_VALUE)
 }
 
-/// Zero what follows the header of a fresh object of `size` bytes (header included).
-///
-/// # Safety
-/// `obj` has at least `size >= 16` writable bytes from its header on.
-unsafe fn zero_payload(obj: *mut ObjectHeader, size: usize) {
-    let hdr = size_of::<ObjectHeader>();
-    // SAFETY: the caller's contract; the payload follows the 16-byte header.
-    unsafe { obj.cast::<u8>().add(hdr).write_bytes(0, size - hdr) };
-}
-
 /// The body of `agc_new` and `agc_new_var`: check the type, compute the size (`basic_size +
 /// nitems * item_size`, overflow-checked), allocate, zero the payload. NULL with a message
 /// naming `func` on any failure.
@@ -160,15 +150,12 @@ unsafe fn new_zeroed(func: &str, ty: *const AgcType, nitems: usize) -> *mut AgcO
         return ptr::null_mut();
     };
     // SAFETY: ty is a checked type that outlives its objects (the caller's contract).
-    let obj = unsafe { raw::new_object_var(ty, nitems) };
+    let obj = unsafe { raw::new_object_var_zeroed(ty, nitems) };
     if obj.is_null() {
         set_error(format_args!(
             "{func}: cannot allocate an object of {size} bytes"
         ));
-        return ptr::null_mut();
     }
-    // SAFETY: the object has `size` bytes from its header on.
-    unsafe { zero_payload(obj, size) };
     obj
 }
 

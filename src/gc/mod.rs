@@ -379,6 +379,18 @@ pub mod raw {
         unsafe { counted(ty, object::object_alloc_var(ty, nitems)) }
     }
 
+    /// [`new_object_var`] with the payload zeroed.
+    ///
+    /// # Safety
+    /// As [`new_object`].
+    pub unsafe fn new_object_var_zeroed(
+        ty: *const object::TypeObject,
+        nitems: usize,
+    ) -> *mut ObjectHeader {
+        // SAFETY: caller's contract.
+        unsafe { counted(ty, object::object_alloc_var_zeroed(ty, nitems)) }
+    }
+
     /// Free an untracked object's memory, uncounting it (CPython's `PyObject_GC_Del`).
     ///
     /// # Safety

@@ -229,7 +229,7 @@ pub unsafe fn object_alloc(ty: *const TypeObject) -> *mut ObjectHeader {
     // SAFETY: the caller guarantees `ty` is a live type.
     let layout = unsafe { (*ty).layout() };
     // SAFETY: forwarded.
-    unsafe { object_alloc_layout(ty, layout) }
+    unsafe { object_alloc_layout(ty, layout, false) }
 }
 
 /// Allocate an object of a variable-size type with `nitems` items (`basic_size + nitems *
@@ -239,10 +239,31 @@ pub unsafe fn object_alloc(ty: *const TypeObject) -> *mut ObjectHeader {
 /// # Safety
 /// `ty` must outlive every object of it.
 pub unsafe fn object_alloc_var(ty: *const TypeObject, nitems: usize) -> *mut ObjectHeader {
+    // SAFETY: forwarded.
+    unsafe { object_alloc_var_with(ty, nitems, false) }
+}
+
+/// [`object_alloc_var`] with the payload zeroed (a block the allocator knows to be zero is not
+/// cleared again).
+///
+/// # Safety
+/// As [`object_alloc_var`].
+pub unsafe fn object_alloc_var_zeroed(ty: *const TypeObject, nitems: usize) -> *mut ObjectHeader {
+    // SAFETY: forwarded.
+    unsafe { object_alloc_var_with(ty, nitems, true) }
+}
+
+/// # Safety
+/// As [`object_alloc_var`].
+unsafe fn object_alloc_var_with(
+    ty: *const TypeObject,
+    nitems: usize,
+    zero: bool,
+) -> *mut ObjectHeader {
     // SAFETY: the caller guarantees `ty` is a live type.
     match unsafe { (*ty).layout_var(nitems) } {
         // SAFETY: forwarded.
-        Some(layout) => unsafe { object_alloc_layout(ty, layout) },
+        Some(layout) => unsafe { object_alloc_layout(ty, layout, zero) },
         None => core::ptr::null_mut(),
     }
 }
@@ -250,11 +271,21 @@ pub unsafe fn object_alloc_var(ty: *const TypeObject, nitems: usize) -> *mut Obj
 /// # Safety
 /// `ty` is live; `layout` is `ty`'s layout for some item count.
 #[inline]
-unsafe fn object_alloc_layout(ty: *const TypeObject, layout: Layout) -> *mut ObjectHeader {
+unsafe fn object_alloc_layout(
+    ty: *const TypeObject,
+    layout: Layout,
+    zero: bool,
+) -> *mut ObjectHeader {
     // SAFETY: the caller guarantees `ty` is a live type.
     let t = unsafe { &*ty };
     // SAFETY: layout has nonzero size.
-    let mem = unsafe { GlobalAlloc::alloc(&ArenaAlloc, layout) };
+    let mem = unsafe {
+        if zero {
+            GlobalAlloc::alloc_zeroed(&ArenaAlloc, layout)
+        } else {
+            GlobalAlloc::alloc(&ArenaAlloc, layout)
+        }
+    };
     if mem.is_null() {
         return core::ptr::null_mut();
     }
