@@ -9,7 +9,7 @@
 //! takes no lock, so it is safe inside the allocator's own failure paths.
 
 use core::cell::UnsafeCell;
-use core::ffi::c_char;
+use core::ffi::{c_char, c_int};
 use core::fmt::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -63,6 +63,32 @@ pub fn last_error() -> *const c_char {
         }
     })
     .unwrap_or(core::ptr::null())
+}
+
+/// Return types that carry a negative `AGC_ERR_*` code (`int`, and `isize` for counts).
+pub(crate) trait ErrorCode {
+    fn from_code(code: c_int) -> Self;
+}
+
+impl ErrorCode for c_int {
+    fn from_code(code: c_int) -> Self {
+        code
+    }
+}
+
+impl ErrorCode for isize {
+    fn from_code(code: c_int) -> Self {
+        code as isize
+    }
+}
+
+/// [`boundary`] for a body that reports failures as `Err(code)` (its message already recorded),
+/// so checks can use `?`; a panic gives `AGC_ERR_PANIC`.
+#[inline(always)]
+pub(crate) fn call<R: ErrorCode>(func: &str, f: impl FnOnce() -> Result<R, c_int>) -> R {
+    boundary(func, R::from_code(crate::types::AGC_ERR_PANIC), || {
+        f().unwrap_or_else(R::from_code)
+    })
 }
 
 /// Run `f`; if it panics, record the panic as the last error of `func` and return `on_panic`.

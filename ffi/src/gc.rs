@@ -16,8 +16,8 @@ use core::ffi::{c_int, c_uint, c_void};
 
 use arenagc::gc::{self, AnyGc, AsObject, CallbackId, GenStats, NUM_GENERATIONS, Phase};
 
-use crate::error::{boundary, set_error};
-use crate::object::object_call;
+use crate::error::{boundary, call, set_error};
+use crate::object::check_object;
 use crate::types::{
     AGC_DEBUG_COLLECTABLE, AGC_DEBUG_LEAK, AGC_DEBUG_SAVEALL, AGC_DEBUG_STATS,
     AGC_DEBUG_UNCOLLECTABLE, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_VALUE, AGC_GC_GENERATIONS,
@@ -53,16 +53,13 @@ fn generation(func: &str, generation: c_int) -> Result<usize, c_int> {
 /// `AGC_ERR_VALUE` with a message for any other generation (3, -1, ...).
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_collect(generation: c_int) -> isize {
-    boundary("agc_gc_collect", AGC_ERR_PANIC as isize, || {
-        let g = match self::generation("agc_gc_collect", generation) {
-            Ok(g) => g,
-            Err(e) => return e as isize,
-        };
+    call("agc_gc_collect", || {
+        let g = self::generation("agc_gc_collect", generation)?;
         match gc::collect(g) {
-            Ok(n) => n as isize,
+            Ok(n) => Ok(n as isize),
             Err(e) => {
                 set_error(format_args!("agc_gc_collect: {e}"));
-                AGC_ERR_VALUE as isize
+                Err(AGC_ERR_VALUE)
             }
         }
     })
@@ -321,10 +318,10 @@ unsafe fn visit_all(
     n
 }
 
-fn visitor(func: &str, visit: AgcVisitProc) -> Result<arenagc::object::VisitProc, isize> {
+fn visitor(func: &str, visit: AgcVisitProc) -> Result<arenagc::object::VisitProc, c_int> {
     visit.ok_or_else(|| {
         set_error(format_args!("{func}: visit is NULL"));
-        AGC_ERR_NULL as isize
+        AGC_ERR_NULL
     })
 }
 
@@ -341,25 +338,19 @@ pub unsafe extern "C" fn agc_gc_get_objects(
     visit: AgcVisitProc,
     data: *mut c_void,
 ) -> isize {
-    boundary("agc_gc_get_objects", AGC_ERR_PANIC as isize, || {
-        let f = match visitor("agc_gc_get_objects", visit) {
-            Ok(f) => f,
-            Err(e) => return e,
-        };
+    call("agc_gc_get_objects", || {
+        let f = visitor("agc_gc_get_objects", visit)?;
         let g = if generation == -1 {
             None
         } else {
-            match self::generation("agc_gc_get_objects", generation) {
-                Ok(g) => Some(g),
-                Err(e) => return e as isize,
-            }
+            Some(self::generation("agc_gc_get_objects", generation)?)
         };
         match gc::get_objects(g) {
             // SAFETY: forwarded from the caller.
-            Ok(objs) => unsafe { visit_all(objs, f, data) },
+            Ok(objs) => Ok(unsafe { visit_all(objs, f, data) }),
             Err(e) => {
                 set_error(format_args!("agc_gc_get_objects: {e}"));
-                AGC_ERR_VALUE as isize
+                Err(AGC_ERR_VALUE)
             }
         }
     })
@@ -406,15 +397,13 @@ unsafe fn visit_related(
     data: *mut c_void,
     related: fn(&AnyGc) -> Vec<AnyGc>,
 ) -> isize {
-    object_call(func, obj, |obj| {
-        let f = match visitor(func, visit) {
-            Ok(f) => f,
-            Err(e) => return e,
-        };
+    call(func, || {
+        let obj = check_object(func, obj)?;
+        let f = visitor(func, visit)?;
         // SAFETY: a live object of the current runtime.
         let target = unsafe { AnyGc::from_borrowed(obj) };
         // SAFETY: forwarded from the caller.
-        unsafe { visit_all(related(&target), f, data) }
+        Ok(unsafe { visit_all(related(&target), f, data) })
     })
 }
 

@@ -24,9 +24,9 @@ use arenagc::object::{
     self, DestructorProc, ObjectHeader, TPFLAGS_HAVE_GC, WEAKLIST_SIDE_TABLE, type_of,
 };
 
-use crate::error::{boundary, set_error};
+use crate::error::{ErrorCode, boundary, call, set_error};
 use crate::types::{
-    AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_ERR_VALUE, AGC_OK, AGC_TPFLAGS_HAVE_GC,
+    AGC_ERR_NULL, AGC_ERR_STATE, AGC_ERR_VALUE, AGC_OK, AGC_TPFLAGS_HAVE_GC,
     AGC_WEAKLIST_SIDE_TABLE, AgcObject, AgcType, AgcWeakrefCallback,
 };
 
@@ -60,29 +60,7 @@ pub(crate) fn object_call<R: ErrorCode>(
     obj: *mut AgcObject,
     f: impl FnOnce(*mut ObjectHeader) -> R,
 ) -> R {
-    boundary(func, R::from_code(AGC_ERR_PANIC), || {
-        match check_object(func, obj) {
-            Ok(o) => f(o),
-            Err(e) => R::from_code(e),
-        }
-    })
-}
-
-/// Return types that carry a negative `AGC_ERR_*` code (`int`, and `isize` for counts).
-pub(crate) trait ErrorCode {
-    fn from_code(code: c_int) -> Self;
-}
-
-impl ErrorCode for c_int {
-    fn from_code(code: c_int) -> Self {
-        code
-    }
-}
-
-impl ErrorCode for isize {
-    fn from_code(code: c_int) -> Self {
-        code as isize
-    }
+    call(func, || Ok(f(check_object(func, obj)?)))
 }
 
 /// Whether a weak-list slot at `offset` lies in the payload of a `size`-byte object, aligned.

@@ -19,8 +19,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use arenagc::gc::{AttachGuard, Runtime};
 
-use crate::error::{boundary, set_error};
-use crate::types::{AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_OK};
+use crate::error::{boundary, call, set_error};
+use crate::types::{AGC_ERR_NULL, AGC_ERR_STATE, AGC_OK};
 
 /// `agc_runtime` (opaque in C).
 pub struct AgcRuntime {
@@ -89,21 +89,18 @@ fn check(func: &str, rt: *mut AgcRuntime) -> Result<&'static AgcRuntime, c_int> 
 /// `rt` is NULL or from `agc_runtime_new`, not freed before, and no thread uses it after.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
-    boundary("agc_runtime_free", AGC_ERR_PANIC, || {
-        let r = match check("agc_runtime_free", rt) {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
+    call("agc_runtime_free", || {
+        let r = check("agc_runtime_free", rt)?;
         let n = r.attached.load(Ordering::Acquire);
         if n != 0 {
             set_error(format_args!(
                 "agc_runtime_free: runtime {rt:p} is attached ({n}); detach first"
             ));
-            return AGC_ERR_STATE;
+            return Err(AGC_ERR_STATE);
         }
         // SAFETY: from agc_runtime_new (Box::into_raw), nobody attached, not used again.
         drop(unsafe { Box::from_raw(rt) });
-        AGC_OK
+        Ok(AGC_OK)
     })
 }
 
@@ -117,17 +114,14 @@ pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
 /// attached to it may use them.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
-    boundary("agc_runtime_attach", AGC_ERR_PANIC, || {
-        let r = match check("agc_runtime_attach", rt) {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
+    call("agc_runtime_attach", || {
+        let r = check("agc_runtime_attach", rt)?;
         let mine = ATTACHED.with(|a| a.borrow().0.iter().any(|x| ptr::eq(x.rt, rt)));
         if mine {
             set_error(format_args!(
                 "agc_runtime_attach: this thread is attached to {rt:p} already"
             ));
-            return AGC_ERR_STATE;
+            return Err(AGC_ERR_STATE);
         }
         // SAFETY: r lives until agc_runtime_free, which refuses while this attachment is
         // counted, so the guard never outlives it; guards drop innermost first (detach checks
@@ -139,7 +133,7 @@ pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
             guard: Some(guard),
         };
         ATTACHED.with(|a| a.borrow_mut().0.push(at));
-        AGC_OK
+        Ok(AGC_OK)
     })
 }
 
@@ -150,10 +144,8 @@ pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
 /// `rt` is NULL or a live runtime.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_detach(rt: *mut AgcRuntime) -> c_int {
-    boundary("agc_runtime_detach", AGC_ERR_PANIC, || {
-        if let Err(e) = check("agc_runtime_detach", rt) {
-            return e;
-        }
+    call("agc_runtime_detach", || {
+        check("agc_runtime_detach", rt)?;
         let popped = ATTACHED.with(|a| {
             let mut a = a.borrow_mut();
             if a.0.last().is_some_and(|x| ptr::eq(x.rt, rt)) {
@@ -166,10 +158,10 @@ pub unsafe extern "C" fn agc_runtime_detach(rt: *mut AgcRuntime) -> c_int {
             set_error(format_args!(
                 "agc_runtime_detach: {rt:p} is not this thread's innermost attached runtime"
             ));
-            return AGC_ERR_STATE;
+            return Err(AGC_ERR_STATE);
         };
         // Outside the borrow of ATTACHED.
         drop(at);
-        AGC_OK
+        Ok(AGC_OK)
     })
 }
