@@ -93,12 +93,47 @@ fn commit(name: &str) {
     }
 }
 
+/// In debug mode: every new block is filled with 0xCD (zeroed ones are zero), small and large,
+/// through the Rust and the C entry points.
+fn check_fills() {
+    assert!(arenagc::alloc::debug_enabled());
+    for n in [1usize, 16, 24, 100, 512, 513, 3000, 70_000] {
+        // SAFETY: n > 0; every block is read within its size and freed once.
+        unsafe {
+            let p = ArenaAlloc.alloc(layout(n));
+            assert!(
+                core::slice::from_raw_parts(p, n).iter().all(|&b| b == 0xCD),
+                "alloc {n}"
+            );
+            ArenaAlloc.dealloc(p, layout(n));
+            let z = ArenaAlloc.alloc_zeroed(layout(n));
+            assert!(
+                core::slice::from_raw_parts(z, n).iter().all(|&b| b == 0),
+                "zeroed {n}"
+            );
+            ArenaAlloc.dealloc(z, layout(n));
+            let c = arenagc::alloc::c::malloc(n);
+            assert!(
+                core::slice::from_raw_parts(c, n).iter().all(|&b| b == 0xCD),
+                "malloc {n}"
+            );
+            arenagc::alloc::c::free(c);
+        }
+    }
+    arenagc::alloc::trim(); // empties the quarantine, checking each freed block's 0xDD fill
+}
+
 fn main() {
     if let Ok(name) = std::env::var("ARENAGC_FAULT") {
         assert_eq!(
             arenagc::alloc::debug_enabled(),
             std::env::var("ARENAGC_DEBUG").is_ok()
         );
+        if name == "fills" {
+            check_fills();
+            println!("fills ok");
+            return;
+        }
         commit(&name);
         eprintln!("fault {name} was not caught");
         std::process::exit(3);
@@ -125,16 +160,18 @@ fn main() {
             failed += 1;
         }
     }
-    // The debug mode itself: a clean run reports on, fills new blocks with 0xCD.
-    let ok = Command::new(&exe)
-        .env("ARENAGC_FAULT", "none")
+    // The debug mode itself: it is on (asserted by the child), new blocks of every size are
+    // filled with 0xCD, zeroed ones are zero, and freeing clean blocks does not abort.
+    let out = Command::new(&exe)
+        .env("ARENAGC_FAULT", "fills")
         .env("ARENAGC_DEBUG", "1")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stderr).contains("unknown fault none"))
-        .unwrap_or(false);
-    if ok {
+        .unwrap();
+    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("fills ok") {
+        println!("test fills ... ok");
         passed += 1
     } else {
+        println!("test fills ... FAILED ({:?})", out);
         failed += 1
     }
     println!("\n{passed} passed, {failed} failed");
