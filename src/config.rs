@@ -9,6 +9,10 @@
 //!  pool:     [ block | block | ... | block | tail waste ]          all of one size class
 //! ```
 //!
+//! With the `large-pools` feature the same picture holds at CPython's 64-bit scale: 16 KiB pools
+//! in 1 MiB arenas (its `USE_LARGE_POOLS` / `USE_LARGE_ARENAS`, on by default since 3.10 where
+//! its radix tree, our address map, is on). The header pool then uses 4 KiB of its 16.
+//!
 //! The pool headers are packed in the arena's first page, not at the start of each pool as in
 //! CPython: page-aligned headers all fall in the same few cache sets (every header of every pool
 //! competed for one set of the L1 and 1/64 of the L2), so the free path, which reads the header
@@ -37,11 +41,19 @@ pub const SMALL_MAX: usize = 512;
 /// Number of size classes: 16, 32, ..., 512.
 pub const NUM_CLASSES: usize = SMALL_MAX / ALIGNMENT;
 
-/// A pool is one page.
+/// A pool is one page (pymalloc's classic geometry), or 16 KiB with the `large-pools` feature
+/// (CPython's `USE_LARGE_POOLS`, its default on 64-bit platforms since 3.10).
+#[cfg(not(feature = "large-pools"))]
 pub const POOL_BITS: u32 = 12;
+#[cfg(feature = "large-pools")]
+pub const POOL_BITS: u32 = 14;
 pub const POOL_SIZE: usize = 1 << POOL_BITS;
-/// An arena is 64 pools, aligned to its own size so `p & !(ARENA_SIZE-1)` finds it.
+/// An arena is 64 pools, aligned to its own size so `p & !(ARENA_SIZE-1)` finds it: 256 KiB, or
+/// 1 MiB with `large-pools` (CPython's `USE_LARGE_ARENAS`).
+#[cfg(not(feature = "large-pools"))]
 pub const ARENA_BITS: u32 = 18;
+#[cfg(feature = "large-pools")]
+pub const ARENA_BITS: u32 = 20;
 pub const ARENA_SIZE: usize = 1 << ARENA_BITS;
 pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// Bytes of each pool header (`alloc::pool::Pool`) in the arena's header page.
@@ -115,7 +127,9 @@ const _: () = assert!(ALIGNMENT == 1 << ALIGNMENT_SHIFT);
 const _: () = assert!(SMALL_MAX % ALIGNMENT == 0);
 const _: () = assert!(NUM_CLASSES == 32);
 const _: () = assert!(POOLS_PER_ARENA == 64);
-const _: () = assert!(POOL_HEADER_SIZE * POOLS_PER_ARENA == POOL_SIZE);
+const _: () = assert!(POOL_HEADER_SIZE * POOLS_PER_ARENA <= POOL_SIZE);
+// Pool offsets and block counts are kept in u16 fields.
+const _: () = assert!(POOL_SIZE < u16::MAX as usize);
 const _: () = assert!(POOL_SIZE / SMALL_MAX >= 4);
 const _: () = assert!(MAP_TOP_BITS + MAP_LEAF_BITS + ARENA_BITS == ADDRESS_BITS);
 const _: () = assert!(ARENA_SIZE % POOL_SIZE == 0);

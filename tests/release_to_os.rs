@@ -5,6 +5,7 @@
 
 use arenagc::ArenaAlloc;
 use arenagc::alloc::{os::resident_bytes, stats, trim};
+use arenagc::config::ARENA_SIZE;
 use core::alloc::{GlobalAlloc, Layout};
 
 #[test]
@@ -26,7 +27,7 @@ fn freed_arenas_are_released_and_rss_falls() {
     let full_rss = resident_bytes().unwrap();
     let payload = n * 64;
     assert!(
-        full.arenas.current >= (payload / (256 << 10)) as u64,
+        full.arenas.current >= (payload / ARENA_SIZE) as u64,
         "{full}"
     );
     assert!(
@@ -44,7 +45,7 @@ fn freed_arenas_are_released_and_rss_falls() {
     // delay to free them); either way it is accounted for. The waiting itself is tested with
     // controlled delays in the unit tests (`free_arenas_wait_out_the_purge_delay`).
     let mid = stats();
-    let freed_arenas = (half * 64 / (256 << 10)) as u64;
+    let freed_arenas = (half * 64 / ARENA_SIZE) as u64;
     let released_mid = mid.arenas.released_total - before.arenas.released_total;
     assert!(
         mid.arenas_free as u64 + released_mid + 4 >= freed_arenas,

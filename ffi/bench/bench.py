@@ -36,16 +36,19 @@ def main():
                 times[(name, alloc)].append(time.perf_counter() - t0)
         print(f"run {r + 1}/{runs} done", file=sys.stderr)
     names = [a[0] for a in allocs]
+    ours = [n for n in names if n.startswith("arenagc")]  # each arenagc build gets ratio columns
     print(f"Median wall time of {runs} runs, seconds (lower is better).\n")
-    head = "| workload | " + " | ".join(names) + " | arenagc / glibc | arenagc / mimalloc |"
+    ratios = [f"{o} / {base}" for o in ours for base in ("glibc", "mimalloc")]
+    head = "| workload | " + " | ".join(names + ratios) + " |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name, _, _ in workloads:
         med = {a: statistics.median(times[(name, a)]) for a in names}
         row = [f"{med[a]:.3f}" for a in names]
-        ratio_g = med["arenagc"] / med["glibc"]
-        ratio_m = med["arenagc"] / med["mimalloc"] if "mimalloc" in med else float("nan")
-        print(f"| {name} | " + " | ".join(row) + f" | {ratio_g:.2f} | {ratio_m:.2f} |")
+        for o in ours:
+            for base in ("glibc", "mimalloc"):
+                row.append(f"{med[o] / med[base]:.2f}" if base in med else "-")
+        print(f"| {name} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

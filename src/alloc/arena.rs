@@ -1,4 +1,5 @@
-//! Arenas: 256 KiB aligned regions of a header page and 63 pools, kept ordered so new pools come from the fullest.
+//! Arenas: `ARENA_SIZE` aligned regions (256 KiB, or 1 MiB with `large-pools`) of a header pool and
+//! 63 pools, kept ordered so new pools come from the fullest.
 //!
 //! Every arena has a descriptor in one reserved table (never freed; slots are reused). An arena
 //! with at least one free pool sits in bucket `nfreepools` (1..=63) of `usable`; taking a pool
@@ -11,7 +12,7 @@
 //! miss). Pools in `fresh_mask` were never touched since the arena was mapped, so they are zero.
 //!
 //! A fully free arena stays in bucket 63 (newest first). Up to `SPARE_ARENAS` of them are kept
-//! for good (committed: at most 256 KiB each) to avoid `mmap` churn and page faults; the others
+//! for good (committed: at most `ARENA_SIZE` each) to avoid `mmap` churn and page faults; the others
 //! are unmapped once they have been free for the purge delay (`PURGE_DELAY_MS`), checked at each
 //! later arena event, or at once by `purge(force)` (`alloc::trim()`). A program that frees a
 //! batch and allocates it again within the delay reuses the pages instead of faulting them in.

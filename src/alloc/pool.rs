@@ -1,5 +1,5 @@
-//! Pools: one 4 KiB page of blocks of one size class, described by a 64-byte header in its
-//! arena's header page (see `config`).
+//! Pools: `POOL_SIZE` bytes (one 4 KiB page, or 16 KiB with `large-pools`) of blocks of one size
+//! class, described by a 64-byte header in its arena's header pool (see `config`).
 //!
 //! ```text
 //!  arena: [ header page: h0 (unused) | h1 | h2 | ... | h63 ] [ pool 1 ] [ pool 2 ] ... [ pool 63 ]
@@ -9,7 +9,7 @@
 //! ```
 //!
 //! `pool_of(block)` and `Pool::base()` convert between a block and its header with shifts and
-//! masks: header `i` sits at `arena + 64 i`, pool `i` at `arena + 4096 i`.
+//! masks: header `i` sits at `arena + 64 i`, pool `i` at `arena + POOL_SIZE i`.
 //!
 //! States (CPython's, from the owner heap's point of view):
 //! - **used**: some blocks in use, some free; on the heap's `avail` list for its class.

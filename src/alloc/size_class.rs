@@ -47,7 +47,8 @@ pub const fn pool_limit(class: usize) -> usize {
 }
 
 /// Is `off` (a byte offset in a pool of `class`, below `POOL_SIZE`) the start of a block? One
-/// table load and a bit test (no division): bit `off / 16` of the class's 256-bit map. Never
+/// table load and a bit test (no division): bit `off / 16` of the class's map (one bit per 16
+/// bytes of the pool). Never
 /// for `CLASS_NONE`.
 #[inline(always)]
 pub fn is_block_offset(class: usize, off: usize) -> bool {
@@ -115,8 +116,8 @@ mod tests {
             assert!(pool_limit(c) <= POOL_SIZE);
             assert!(POOL_SIZE - pool_limit(c) < block_size(c));
         }
-        assert_eq!(blocks_per_pool(0), 256);
-        assert_eq!(blocks_per_pool(31), 8);
+        assert_eq!(blocks_per_pool(0), POOL_SIZE / 16);
+        assert_eq!(blocks_per_pool(31), POOL_SIZE / 512);
         assert_eq!(pool_limit(CLASS_NONE), 0);
     }
 

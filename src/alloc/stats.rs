@@ -66,7 +66,7 @@ impl AllocStats {
     pub fn arena_bytes(&self) -> usize {
         self.arenas.current as usize * ARENA_SIZE
     }
-    /// Bytes lost to pool headers (one page per arena) and to pool tails too short for a block.
+    /// Bytes lost to pool headers (one pool per arena) and to pool tails too short for a block.
     pub fn overhead_bytes(&self) -> usize {
         let tails: usize = self
             .classes

@@ -41,20 +41,27 @@ pub fn scratch() -> PathBuf {
 pub fn libs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Built with the geometry these tests were built with (`large-pools` or not), each in
+        // a target directory of its own so neither build undoes the other.
+        let large = cfg!(feature = "large-pools");
         let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .expect("target dir")
-            .join("ffi-test");
+            .join(if large { "ffi-test-large" } else { "ffi-test" });
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut args = vec![
+            "build",
+            "--release",
+            "-p",
+            "arenagc-ffi",
+            "-p",
+            "arenagc-malloc",
+        ];
+        if large {
+            args.extend(["--features", "large-pools"]);
+        }
         let out = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "arenagc-ffi",
-                "-p",
-                "arenagc-malloc",
-            ])
+            .args(args)
             .current_dir(root())
             .env("CARGO_TARGET_DIR", &target)
             .output()
