@@ -213,10 +213,18 @@ impl Pool {
         let class = self.class();
         let bump = self.bump.load(Ordering::Relaxed) as usize;
         if bump < pool_limit(class) {
-            self.bump
-                .store((bump + block_size(class)) as u16, Ordering::Relaxed);
+            let bs = block_size(class);
+            self.bump.store((bump + bs) as u16, Ordering::Relaxed);
             self.set_used(self.used() + 1);
-            return ((self.base() + bump) as *mut u8, self.fresh);
+            let b = self.base() + bump;
+            // Carved blocks of a reused pool are cold, and the caller's first store to each
+            // missed (C batch: 32% of samples in the caller). Ask for the line of the block
+            // carved two allocations from now, as the free-list path does for its next block;
+            // a prefetch past the pool's end is harmless. Measured on the C batch bench: 0.35 s
+            // -> 0.29 s (medians of 11; one and four blocks ahead did the same, 256 bytes ahead
+            // nothing).
+            prefetch((b + 2 * bs) as *const u8);
+            return (b as *mut u8, self.fresh);
         }
         (ptr::null_mut(), false)
     }
