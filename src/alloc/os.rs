@@ -14,14 +14,16 @@
 
 use crate::config::ARENA_SIZE;
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// A fresh anonymous private read/write mapping of `len` bytes, or null.
-fn mmap_anon(len: usize) -> *mut libc::c_void {
-    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
-    // existing memory.
+/// A fresh anonymous private read/write mapping of `len` bytes, or null. `hint` (or null) is
+/// where we would like it; the kernel takes it only if that range is free.
+fn mmap_anon(hint: usize, len: usize) -> *mut libc::c_void {
+    // SAFETY: without MAP_FIXED the kernel never replaces an existing mapping: the hint is only
+    // a hint, so this touches no existing memory.
     let raw = unsafe {
         libc::mmap(
-            ptr::null_mut(),
+            hint as *mut libc::c_void,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
@@ -36,11 +38,40 @@ fn mmap_anon(len: usize) -> *mut libc::c_void {
     }
 }
 
+/// Where the next arena would like to go: just below the last one mapped (the kernel hands out
+/// addresses top-down, so that range is usually free). 0 before the first arena.
+static NEXT_ARENA_HINT: AtomicUsize = AtomicUsize::new(0);
+
 /// Map one arena-aligned arena. Null when the OS refuses.
 pub fn map_arena() -> *mut u8 {
-    // Map twice the size and trim, so the result is aligned to ARENA_SIZE.
+    // First ask for exactly one arena at the hinted aligned address: one system call instead
+    // of three when the kernel grants it (python3 made 2 058 mmaps and 1 295 munmaps with the
+    // three-call path alone).
+    let hint = NEXT_ARENA_HINT.load(Ordering::Relaxed);
+    if hint != 0 {
+        let raw = mmap_anon(hint, ARENA_SIZE);
+        if !raw.is_null() && raw as usize & (ARENA_SIZE - 1) == 0 {
+            NEXT_ARENA_HINT.store((raw as usize).saturating_sub(ARENA_SIZE), Ordering::Relaxed);
+            return raw.cast();
+        }
+        if !raw.is_null() {
+            // Granted elsewhere, unaligned (the range was taken): give it back and align the
+            // slow way.
+            // SAFETY: the mapping was just made and nothing refers into it.
+            unsafe { libc::munmap(raw, ARENA_SIZE) };
+        }
+    }
+    let aligned = map_arena_aligned();
+    if !aligned.is_null() {
+        NEXT_ARENA_HINT.store((aligned as usize).saturating_sub(ARENA_SIZE), Ordering::Relaxed);
+    }
+    aligned
+}
+
+/// Map twice the size and trim, so the result is aligned to ARENA_SIZE.
+fn map_arena_aligned() -> *mut u8 {
     let len = 2 * ARENA_SIZE;
-    let raw = mmap_anon(len);
+    let raw = mmap_anon(0, len);
     if raw.is_null() {
         return ptr::null_mut();
     }
@@ -99,7 +130,7 @@ pub fn purge_delay_from_env(default: u64) -> u64 {
 }
 
 pub fn reserve_table(bytes: usize) -> *mut u8 {
-    mmap_anon(bytes).cast()
+    mmap_anon(0, bytes).cast()
 }
 
 /// Write a message to standard error without allocating.
