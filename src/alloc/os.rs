@@ -63,7 +63,10 @@ pub fn map_arena() -> *mut u8 {
     }
     let aligned = map_arena_aligned();
     if !aligned.is_null() {
-        NEXT_ARENA_HINT.store((aligned as usize).saturating_sub(ARENA_SIZE), Ordering::Relaxed);
+        NEXT_ARENA_HINT.store(
+            (aligned as usize).saturating_sub(ARENA_SIZE),
+            Ordering::Relaxed,
+        );
     }
     aligned
 }
@@ -188,5 +191,48 @@ mod tests {
             p.write_bytes(7, 4096);
             unmap_arena(p);
         }
+    }
+
+    #[test]
+    fn hinted_arenas_are_aligned_distinct_and_zeroed_even_when_the_hint_is_taken() {
+        let mut arenas: Vec<*mut u8> = (0..8).map(|_| map_arena()).collect();
+        // Occupy the next hinted range with a foreign mapping: the next arena must go elsewhere.
+        let hint = NEXT_ARENA_HINT.load(Ordering::Relaxed);
+        let squatter = mmap_anon(hint, 4096);
+        arenas.extend((0..4).map(|_| map_arena()));
+        let mut sorted = arenas.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), arenas.len(), "two arenas at one address");
+        for w in sorted.windows(2) {
+            assert!(
+                w[1] as usize - w[0] as usize >= ARENA_SIZE,
+                "overlapping arenas"
+            );
+        }
+        for &p in &arenas {
+            assert!(!p.is_null());
+            assert_eq!(p as usize % ARENA_SIZE, 0);
+            let range = p as usize..p as usize + ARENA_SIZE;
+            assert!(
+                !range.contains(&(squatter as usize)),
+                "arena over a foreign mapping"
+            );
+            // SAFETY: p is a fresh arena of ARENA_SIZE bytes, unmapped once below.
+            unsafe {
+                assert!(
+                    core::slice::from_raw_parts(p, ARENA_SIZE)
+                        .iter()
+                        .all(|&b| b == 0)
+                );
+                p.write_bytes(1, ARENA_SIZE);
+            }
+        }
+        for p in arenas {
+            // SAFETY: each p came from map_arena and is unmapped once.
+            unsafe { unmap_arena(p) };
+        }
+        // SAFETY: the squatter mapping is ours and unused.
+        unsafe { libc::munmap(squatter, 4096) };
     }
 }
