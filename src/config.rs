@@ -78,6 +78,13 @@ pub const SPARE_ARENAS: usize = 1;
 /// dirty pages decay over 10 s.
 pub const PURGE_DELAY_MS: u64 = 100;
 
+/// The malloc replacement's glibc policy (`alloc::large::tune_system_allocator`): free memory
+/// kept at the top of glibc's heap before it trims, and the size from which glibc maps a block
+/// on its own. measured on the C batch bench and python3 (see the function); glibc's defaults
+/// are 128 KiB and 128 KiB, raised by its dynamic adjustment up to 64 MiB and 32 MiB.
+pub const SYSTEM_TRIM_THRESHOLD: usize = 64 << 20;
+pub const SYSTEM_MMAP_THRESHOLD: usize = 4 << 20;
+
 /// A full pool goes back on its heap's avail list once it has this many free blocks, not at
 /// the first free: with random frees most pools are full, and reviving each at one free block
 /// made every operation revive one pool and exhaust another (measured: 0.62 state changes per

@@ -30,7 +30,9 @@
 //! (`__libc_malloc` and friends) inside the core, so no `dlsym` is needed and early calls (from
 //! the dynamic loader, or from pthread functions during the core's own thread setup) cannot
 //! recurse. Fork and thread exit are handled by the core (`pthread_atfork`, a pthread key
-//! destructor). With `ARENAGC_STATS=1` in the environment at start, the statistics table is
+//! destructor). At load it tunes glibc's trim and mmap thresholds for the large blocks
+//! (`arenagc::alloc::tune_system_allocator`: 64 MiB and 4 MiB, unless the environment sets
+//! glibc's own). With `ARENAGC_STATS=1` in the environment at start, the statistics table is
 //! written to stderr at exit (a `.fini_array` entry, so it runs after `atexit` handlers and
 //! the destructors of every library loaded after this one).
 
@@ -180,7 +182,15 @@ impl Write for Stderr {
     }
 }
 
-extern "C" fn read_stats_env() {
+/// At load: read `ARENAGC_STATS`, and tune glibc for the large blocks, which are now the only
+/// ones it serves (`arenagc::alloc::tune_system_allocator`; the environment's own glibc
+/// settings win).
+extern "C" fn at_load() {
+    read_stats_env();
+    alloc::tune_system_allocator();
+}
+
+fn read_stats_env() {
     // SAFETY: the name is NUL-terminated; getenv does not allocate.
     let v = unsafe { libc::getenv(c"ARENAGC_STATS".as_ptr()) };
     // SAFETY: a non-null getenv result is a NUL-terminated string.
@@ -200,10 +210,11 @@ extern "C" fn print_stats_at_exit() {
     })
 }
 
-/// Read `ARENAGC_STATS` when the library is loaded (before `main` can change the environment).
+/// Read `ARENAGC_STATS` and tune glibc when the library is loaded (before `main` can change
+/// the environment).
 #[used]
 #[unsafe(link_section = ".init_array")]
-static READ_STATS_ENV: extern "C" fn() = read_stats_env;
+static AT_LOAD: extern "C" fn() = at_load;
 
 /// Print the table when the library is unloaded at exit.
 #[used]

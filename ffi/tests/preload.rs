@@ -183,3 +183,63 @@ fn stress_threads_cross_thread_frees_thread_exit_and_fork() {
         assert_served("stress_threads", &exit_stats(&err), 1);
     }
 }
+
+/// The preload library tunes glibc for the large blocks (4 MiB mmap threshold, 64 MiB trim
+/// threshold: `arenagc::alloc::tune_system_allocator`), and leaves glibc alone when the
+/// environment sets glibc's own thresholds.
+#[test]
+fn glibc_thresholds_are_tuned_unless_the_environment_sets_them() {
+    let exe = cc_test(
+        "glibc_policy",
+        "glibc_policy.c",
+        Link::Preload,
+        &["-std=gnu11"],
+    );
+    let run = |env: &[(&str, &str)]| {
+        let mut c = preloaded(&exe);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let (out, _) = run_ok(&mut c);
+        let field = |name: &str| -> usize {
+            let v = out
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {out:?}"));
+            v.parse().unwrap()
+        };
+        (field("mapped="), field("keepcost="))
+    };
+    // Tuned: the 1 MiB block came from the heap, and the freed 2 MB stayed at its top.
+    let (mapped, keep) = run(&[]);
+    assert_eq!(
+        mapped, 0,
+        "a 1 MiB block was mapped: the mmap threshold was not raised"
+    );
+    assert!(
+        keep >= 1 << 20,
+        "glibc trimmed its heap top to {keep} bytes"
+    );
+    // The environment's settings win: glibc's defaults (128 KiB) apply again.
+    let glibc_env: [&[(&str, &str)]; 2] = [
+        &[
+            ("MALLOC_MMAP_THRESHOLD_", "131072"),
+            ("MALLOC_TRIM_THRESHOLD_", "131072"),
+        ],
+        &[(
+            "GLIBC_TUNABLES",
+            "glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072",
+        )],
+    ];
+    for env in glibc_env {
+        let (mapped, keep) = run(env);
+        assert_eq!(mapped, 1, "{env:?}: the 1 MiB block should be mapped");
+        assert!(
+            keep <= 256 << 10,
+            "{env:?}: glibc kept {keep} bytes at its heap top"
+        );
+    }
+    // Without the preload library glibc behaves the same way (the program itself is sound).
+    let (out, _) = run_ok(&mut Command::new(&exe));
+    assert!(out.starts_with("mapped=1 "), "{out}");
+}

@@ -207,13 +207,21 @@ pub fn stats() -> AllocStats {
     stats::snapshot()
 }
 
-/// Hand back empty pools the calling thread keeps cached and (debug mode) the quarantine, and
-/// unmap every fully free arena now (beyond the one spare) instead of after the purge delay.
+/// Hand back empty pools the calling thread keeps cached and (debug mode) the quarantine,
+/// unmap every fully free arena now (beyond the one spare) instead of after the purge delay,
+/// and ask the system allocator to give its free memory back (glibc's `malloc_trim(0)`).
 pub fn trim() {
     if !normal_mode() {
         debug::flush_quarantine();
     }
     heap::trim();
+    large::trim();
+}
+
+/// For a malloc replacement only: tune the system allocator behind the large blocks (see
+/// `large::tune_system_allocator`). Returns whether it changed anything.
+pub fn tune_system_allocator() -> bool {
+    large::tune_system_allocator()
 }
 
 /// Check the calling thread's heap and the arenas (tests and debug builds).
