@@ -176,14 +176,12 @@ pub fn tune_system_allocator() -> bool {
         }
         // SAFETY: as above.
         let t = unsafe { libc::getenv(c"GLIBC_TUNABLES".as_ptr()) };
-        // SAFETY: a non-null getenv result is a NUL-terminated string.
-        if !t.is_null()
-            && unsafe { core::ffi::CStr::from_ptr(t) }
-                .to_bytes()
-                .windows(12)
-                .any(|w| w == b"glibc.malloc")
-        {
-            return false;
+        if !t.is_null() {
+            // SAFETY: a non-null getenv result is a NUL-terminated string.
+            let tunables = unsafe { core::ffi::CStr::from_ptr(t) }.to_bytes();
+            if tunables.windows(12).any(|w| w == b"glibc.malloc") {
+                return false;
+            }
         }
         // SAFETY: mallopt has no preconditions; both values are in glibc's accepted ranges.
         unsafe {
