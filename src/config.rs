@@ -80,7 +80,7 @@ pub const PURGE_DELAY_MS: u64 = 100;
 
 /// The malloc replacement's glibc policy (`alloc::large::tune_system_allocator`): free memory
 /// kept at the top of glibc's heap before it trims, and the size from which glibc maps a block
-/// on its own. measured on the C batch bench and python3 (see the function); glibc's defaults
+/// on its own, measured on the C batch bench and python3 (see the function). glibc's defaults
 /// are 128 KiB and 128 KiB, raised by its dynamic adjustment up to 64 MiB and 32 MiB.
 pub const SYSTEM_TRIM_THRESHOLD: usize = 64 << 20;
 pub const SYSTEM_MMAP_THRESHOLD: usize = 4 << 20;
@@ -106,7 +106,8 @@ pub const HEAP_POOL_CACHE: usize = 64;
 pub const HEAP_CACHE_BATCH: usize = 16;
 
 /// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).
-/// `mmap` never returns memory above this unless asked to with a hint, which we never give.
+/// `mmap` never returns memory above this unless asked to with a hint above it; our only hint
+/// (`os::map_arena`) is just below an arena it already returned.
 pub const ADDRESS_BITS: u32 = 48;
 /// The address map is a two-level radix tree over arena numbers (`addr >> ARENA_BITS`).
 pub const MAP_LEAF_BITS: u32 = 15;

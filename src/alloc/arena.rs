@@ -1,5 +1,5 @@
-//! Arenas: `ARENA_SIZE` aligned regions (256 KiB, or 1 MiB with `large-pools`) of a header pool and
-//! 63 pools, kept ordered so new pools come from the fullest.
+//! Arenas: `ARENA_SIZE` aligned regions (256 KiB, or 1 MiB with `large-pools`) of a header pool
+//! and 63 pools, kept ordered so new pools come from the fullest.
 //!
 //! Every arena has a descriptor in one reserved table (never freed; slots are reused). An arena
 //! with at least one free pool sits in bucket `nfreepools` (1..=63) of `usable`; taking a pool
@@ -12,10 +12,11 @@
 //! miss). Pools in `fresh_mask` were never touched since the arena was mapped, so they are zero.
 //!
 //! A fully free arena stays in bucket 63 (newest first). Up to `SPARE_ARENAS` of them are kept
-//! for good (committed: at most `ARENA_SIZE` each) to avoid `mmap` churn and page faults; the others
-//! are unmapped once they have been free for the purge delay (`PURGE_DELAY_MS`), checked at each
-//! later arena event, or at once by `purge(force)` (`alloc::trim()`). A program that frees a
-//! batch and allocates it again within the delay reuses the pages instead of faulting them in.
+//! for good (committed: at most `ARENA_SIZE` each) to avoid `mmap` churn and page faults; the
+//! others are unmapped once they have been free for the purge delay (`PURGE_DELAY_MS`), checked
+//! at each later arena event, or at once by `purge(force)` (`alloc::trim()`). A program that
+//! frees a batch and allocates it again within the delay reuses the pages instead of faulting
+//! them in.
 //!
 //! Invariants (all under the global allocator lock; checked by `arenas_are_valid`):
 //! - `fresh_mask ⊆ free_mask`, and `1 <= nfreepools()` (the popcount of `free_mask`) iff

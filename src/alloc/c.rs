@@ -15,6 +15,7 @@ use super::{
 };
 use crate::config::{ALIGNMENT, SMALL_MAX};
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Set the calling thread's `errno`.
 pub fn set_errno(e: i32) {
@@ -100,8 +101,8 @@ pub fn posix_memalign(align: usize, size: usize) -> Result<*mut u8, i32> {
 
 /// The system page size (read once).
 fn page_size() -> usize {
-    static PAGE_SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-    let p = PAGE_SIZE.load(core::sync::atomic::Ordering::Relaxed);
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+    let p = PAGE_SIZE.load(Ordering::Relaxed);
     if p != 0 {
         return p;
     }
@@ -110,7 +111,7 @@ fn page_size() -> usize {
         n if n > 0 => n as usize,
         _ => 4096,
     };
-    PAGE_SIZE.store(p, core::sync::atomic::Ordering::Relaxed);
+    PAGE_SIZE.store(p, Ordering::Relaxed);
     p
 }
 

@@ -13,9 +13,9 @@
 //! ```
 //!
 //! A thread gets a heap on its first small allocation (its pointer is a zero-initialized TLS
-//! word, `tls.rs`, so reading it never allocates) and registers a pthread key destructor that abandons the heap when
-//! the thread exits. glibc runs key destructors after Rust's thread-local destructors, so their
-//! frees still find the heap; anything later falls back to `FALLBACK`.
+//! word, `tls.rs`, so reading it never allocates) and registers a pthread key destructor that
+//! abandons the heap when the thread exits. glibc runs key destructors after Rust's thread-local
+//! destructors, so their frees still find the heap; anything later falls back to `FALLBACK`.
 //!
 //! Cross-thread frees follow `remote.rs`. Thread exit:
 //! 1. every owned pool: `clear_full` and wait out any notifier, so no new delayed frees start;
@@ -811,14 +811,13 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
                 p = (*p).next;
             }
         }
-        let (mut owned, mut not_full) = (0usize, 0usize);
+        let mut not_full = 0usize;
         let mut p = heap.owned;
         while !p.is_null() {
             super::pool::pool_is_valid(p)?;
             if (*p).owner.load(Ordering::Relaxed) != h {
                 return Err("pool on a heap that does not own it");
             }
-            owned += 1;
             not_full += !(*p).in_full as usize;
             let st = (*p).remote.state();
             if (*p).in_full && st != super::remote::FULL && st != NOTIFYING {
@@ -850,7 +849,6 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
         if cached != heap.ncached {
             return Err("cached-pool count disagrees with the cache list");
         }
-        let _ = owned;
     }
     GLOBAL.lock().arenas.arenas_are_valid()
 }

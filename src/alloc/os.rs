@@ -104,8 +104,6 @@ pub unsafe fn unmap_arena(p: *mut u8) {
     invariant!(rc == 0, "munmap of an arena failed");
 }
 
-/// Reserve `bytes` of zeroed memory for an internal table (arena descriptors, map leaves,
-/// thread heaps). The kernel commits pages on first touch. Never freed.
 /// Milliseconds on a monotonic clock (the coarse one: a vDSO read, no system call).
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec {
@@ -132,6 +130,8 @@ pub fn purge_delay_from_env(default: u64) -> u64 {
     bytes.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'))
 }
 
+/// Reserve `bytes` of zeroed memory for an internal table (arena descriptors, map leaves,
+/// thread heaps). The kernel commits pages on first touch. Never freed.
 pub fn reserve_table(bytes: usize) -> *mut u8 {
     mmap_anon(0, bytes).cast()
 }

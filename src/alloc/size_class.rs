@@ -48,8 +48,7 @@ pub const fn pool_limit(class: usize) -> usize {
 
 /// Is `off` (a byte offset in a pool of `class`, below `POOL_SIZE`) the start of a block? One
 /// table load and a bit test (no division): bit `off / 16` of the class's map (one bit per 16
-/// bytes of the pool). Never
-/// for `CLASS_NONE`.
+/// bytes of the pool). Never for `CLASS_NONE`.
 #[inline(always)]
 pub fn is_block_offset(class: usize, off: usize) -> bool {
     const WORDS: usize = POOL_SIZE / ALIGNMENT / 64;
