@@ -177,7 +177,8 @@ pub(crate) unsafe fn merge(from: Head, to: Head) {
 /// the new nodes too) but must not unlink or move the node it is given.
 ///
 /// # Safety
-/// `list` must be a valid list, and `f` keep it valid.
+/// `list` must be a valid list, and `f` keep it valid. The walk follows `next` as stored, so a
+/// node may carry `NEXT_UNREACHABLE` only if `f` clears it (as the collector's last pass does).
 #[inline(always)]
 pub(crate) unsafe fn for_each(list: Head, mut f: impl FnMut(Head)) {
     // SAFETY: caller's contract: every node reached is live and linked.

@@ -342,8 +342,8 @@ pub mod raw {
     use super::*;
 
     /// Allocate an object of `ty` (refcount 1, untracked, payload uninitialized), counting it
-    /// against generation 0 when `ty` is a GC type (which may run an automatic collection
-    /// first). Null when out of memory.
+    /// against generation 0 when `ty` is a GC type (which may then run an automatic
+    /// collection). Null when out of memory.
     ///
     /// # Safety
     /// `ty` must outlive every object of it; the caller initializes the payload before the
@@ -366,20 +366,8 @@ pub mod raw {
         obj
     }
 
-    /// [`new_object`] for a variable-size type: `basic_size + nitems * item_size` bytes. Null
-    /// when out of memory or when the size overflows.
-    ///
-    /// # Safety
-    /// As [`new_object`].
-    pub unsafe fn new_object_var(
-        ty: *const object::TypeObject,
-        nitems: usize,
-    ) -> *mut ObjectHeader {
-        // SAFETY: caller's contract.
-        unsafe { counted(ty, object::object_alloc_var(ty, nitems)) }
-    }
-
-    /// [`new_object_var`] with the payload zeroed.
+    /// [`new_object`] for a variable-size type (`basic_size + nitems * item_size` bytes), with
+    /// the payload zeroed. Null when out of memory or when the size overflows.
     ///
     /// # Safety
     /// As [`new_object`].
@@ -394,7 +382,8 @@ pub mod raw {
     /// Free an untracked object's memory, uncounting it (CPython's `PyObject_GC_Del`).
     ///
     /// # Safety
-    /// `obj` came from [`new_object`], is untracked and unused afterwards.
+    /// `obj` came from [`new_object`] or [`new_object_var_zeroed`], is untracked and unused
+    /// afterwards.
     pub unsafe fn free_object(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
         unsafe {
@@ -457,7 +446,8 @@ pub mod raw {
     /// to it (running their callbacks), and free it with [`free_object`].
     ///
     /// # Safety
-    /// `obj` came from [`new_object`], has refcount 0, and is not used again.
+    /// `obj` came from [`new_object`] or [`new_object_var_zeroed`], has refcount 0, and is not
+    /// used again.
     pub unsafe fn del_object(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
         unsafe {

@@ -84,7 +84,6 @@ unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
         list::untrack(as_gc(wr));
         clear_ref(wr);
         ptr::drop_in_place(wr as *mut WeakRefObject); // drops the callback
-
         object::object_free(wr);
     }
     schedule::note_free(st);

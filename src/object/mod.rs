@@ -165,6 +165,7 @@ impl TypeObject {
 
     /// The memory layout of an object with `nitems` items (GcHead included); None when the
     /// size overflows.
+    #[inline]
     pub fn layout_var(&self, nitems: usize) -> Option<Layout> {
         let gc = if self.is_gc() { size_of::<GcHead>() } else { 0 };
         let size = nitems
@@ -306,7 +307,8 @@ unsafe fn object_alloc_layout(
 /// Release the memory of `obj` (nothing else: no untracking, no referents).
 ///
 /// # Safety
-/// `obj` came from [`object_alloc`], is untracked, and is not used afterwards.
+/// `obj` came from [`object_alloc`], [`object_alloc_var`] or [`object_alloc_var_zeroed`], is
+/// untracked, and is not used afterwards.
 #[inline]
 pub unsafe fn object_free(obj: *mut ObjectHeader) {
     // SAFETY: obj is live until this call.
