@@ -120,8 +120,9 @@ int agc_stats(agc_stats_t *out);
    f is NULL, AGC_ERR_IO if writing fails. */
 int agc_stats_print(FILE *f);
 
-/* Give back the empty pools the calling thread keeps cached (and the debug quarantine), and
-   unmap the free arenas waiting out the purge delay (one spare stays). */
+/* Give back the empty pools the calling thread keeps cached (and the debug quarantine), unmap
+   the free arenas waiting out the purge delay (one spare stays), and ask glibc to return its
+   free memory (malloc_trim(0); with libarenagc.so that is the program's own heap too). */
 void agc_trim(void);
 
 /* 1 if p points into one of the allocator's arenas (a small block), else 0. Any pointer may

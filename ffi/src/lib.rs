@@ -225,7 +225,8 @@ pub unsafe extern "C" fn agc_stats_print(f: *mut libc::FILE) -> c_int {
 }
 
 /// Give back empty pools the calling thread keeps cached (and, in debug mode, the quarantine),
-/// and unmap the free arenas waiting out the purge delay (one spare stays).
+/// unmap the free arenas waiting out the purge delay (one spare stays), and ask glibc to return
+/// its free memory (`malloc_trim(0)`; in `libarenagc.so` that is the program's own heap too).
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_trim() {
     boundary("agc_trim", (), alloc::trim)

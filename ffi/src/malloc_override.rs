@@ -19,11 +19,11 @@
 //! The rules of each function live in the core (`arenagc::alloc::c`); these exports forward.
 //!
 //! **Panics.** The hot entry points (`malloc`, `calloc`, `realloc`, `free`) call the core
-//! directly, with no `catch_unwind`: the core reports every fault it detects by aborting with a message and never
-//! panics on a path these take, and if a bug ever made it panic, Rust stops the unwind at the
-//! `extern "C"` edge and aborts. That is deliberate, as glibc aborts on a corrupted heap: a
-//! panic inside `malloc` means the allocator's state cannot be trusted, and returning NULL would
-//! let the program go on with it. The catch frame cost about 5% of a malloc/free pair
+//! directly, with no `catch_unwind`: the core reports every fault it detects by aborting with a
+//! message and never panics on a path these take, and if a bug ever made it panic, Rust stops
+//! the unwind at the `extern "C"` edge and aborts. That is deliberate, as glibc aborts on a
+//! corrupted heap: a panic inside `malloc` means the allocator's state cannot be trusted, and
+//! returning NULL would let the program go on with it. The catch frame cost about 5% of a malloc/free pair
 //! (`ffi/bench`). Every other export (here and in the `agc_*` API) keeps `boundary`.
 //!
 //! Small requests are served from the arenas; large ones go to glibc's own entry points

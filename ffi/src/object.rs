@@ -2,7 +2,8 @@
 //! `dealloc` is made of, and `agc_weakref_*`.
 //!
 //! ```text
-//!  agc_new(type) ──> checks the agc_type ──> gc::raw::new_object (counts gen 0) ─> zero payload
+//!  agc_new / agc_new_var(type[, n]) ──> checks the agc_type ──> gc::raw::new_object_var_zeroed
+//!                                        (counts gen 0; payload zeroed by the core)
 //!  agc_track / agc_untrack ──> gc::raw::track / untrack
 //!  agc_decref (inline in the header) ─ count reaches 0 ─> agc_object_decref ─> type->dealloc
 //!  a C dealloc:  agc_finalize_from_dealloc ─> (drop its references) ─> agc_object_del
@@ -311,12 +312,13 @@ pub unsafe extern "C" fn agc_clear_weakrefs(obj: *mut AgcObject) -> c_int {
 /// is not zero.
 ///
 /// # Safety
-/// `obj` is NULL or an object of the current runtime created by `agc_new`, not used again.
+/// `obj` is NULL or an object of the current runtime created by `agc_new` or `agc_new_var`,
+/// not used again.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_object_del(obj: *mut AgcObject) -> c_int {
     object_call("agc_object_del", obj, |obj| {
-        // SAFETY: an object of the current runtime at refcount zero (checked), from agc_new,
-        // not used again: untracked before its memory goes.
+        // SAFETY: an object of the current runtime at refcount zero (checked), from agc_new or
+        // agc_new_var, not used again: untracked before its memory goes.
         unsafe {
             let rc = (*obj).refcnt;
             if rc != 0 {
