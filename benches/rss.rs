@@ -2,11 +2,10 @@
 //! Each allocator runs in its own child process (this binary with an argument), so the figures
 //! do not blur into each other. Prints a markdown table of the ratios.
 
-#[allow(dead_code)] // this bench uses only the allocator list
+#[allow(dead_code)] // this bench uses only the allocator list and `lay`
 mod common;
 
-use common::{Alloc, allocators};
-use core::alloc::Layout;
+use common::{Alloc, allocators, lay};
 
 const N: usize = 1_000_000;
 const SIZE: usize = 32;
@@ -21,7 +20,7 @@ fn hwm_kib() -> usize {
 }
 
 fn run(a: Alloc) -> usize {
-    let l = Layout::from_size_align(SIZE, 8).unwrap();
+    let l = lay(SIZE);
     // The pointer table comes from mmap, not from the allocator under test.
     let table = arenagc::alloc::os::reserve_table(N * 8) as *mut *mut u8;
     // SAFETY: the table holds N pointers; touching it first keeps it out of the measurement.

@@ -106,23 +106,20 @@ fn vectors_grow_across_the_small_large_boundary() {
             }
         }
     }
+    // The values vector k holds: every step not skipped for it.
+    let want = |k: usize| {
+        (0..300u32)
+            .filter(move |s| (k as u32 + s) % 3 != 0)
+            .map(move |s| k as u32 ^ s)
+    };
     for (k, v) in vs.iter().enumerate() {
-        let want: Vec<u32> = (0..300u32)
-            .filter(|s| (k as u32 + s) % 3 != 0)
-            .map(|s| k as u32 ^ s)
-            .collect();
-        assert_eq!(*v, want);
+        assert_eq!(*v, want(k).collect::<Vec<_>>());
     }
     // Shrinking moves each vector back below the small-block limit; the kept prefix survives.
     for (k, v) in vs.iter_mut().enumerate() {
         v.truncate(3);
         v.shrink_to_fit();
-        let want: Vec<u32> = (0..300u32)
-            .filter(|s| (k as u32 + s) % 3 != 0)
-            .map(|s| k as u32 ^ s)
-            .take(3)
-            .collect();
-        assert_eq!(*v, want);
+        assert_eq!(*v, want(k).take(3).collect::<Vec<_>>());
         assert_eq!(v.capacity(), 3);
     }
 }

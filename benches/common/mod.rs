@@ -1,4 +1,6 @@
-//! Shared by the allocator benches: the four allocators compared, and a tiny deterministic RNG.
+//! Shared by the allocator benches: the four allocators compared, a tiny deterministic RNG, and
+//! the workloads both `side_by_side` and `alloc` run (live sets, batches, producer/consumer,
+//! realloc growth).
 
 use arenagc::ArenaAlloc;
 use core::alloc::{GlobalAlloc, Layout};
@@ -25,7 +27,7 @@ pub fn lay(n: usize) -> Layout {
 }
 
 /// xorshift64: the same sequence for every allocator.
-pub struct Rng(pub u64);
+pub struct Rng(u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {

@@ -196,7 +196,7 @@ static void test_new_var(void) {
         agc_decref(&v->ob);
     }
     CHECK(vec_frees == (int)(sizeof lens / sizeof lens[0]));
-    /* a fixed-size type (item_size 0) with items is just agc_new */
+    /* a fixed-size type (item_size 0) with items is accepted: the count is ignored */
     {
         agc_object *p = agc_new_var(&plain_type, 5);
         CHECK(p != NULL);

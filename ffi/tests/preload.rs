@@ -239,7 +239,7 @@ fn glibc_thresholds_are_tuned_unless_the_environment_sets_them() {
             "{env:?}: glibc kept {keep} bytes at its heap top"
         );
     }
-    // Without the preload library glibc behaves the same way (the program itself is sound).
+    // Without the preload library the 1 MiB block is mapped (glibc's default).
     let (out, _) = run_ok(&mut Command::new(&exe));
     assert!(out.starts_with("mapped=1 "), "{out}");
 }

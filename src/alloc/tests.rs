@@ -105,7 +105,8 @@ fn empty_pools_go_through_a_bounded_cache_in_batches() {
         let first = alloc_n(size, 1);
         // A pool starts FULL, so filling it needs no atomic read-modify-write.
         assert_eq!(pool_ref(first[0]).remote.state(), FULL);
-        // The heap took a batch from the arenas under one lock (or adopted an abandoned pool).
+        // The heap took its pools from the arenas a batch at a time (or adopted an abandoned
+        // pool): at most one batch, less the pool in use, is cached.
         assert!(heap::cached_pools() < HEAP_CACHE_BATCH);
         let per = blocks_per_pool(class_of(size));
         let v = alloc_n(size, per * 200);

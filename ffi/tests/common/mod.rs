@@ -2,9 +2,11 @@
 //! programs against `include/arenagc.h`, run them.
 //!
 //! `cargo test` does not build a crate's cdylib/staticlib for its integration tests, so
-//! [`libs`] runs `cargo build --release -p arenagc-ffi -p arenagc-malloc` once per test binary,
-//! with its own target directory (`<target>/ffi-test`): the outer cargo still holds the lock
-//! of its own target directory while tests run. After the first run that build is a no-op.
+//! [`libs`] runs `cargo build --release -p arenagc-ffi -p arenagc-malloc` once per test binary
+//! (with `--features large-pools` when the tests are built with it), with its own target
+//! directory (`<target>/ffi-test`, or `<target>/ffi-test-large`): the outer cargo still holds
+//! the lock of its own target directory while tests run. After the first run that build is a
+//! no-op.
 
 #![allow(dead_code)] // each test binary uses a different part
 
