@@ -38,8 +38,10 @@
 //! - `pool.owner == h` (h non-null) only while the pool is on h's `owned` list; only h's thread
 //!   (or the holder of FALLBACK's lock, for FALLBACK) changes h's lists or the pool's owner-only
 //!   fields.
-//! - A full pool (`in_full`) has remote state `FULL` or `NOTIFYING` (never `NORMAL` with a
-//!   non-empty list that nobody will take). Full pools are on no list but `owned`, as in CPython.
+//! - A full pool (`in_full`) has remote state `FULL` or `NOTIFYING`, or `NORMAL` with a block of
+//!   it on the owner's delayed stack (a notifier came and went; the owner's next slow path takes
+//!   the block and any remote list with it). Never `NORMAL` with nothing on its way to the owner.
+//!   Full pools are on no list but `owned`, as in CPython.
 
 use crate::config::{
     HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES, REVIVE_FREE_BLOCKS,
@@ -819,8 +821,17 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
                 return Err("pool on a heap that does not own it");
             }
             not_full += !(*p).in_full as usize;
+            // A full pool must bring us its next remote free: its word is FULL (the freer will
+            // notify us) or NOTIFYING (one is doing so), or a notifier has done so already and
+            // left the word NORMAL, with its block on our delayed stack, where the next slow path
+            // finds it and the pool with it. The state is read first: a NORMAL set by
+            // `end_notify` (Release) makes the delayed push before it visible.
             let st = (*p).remote.state();
-            if (*p).in_full && st != super::remote::FULL && st != NOTIFYING {
+            if (*p).in_full
+                && st != super::remote::FULL
+                && st != NOTIFYING
+                && !heap.delayed.any(|b| pool_of(b.cast()) == p)
+            {
                 return Err("a full pool off the lists whose remote word would not notify us");
             }
             p = (*p).owned_next;

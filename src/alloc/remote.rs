@@ -31,7 +31,9 @@
 //!   re-armed in a child after `fork` (`rearm_after_fork`), whose list the owner takes when the
 //!   next notification makes it look (`try_mark_full` fails on a non-empty list). `ABANDONED`
 //!   is set only on an empty list, and pushes never touch an abandoned word.
-//! - A pool on its owner's full list is `FULL` or `NOTIFYING`; a pool with room may be any of
+//! - A full pool (off its owner's avail lists) is `FULL` or `NOTIFYING`, or `NORMAL` after a
+//!   notifier finished: its block is then on the owner's delayed stack, and the owner's next look
+//!   at that stack takes it and the pool's list (`local_free_slow`). A pool with room may be any of
 //!   `NORMAL`, `FULL`, `NOTIFYING` (`FULL` is sticky across local revivals, see `clear_full`,
 //!   and a new or reused pool starts `FULL`, see `arm_full`).
 //! - While a word is `NOTIFYING` its pool's owner cannot change: `try_abandon` waits it out.
@@ -307,6 +309,22 @@ impl BlockStack {
 
     pub fn is_empty(&self) -> bool {
         self.0.load(Ordering::Acquire).is_null()
+    }
+
+    /// Owner only (for validation): whether some block on the stack satisfies `f`. The blocks
+    /// stay where they are. Other threads only push, which prepends, and only the owner takes,
+    /// so every block reachable from a loaded head stays on the stack, unchanged, for the walk.
+    pub fn any(&self, mut f: impl FnMut(*mut Block) -> bool) -> bool {
+        let mut b = self.0.load(Ordering::Acquire);
+        while !b.is_null() {
+            if f(b) {
+                return true;
+            }
+            // SAFETY: b is on the stack, which nobody but the caller (the owner) empties; its
+            // link was written before the push that published it (Acquire above).
+            b = unsafe { (*b).next };
+        }
+        false
     }
 }
 

@@ -145,6 +145,10 @@ fn remote_free_into_full_pool_is_found_by_owner() {
             .unwrap();
         // Still counted as used until the owner takes them.
         assert_eq!(pool.used() as usize, per);
+        // The first free notified us (its block is on our delayed stack, the word is NORMAL
+        // again) and the other two are on the pool's remote list: a valid state for a full pool.
+        assert_eq!(pool.remote.state(), NORMAL);
+        validate().unwrap();
         // The owner's slow path takes the delayed block and relinks the pool.
         let more = alloc_n(size, blocks_per_pool(class_of(size)) + 3);
         assert!(more.contains(&v[0]) || more.contains(&v[1]) || more.contains(&v[2]));
