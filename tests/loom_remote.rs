@@ -147,3 +147,92 @@ fn thread_exit_versus_remote_free_and_adoption() {
         }
     });
 }
+
+/// Thread exit against two remote frees into a full pool, with step 2 of `heap::abandon` as
+/// the heap does it: a delayed block freed into a pool that stays full. `rearm` says whether
+/// that free may arm `FULL` again (`local_free_slow`'s `try_mark_full`), as it did before the
+/// heap's `exiting` flag. At the end the delayed stack must be empty (the heap is gone after
+/// `abandon`, so a block left there is lost) and each block held by exactly one party.
+fn exit_with_frees_into_a_full_pool(rearm: bool) {
+    loom::model(move || {
+        let w = Arc::new(RemoteWord::new());
+        let delayed = Arc::new(BlockStack::new());
+        assert!(w.try_mark_full());
+        let (b1, b2) = (block(), block());
+        let t = {
+            let (w, delayed) = (w.clone(), delayed.clone());
+            thread::spawn(move || {
+                let mut adopted = Vec::new();
+                for b in [b1, b2] {
+                    if !adopted.is_empty() {
+                        adopted.push(b); // we own the pool now: a local free
+                        continue;
+                    }
+                    // SAFETY: each block is given to one push only.
+                    match unsafe { w.push(b as *mut Block) } {
+                        PushOutcome::Pushed => {}
+                        PushOutcome::Notify => {
+                            // SAFETY: the block was not pushed; we still own it.
+                            unsafe { delayed.push(b as *mut Block) };
+                            w.end_notify();
+                        }
+                        PushOutcome::Abandoned => {
+                            assert!(w.adopt(), "only this thread adopts");
+                            adopted.push(b);
+                        }
+                    }
+                }
+                adopted
+            })
+        };
+        // Owner exit. 1: no FULL, no notifier at work.
+        let mut got = Vec::new();
+        w.clear_full();
+        while w.state() == arenagc::alloc::remote::NOTIFYING {
+            loom::thread::yield_now();
+        }
+        // 2: the delayed blocks are freed locally; the pool stays full (one free block).
+        let taken = delayed.take_all();
+        if !taken.is_null() && rearm {
+            // What local_free_slow did: keep the pool off the lists and arm FULL for the next
+            // remote free, taking pending remote frees when the word has some.
+            while !w.try_mark_full() {
+                drain(w.take_all(), &mut got);
+            }
+        }
+        drain(taken, &mut got);
+        // 3: abandon, taking pending remote frees.
+        loop {
+            match w.try_abandon() {
+                Ok(()) => break,
+                Err(list) => drain(list, &mut got),
+            }
+        }
+        // The heap is gone now: whatever is still on its delayed stack is lost.
+        let stranded = delayed.take_all();
+        let adopted = t.join().unwrap();
+        assert!(
+            stranded.is_null(),
+            "a block was stranded on the exited heap's delayed stack"
+        );
+        let mut all: Vec<usize> = got.iter().chain(adopted.iter()).copied().collect();
+        all.sort();
+        let mut want = vec![b1, b2];
+        want.sort();
+        assert_eq!(all, want, "owner {got:?}, adopter {adopted:?}");
+    });
+}
+
+/// The heap's rule: once `abandon` has begun, nothing arms FULL, and nothing is stranded.
+#[test]
+fn exit_never_rearms_full_so_no_block_is_stranded() {
+    exit_with_frees_into_a_full_pool(false);
+}
+
+/// The model is not vacuous: arming FULL again in step 2 (the code before the `exiting` flag)
+/// lets a second notifier hand a block to the heap after its last look.
+#[test]
+#[should_panic(expected = "stranded")]
+fn rearming_full_during_exit_strands_a_block() {
+    exit_with_frees_into_a_full_pool(true);
+}

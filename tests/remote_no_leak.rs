@@ -3,7 +3,8 @@
 //! enter the figures:
 //! - no leak when every free is remote;
 //! - a thread that exits with live blocks abandons its pools (the blocks stay counted), and
-//!   another thread that frees them adopts and empties those pools.
+//!   another thread that frees them adopts and empties those pools;
+//! - threads that exit while another thread is freeing into their full pools lose no block.
 
 use arenagc::ArenaAlloc;
 use arenagc::alloc::stats;
@@ -60,6 +61,75 @@ fn abandoned_pools_are_adopted_and_emptied() {
     })
     .join()
     .unwrap();
+    let after = stats();
+    assert_eq!(
+        after.classes[class].blocks_in_use, before,
+        "blocks leaked\n{after}"
+    );
+}
+
+/// Owners exit while a freer frees into their full pools. Each round the owner fills pools,
+/// hands the blocks over and waits until the freer has freed one block per pool (each a
+/// notification onto the owner's delayed stack: every pool is full with one pending block),
+/// then exits while the freer frees a second block per pool, starting after a delay that
+/// varies by round so that it lands in every part of `abandon` in some rounds. Before the
+/// heap's `exiting` flag, `abandon`'s step 2 armed `FULL` again on each such pool, and a second
+/// free landing after that was handed to the delayed stack after the owner's last look there:
+/// a block lost (and, in a debug build, the invariant at the end of `abandon` fires).
+#[test]
+fn owners_exit_while_their_full_pools_take_remote_frees() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let l = Layout::from_size_align(48, 8).unwrap();
+    let class = arenagc::alloc::class_of(48);
+    let pool_mask = !(arenagc::config::POOL_SIZE - 1);
+    let before = stats().classes[class].blocks_in_use;
+    for round in 0..400u64 {
+        let first_pass_done = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<usize>>>(1);
+        let freer = {
+            let first_pass_done = first_pass_done.clone();
+            std::thread::spawn(move || {
+                let pools = rx.recv().unwrap();
+                for pool in &pools {
+                    free_all(l, &pool[..1]);
+                }
+                first_pass_done.store(true, Ordering::Release);
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(round % 80) {
+                    std::hint::spin_loop();
+                }
+                // (The last pool may hold a single block.)
+                for pool in &pools {
+                    free_all(l, pool.get(1..2).unwrap_or_default());
+                }
+                for pool in &pools {
+                    free_all(l, pool.get(2..).unwrap_or_default());
+                }
+            })
+        };
+        std::thread::spawn(move || {
+            let mut v = alloc_n(l, 2_000);
+            // The blocks of each pool, in pools that are full (the last one may not be).
+            v.sort_unstable();
+            let mut pools: Vec<Vec<usize>> = Vec::new();
+            for b in v {
+                match pools.last_mut() {
+                    Some(last) if last[0] & pool_mask == b & pool_mask => last.push(b),
+                    _ => pools.push(vec![b]),
+                }
+            }
+            tx.send(pools).unwrap();
+            while !first_pass_done.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            // Exit now: abandon() races with the freer's second pass.
+        })
+        .join()
+        .unwrap();
+        freer.join().unwrap();
+    }
     let after = stats();
     assert_eq!(
         after.classes[class].blocks_in_use, before,

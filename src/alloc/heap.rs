@@ -18,7 +18,9 @@
 //! destructors, so their frees still find the heap; anything later falls back to `FALLBACK`.
 //!
 //! Cross-thread frees follow `remote.rs`. Thread exit:
-//! 1. every owned pool: `clear_full` and wait out any notifier, so no new delayed frees start;
+//! 1. every owned pool: `clear_full` and wait out any notifier, so no new delayed frees start
+//!    (the heap is marked `exiting` first: nothing arms `FULL` again, not even step 2's frees
+//!    into full pools, so this stays true until the pools are abandoned);
 //! 2. take the delayed stack and free those blocks locally;
 //! 3. every pool: owner := null, then `try_abandon` (taking pending remote frees until the list
 //!    is empty); pools with nothing in use go back to their arena, the others to `abandoned`.
@@ -73,6 +75,7 @@ pub struct ThreadHeap {
     cache: *mut Pool,                    // retired pools kept for reuse, linked by Pool::next
     ncached: usize,                      // |cache| <= HEAP_POOL_CACHE
     nkept: usize,                        // empty pools left on avail lists, <= HEAP_KEPT_POOLS
+    exiting: bool,                       // `abandon` has begun: never arm FULL again
     next_slot: *mut ThreadHeap,          // free heap-slot list
 }
 
@@ -86,6 +89,7 @@ impl ThreadHeap {
             cache: ptr::null_mut(),
             ncached: 0,
             nkept: 0,
+            exiting: false,
             next_slot: ptr::null_mut(),
         }
     }
@@ -515,6 +519,13 @@ pub unsafe fn local_free_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
             // Not enough room yet to be worth reviving (see REVIVE_FREE_BLOCKS). It stays off
             // the lists, so it must be FULL for the next remote free to tell us (a notifier
             // leaves the word NORMAL); pending remote frees are taken first.
+            if heap.exiting {
+                // Except in a heap being abandoned: after `abandon`'s first step no pool of it
+                // may be FULL, or a remote free could notify it after its last look at the
+                // delayed stack and the block would be stranded there. The pool stays off the
+                // lists as it is; `abandon` takes its remote list when it abandons it.
+                return;
+            }
             if (*p).remote.try_mark_full() {
                 return;
             }
@@ -631,6 +642,9 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
     // SAFETY: the caller owns h and all its pools.
     unsafe {
         let heap = &mut *h;
+        // From here on nothing arms FULL on our pools (`local_free_slow`), so after step 1 no
+        // remote free can notify this heap, and step 2 sees every block ever handed to it.
+        heap.exiting = true;
         // 1. No new notifications (FULL may be set on any pool).
         let mut p = heap.owned;
         while !p.is_null() {
@@ -664,6 +678,10 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
                 g.abandoned_push(p);
             }
         }
+        invariant!(
+            heap.delayed.is_empty(),
+            "a block was handed to an exiting heap after its last look"
+        );
         release_cached(heap, 0);
         GLOBAL.lock().heaps.give_back(h);
     }
