@@ -236,3 +236,64 @@ fn exit_never_rearms_full_so_no_block_is_stranded() {
 fn rearming_full_during_exit_strands_a_block() {
     exit_with_frees_into_a_full_pool(true);
 }
+
+/// A full pool whose owner takes a notifier's block from its delayed stack before the notifier
+/// has ended its notification, frees it, and (the pool still full) marks it full again, while
+/// the same remote thread frees a second block. `try_mark_full` must not take the word's
+/// `NOTIFYING` for "a block is on its way": that block has arrived. The second block must
+/// reach the owner (on its delayed stack or taken from the list), never sit on the list of a
+/// pool the owner no longer looks at.
+#[test]
+fn owner_marks_full_again_while_the_notifier_finishes() {
+    loom::model(|| {
+        let w = Arc::new(RemoteWord::new());
+        let delayed = Arc::new(BlockStack::new());
+        w.arm_full();
+        let (b1, b2) = (block(), block());
+        let t = {
+            let (w, delayed) = (w.clone(), delayed.clone());
+            thread::spawn(move || {
+                for b in [b1, b2] {
+                    // SAFETY: each block is given to one push only.
+                    match unsafe { w.push(b as *mut Block) } {
+                        PushOutcome::Pushed => {}
+                        PushOutcome::Notify => {
+                            // SAFETY: the block was not pushed; we still own it.
+                            unsafe { delayed.push(b as *mut Block) };
+                            w.end_notify();
+                        }
+                        PushOutcome::Abandoned => panic!("not abandoned"),
+                    }
+                }
+            })
+        };
+        // The owner's slow path: take the first block from the delayed stack (it must come
+        // there: the word starts FULL), free it; the pool keeps one free block, so it stays
+        // full (local_free_slow): mark it, taking pending remote frees first.
+        let mut got = Vec::new();
+        loop {
+            let taken = delayed.take_all();
+            if !taken.is_null() {
+                drain(taken, &mut got);
+                break;
+            }
+            loom::thread::yield_now();
+        }
+        while !w.try_mark_full() {
+            drain(w.take_all(), &mut got);
+        }
+        t.join().unwrap();
+        // The owner now looks only at its delayed stack; the list is for pools it watches.
+        let mut stranded = Vec::new();
+        drain(w.take_all(), &mut stranded);
+        assert!(
+            stranded.is_empty(),
+            "a block stranded on an unwatched pool's list"
+        );
+        drain(delayed.take_all(), &mut got);
+        got.sort();
+        let mut want = vec![b1, b2];
+        want.sort();
+        assert_eq!(got, want);
+    });
+}

@@ -49,7 +49,7 @@ use crate::config::{
     HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_POOL_CACHE, MAX_HEAPS, NUM_CLASSES, REVIVE_FREE_BLOCKS,
 };
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use super::arena::Arenas;
 use super::lock::SpinLock;
@@ -223,9 +223,13 @@ unsafe fn disown(heap: &mut ThreadHeap, p: *mut Pool) {
 // ---------------------------------------------------------------------------------------------
 // heap acquisition
 
-static KEY_STATE: AtomicBool = AtomicBool::new(false);
+// KEY_STATE: KEY_UNSET until the process's first heap is set up, then KEY_READY (KEY holds the
+// key, never written again) or KEY_FAILED (no key: heaps are never abandoned, see init_thread).
+const KEY_UNSET: u8 = 0;
+const KEY_READY: u8 = 1;
+const KEY_FAILED: u8 = 2;
+static KEY_STATE: AtomicU8 = AtomicU8::new(KEY_UNSET);
 static KEY: SpinLock<libc::pthread_key_t> = SpinLock::new(0);
-static FORK_HANDLERS: AtomicBool = AtomicBool::new(false);
 
 /// Run `f` with the calling thread's heap: its own, a new one, or FALLBACK under its lock.
 ///
@@ -267,23 +271,64 @@ fn init_thread() -> *mut ThreadHeap {
         // SAFETY: key is a valid key; keys < 32 live in the thread descriptor (no allocation).
         unsafe { libc::pthread_setspecific(key, h.cast()) };
     }
-    if !FORK_HANDLERS.swap(true, Ordering::AcqRel) {
-        // SAFETY: the handlers are plain functions that only take and release our locks.
-        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
-    }
     h
 }
 
+/// The thread-exit key, created (with the fork handlers) by the process's first heap.
 fn thread_key() -> Option<libc::pthread_key_t> {
-    let mut k = KEY.lock();
-    if !KEY_STATE.load(Ordering::Acquire) {
-        // SAFETY: k is a valid out-pointer; the destructor has the required signature.
-        if unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } != 0 {
-            return None;
-        }
-        KEY_STATE.store(true, Ordering::Release);
+    match KEY_STATE.load(Ordering::Acquire) {
+        // SAFETY: KEY's value was written before KEY_READY was published (Release) and is
+        // never written again, so reading it without the lock races with nothing.
+        KEY_READY => Some(unsafe { *KEY.data_ptr() }),
+        KEY_FAILED => None,
+        _ => process_init(),
     }
-    Some(*k)
+}
+
+/// For the entry points that take GLOBAL without a heap (statistics, trim, validate): make sure
+/// the one-time setup has run, so a fork can never find GLOBAL held and no handlers.
+pub(crate) fn ensure_process_init() {
+    if KEY_STATE.load(Ordering::Acquire) != KEY_UNSET {
+        return;
+    }
+    if super::tls::state() == NEW {
+        // Set up this thread's heap the usual way: init_thread runs the setup in state EXITED,
+        // so an allocation inside it (glibc's atfork table, under the malloc replacement) uses
+        // FALLBACK instead of coming back for KEY.
+        // SAFETY: the closure does nothing with the heap.
+        unsafe { with_heap(|_| ()) };
+    } else {
+        // EXITED: a nested allocation would use FALLBACK, never KEY.
+        let _ = thread_key();
+    }
+}
+
+/// One-time setup, by the first heap (or `ensure_process_init`): the fork handlers, then the
+/// thread-exit key.
+///
+/// The handlers are registered before this thread takes GLOBAL for the first time, and every
+/// other thread waits here (on KEY) until they are, so no allocator lock other than KEY can be
+/// held by a thread while a fork finds no handlers. (A fork from a thread that never allocated,
+/// during this one call, can still find KEY held: the child's first heap would then wait on it.
+/// Only a constructor could close that window.) Once this is done KEY is taken only by the
+/// fork handlers.
+#[cold]
+#[inline(never)]
+fn process_init() -> Option<libc::pthread_key_t> {
+    let mut k = KEY.lock();
+    match KEY_STATE.load(Ordering::Acquire) {
+        KEY_READY => return Some(*k),
+        KEY_FAILED => return None,
+        _ => {}
+    }
+    // SAFETY: the handlers are plain functions that only take and release our locks. Nested
+    // allocations (glibc's atfork table) run in state EXITED (init_thread), so they use
+    // FALLBACK and never come back here.
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // SAFETY: k is a valid out-pointer; the destructor has the required signature.
+    let ok = unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } == 0;
+    KEY_STATE.store(if ok { KEY_READY } else { KEY_FAILED }, Ordering::Release);
+    ok.then_some(*k)
 }
 
 // fork: every allocator lock is taken before and released after, so the child never inherits
@@ -762,6 +807,7 @@ pub fn trim() {
         // SAFETY: h is the calling thread's own heap.
         unsafe { trim_heap(h) };
     }
+    ensure_process_init();
     GLOBAL.lock().arenas.purge(true);
 }
 
@@ -879,5 +925,6 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
             return Err("cached-pool count disagrees with the cache list");
         }
     }
+    ensure_process_init();
     GLOBAL.lock().arenas.arenas_are_valid()
 }

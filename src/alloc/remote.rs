@@ -38,6 +38,8 @@
 //!   and a new or reused pool starts `FULL`, see `arm_full`).
 //! - While a word is `NOTIFYING` its pool's owner cannot change: `try_abandon` waits it out.
 //!   So a notifier may read the pool's owner after its CAS and push to that heap safely.
+//!   `try_mark_full` waits it out too: the notifier's block may already have reached the owner
+//!   and been freed, so `NOTIFYING` promises nothing about the future.
 //! - Every block pushed is reachable from exactly one place: the pool list, a delayed stack,
 //!   or (after `take_all`) the owner's hands. Nothing is lost; nothing is handed out twice.
 //!
@@ -183,15 +185,24 @@ impl RemoteWord {
     /// Owner: the pool has no free block and is moving to the heap's full list. Succeeds only
     /// while no remote free is pending (otherwise the caller should `take_all`): `NORMAL ->
     /// FULL` by CAS; a word already `FULL` (the owner revived the pool by a local free and left
-    /// the flag set, see `clear_full`) or `NOTIFYING` (a block is on its way to the owner's
-    /// delayed stack, which will revive the pool) needs no change.
+    /// the flag set, see `clear_full`) needs no change.
+    ///
+    /// A `NOTIFYING` word is waited out first (a few instructions of another thread, no lock).
+    /// It does not mean a block is still on its way: the notifier pushes its block onto the
+    /// delayed stack before `end_notify`, so the owner may already have taken and freed that
+    /// block, and after `end_notify` the word is `NORMAL`. Counting `NOTIFYING` as full left
+    /// such a pool off the lists with nobody to tell the owner about later frees.
     pub fn try_mark_full(&self) -> bool {
-        let w = self.0.load(Ordering::Acquire);
+        let mut w = self.0.load(Ordering::Acquire);
+        while state(w) == NOTIFYING {
+            spin_loop();
+            w = self.0.load(Ordering::Acquire);
+        }
         if !list(w).is_null() {
             return false;
         }
         match state(w) {
-            FULL | NOTIFYING => true,
+            FULL => true,
             NORMAL => self
                 .0
                 .compare_exchange(NORMAL, FULL, Ordering::AcqRel, Ordering::Relaxed)
@@ -205,13 +216,22 @@ impl RemoteWord {
     /// (a remote free then goes through the delayed stack, which frees it locally), so the
     /// owner clears the flag only where remote frees are evidently happening, and a pool that
     /// fills and empties on one thread costs no atomic read-modify-write.
+    ///
+    /// The list is kept: a word re-armed after `fork` may be `FULL` with pending frees on it
+    /// (`rearm_after_fork`), and thread exit relies on this leaving no word `FULL`.
     pub fn clear_full(&self) {
-        if state(self.0.load(Ordering::Relaxed)) != FULL {
-            return;
+        let mut w = self.0.load(Ordering::Relaxed);
+        while state(w) == FULL {
+            match self.0.compare_exchange_weak(
+                w,
+                w & !STATE_MASK,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(cur) => w = cur,
+            }
         }
-        let _ = self
-            .0
-            .compare_exchange(FULL, NORMAL, Ordering::AcqRel, Ordering::Relaxed);
     }
 
     /// Owner, at thread exit: `NORMAL|FULL -> ABANDONED`, but only with an empty list.
@@ -379,6 +399,35 @@ mod tests {
         w.end_notify();
         assert_eq!(w.state(), NORMAL);
         assert!(!w.take_all().is_null());
+    }
+
+    /// In a child after fork, a word caught NOTIFYING with frees on its list is re-armed FULL
+    /// with the list kept. Thread exit's `clear_full` must still turn it NORMAL (keeping the
+    /// list), or the next remote free would notify a heap that is going away.
+    #[test]
+    fn clear_full_keeps_the_list_of_a_word_rearmed_after_fork() {
+        let mut bs = blocks(3);
+        let w = RemoteWord::new();
+        w.arm_full();
+        // SAFETY: boxes outlive the word.
+        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr()) }, PushOutcome::Notify);
+        // SAFETY: as above.
+        assert_eq!(unsafe { w.push(bs[1].as_mut_ptr()) }, PushOutcome::Pushed);
+        w.rearm_after_fork();
+        assert_eq!(w.state(), FULL);
+        w.clear_full();
+        assert_eq!(w.state(), NORMAL);
+        assert!(!w.is_empty(), "the pending free is kept");
+        // SAFETY: as above.
+        assert_eq!(unsafe { w.push(bs[2].as_mut_ptr()) }, PushOutcome::Pushed);
+        let mut n = 0;
+        let mut p = w.take_all();
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: p is one of the test's blocks.
+            p = unsafe { (*p).next };
+        }
+        assert_eq!(n, 2);
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn snapshot() -> AllocStats {
         c.block_size = block_size(i);
     }
     {
+        super::heap::ensure_process_init();
         let g = GLOBAL.lock();
         s.arenas = g.arenas.counters;
         s.arenas_free = g.arenas.free_arenas();

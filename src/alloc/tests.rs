@@ -156,6 +156,57 @@ fn remote_free_into_full_pool_is_found_by_owner() {
     });
 }
 
+/// The owner takes a notifier's block from its delayed stack before the notifier has ended the
+/// notification (the word still `NOTIFYING`), and the pool, with one free block, stays full.
+/// Marking it full must wait for the notification to end: the word then reads `FULL` and the
+/// next remote free notifies the owner again. (Taking `NOTIFYING` as "a block is on its way"
+/// left the word `NORMAL` after `end_notify`, and later frees went to a list nobody watched.)
+#[test]
+fn owner_waits_out_a_notification_it_has_already_received() {
+    use super::heap::ThreadHeap;
+    use super::remote::{Block, PushOutcome};
+    in_fresh_thread(|| {
+        let size = 512;
+        let per = blocks_per_pool(class_of(size));
+        let v = alloc_n(size, per);
+        let next = alloc_n(size, 1); // the first pool is full now, off the lists
+        let pool = pool_ref(v[0]);
+        assert!(pool.in_full);
+        assert_eq!(pool.remote.state(), FULL);
+        let owner = heap::current() as usize;
+        let (b1, b2) = (v[0], v[1]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let notifier = std::thread::spawn(move || {
+            let pool = pool_ref(b1);
+            // free_remote's notification, held open between its two steps.
+            // SAFETY: b1 is a live block of the pool, given up here.
+            let outcome = unsafe { pool.remote.push(b1 as *mut Block) };
+            assert_eq!(outcome, PushOutcome::Notify);
+            // SAFETY: the owner's heap is live (its thread waits for us); b1 is ours to hand on.
+            unsafe { (*(owner as *mut ThreadHeap)).delayed.push(b1 as *mut Block) };
+            tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            pool.remote.end_notify();
+        });
+        rx.recv().unwrap();
+        trim(); // takes b1 while the word is still NOTIFYING; the pool stays full
+        notifier.join().unwrap();
+        assert!(pool.in_full);
+        assert_eq!(
+            pool.remote.state(),
+            FULL,
+            "the next remote free must notify"
+        );
+        validate().unwrap();
+        std::thread::spawn(move || free_all(&[b2])).join().unwrap();
+        validate().unwrap();
+        free_all(&v[2..]);
+        free_all(&next);
+        trim();
+        validate().unwrap();
+    });
+}
+
 #[test]
 fn address_map_knows_our_blocks_and_nothing_else() {
     let v = in_fresh_thread(|| alloc_n(48, 1000));
