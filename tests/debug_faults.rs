@@ -33,6 +33,16 @@ const CASES: &[(&str, bool, &str)] = &[
         "fatal error: pointer not from this allocator",
     ),
     ("default_double_free", false, "fatal error: double free"),
+    (
+        "debug_header_overwritten",
+        true,
+        "header was overwritten: it claims 1000 bytes",
+    ),
+    (
+        "debug_arena_start_pointer",
+        true,
+        "fatal error: invalid free",
+    ),
 ];
 
 fn layout(n: usize) -> Layout {
@@ -87,6 +97,41 @@ fn commit(name: &str) {
                 let p = arenagc::alloc::c::malloc(64);
                 arenagc::alloc::c::free(p);
                 arenagc::alloc::c::free(p);
+            }
+            "debug_header_overwritten" => {
+                // An overflow out of block A that jumps A's tail guard and lands on the size
+                // field of the next block B, leaving B's guard bytes intact. Freeing B must not
+                // trust that size (it would fill 1 KiB of live neighbours with 0xDD).
+                let mut v: Vec<usize> = (0..64)
+                    .map(|_| arenagc::alloc::c::malloc(8) as usize)
+                    .collect();
+                v.sort_unstable();
+                // Debug blocks of 8 bytes take 32: header 16, payload 8, tail guard 8.
+                let k = (1..v.len()).find(|&k| v[k] - v[k - 1] == 32).unwrap();
+                let (a, b) = (v[k - 1] as *mut u8, v[k] as *mut u8);
+                a.add(16).cast::<u64>().write_unaligned(1000);
+                arenagc::alloc::c::free(b.cast());
+            }
+            "debug_arena_start_pointer" => {
+                // The first byte of an arena: the 16 bytes before it, and the "pool header" a
+                // careless check would read for them, belong to the region below. Take the
+                // lowest of our arenas and make the region below it unreadable (when nothing
+                // is mapped there), so such a read would fault instead of aborting cleanly.
+                let size = arenagc::config::ARENA_SIZE;
+                let p = arenagc::alloc::c::malloc(32) as usize;
+                let mut start = p & !(size - 1);
+                while arenagc::alloc::owns((start - size) as *const u8) {
+                    start -= size;
+                }
+                libc::mmap(
+                    (start - size) as *mut libc::c_void,
+                    size,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                );
+                arenagc::alloc::c::free(start as *mut _);
             }
             other => panic!("unknown fault {other}"),
         }

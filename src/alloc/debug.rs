@@ -105,10 +105,15 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     }
     let ours = !addr_map::lookup(addr).is_null();
     if ours {
-        // A block of ours with alignment <= 16 starts exactly HEADER bytes before `user`.
+        // A block of ours with alignment <= 16 starts exactly HEADER bytes before `user`, in the
+        // same arena (an address at the very start of an arena would put it in the region
+        // below, whose headers we must not read).
         let base = addr - HEADER;
-        // SAFETY: base lies in a mapped arena, so its pool header is readable.
-        if !unsafe { (*super::pool_of(base as *const u8)).is_block_start(base as *const u8) } {
+        let same_arena = (base ^ addr) < crate::config::ARENA_SIZE;
+        // SAFETY: base lies in the mapped arena of addr, so its pool header is readable.
+        if !same_arena
+            || !unsafe { (*super::pool_of(base as *const u8)).is_block_start(base as *const u8) }
+        {
             fatal_fmt(
                 "invalid free",
                 user,
@@ -156,6 +161,31 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     }
     let size = h.size as usize;
     let align = 1usize << h.align_shift;
+    // The guards matched, but an overflow from the block below reaches `size` before it
+    // reaches the guards: check the header against the underlying block before using it.
+    let len = total(size, align);
+    let fits = len.is_some_and(|len| {
+        if ours {
+            // SAFETY: checked above: user - HEADER is a block start in a pool in use.
+            let class = unsafe { (*super::pool_of(user.sub(HEADER))).class() };
+            align <= crate::config::ALIGNMENT && len <= super::block_size(class)
+        } else {
+            // SAFETY: the header's own pad lies before user (no wrap), and a large debug block
+            // starts there (its underlying glibc block), as the pad check below assumes too.
+            front(align) <= addr
+                && len <= unsafe { super::large::usable_size(user.sub(front(align))) }
+        }
+    });
+    if !fits {
+        fatal_fmt(
+            "underflow",
+            user,
+            format_args!(
+                "the block's header was overwritten: it claims {size} bytes aligned to {align},                  more than the block holds (allocation #{})",
+                h.serial
+            ),
+        );
+    }
     if let Some(e) = expected {
         if e != size {
             fatal_fmt(
