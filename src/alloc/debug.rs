@@ -110,10 +110,11 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
         // below, whose headers we must not read).
         let base = addr - HEADER;
         let same_arena = (base ^ addr) < crate::config::ARENA_SIZE;
-        // SAFETY: base lies in the mapped arena of addr, so its pool header is readable.
-        if !same_arena
-            || !unsafe { (*super::pool_of(base as *const u8)).is_block_start(base as *const u8) }
-        {
+        let block_start = same_arena && {
+            // SAFETY: base lies in the mapped arena of addr, so its pool header is readable.
+            unsafe { (*super::pool_of(base as *const u8)).is_block_start(base as *const u8) }
+        };
+        if !block_start {
             fatal_fmt(
                 "invalid free",
                 user,
