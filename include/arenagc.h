@@ -162,9 +162,11 @@ const char *agc_version(void);
  * references the object holds (setting the fields to NULL first), so that refcounting frees
  * the cycle. A cycle holding an object with a legacy del is never freed: it goes to garbage.
  *
- * Threads: reference counts are plain integers. An object may be used only by the thread
- * attached to its runtime: a thread's own default runtime, or an agc_runtime it attached to
- * (agc_runtime_attach waits while another thread is attached, like a GIL).
+ * Threads: reference counts are plain integers. An object may be used only while its runtime
+ * (the one current when it was created) is the calling thread's current runtime: a thread's
+ * own default runtime (so not while that thread is attached to another), or an agc_runtime it
+ * attached to (agc_runtime_attach waits while another thread is attached, like a GIL). An
+ * object with weak references used under the wrong runtime aborts with a message.
  * ========================================================================================= */
 
 typedef struct agc_type agc_type;

@@ -501,3 +501,65 @@ fn full_collection_waits_until_long_lived_pending_exceeds_a_quarter_of_the_total
         assert_eq!(gc::get_stats()[2].collections, 2, "{:?}", gc::get_stats());
     });
 }
+
+/// A cycle holding the only reference to a legacy-finalizer object (not in a cycle itself):
+/// clearing the cycle frees that object, so it is not uncollectable and `garbage` stays empty
+/// (CPython counts `finalizers` after `delete_garbage`).
+#[test]
+fn a_legacy_object_freed_with_the_garbage_is_not_uncollectable() {
+    #[derive(Trace)]
+    struct Holder {
+        peer: GcCell<Option<Gc<Holder>>>,
+        legacy: Option<Gc<Legacy>>,
+    }
+    isolated(|| {
+        let l = Gc::new(Legacy {
+            partner: GcCell::new(None),
+        });
+        let a = Gc::new(Holder {
+            peer: GcCell::new(None),
+            legacy: Some(l),
+        });
+        let b = Gc::new(Holder {
+            peer: GcCell::new(Some(a.clone())),
+            legacy: None,
+        });
+        a.peer.set(Some(b));
+        drop(a);
+        assert_eq!(gc::collect(2), Ok(2));
+        let s = gc::get_stats()[2];
+        assert_eq!((s.collected, s.uncollectable), (2, 0));
+        assert_eq!(gc::garbage_len(), 0);
+        assert_eq!(gc::get_objects(None).unwrap().len(), 0);
+    });
+}
+
+thread_local! {
+    static KEEP: std::cell::RefCell<Vec<arenagc::Weak<Node>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A live weak reference to garbage whose callback drops the last other reference to the weak
+/// reference itself: the weakref object is freed by the collection, and counted as collected
+/// (CPython's `handle_weakrefs` returns it in `num_freed`).
+#[test]
+fn a_weakref_freed_by_its_own_callback_counts_as_collected() {
+    isolated(|| {
+        let d = Rc::new(Cell::new(0));
+        let (a, b) = (node(&d), node(&d));
+        link(&a, &b);
+        link(&b, &a);
+        let fired = Rc::new(Cell::new(false));
+        let f = fired.clone();
+        let w = Gc::downgrade_with_callback(&a, move || {
+            f.set(true);
+            KEEP.with(|k| k.borrow_mut().clear());
+        });
+        KEEP.with(|k| k.borrow_mut().push(w));
+        drop((a, b));
+        assert_eq!(gc::collect(2), Ok(3));
+        assert!(fired.get());
+        assert_eq!(gc::get_stats()[2].collected, 3);
+        assert_eq!(gc::get_objects(None).unwrap().len(), 0);
+    });
+}

@@ -581,3 +581,214 @@ fn a_panicking_drop_leaks_its_object_but_the_runtime_keeps_working() {
         assert_eq!(gc::get_objects(None).unwrap().len(), before - 10_000);
     });
 }
+
+thread_local! {
+    static CHAIN_WEAKS: RefCell<Vec<Weak<Link>>> = const { RefCell::new(Vec::new()) };
+    static CHAIN_STASH: RefCell<Vec<Gc<Link>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A chain link; the head's `Drop` tries to upgrade a weak reference to every link.
+#[derive(Trace)]
+struct Link {
+    next: Option<Gc<Link>>,
+    #[trace(skip)]
+    id: usize,
+    #[trace(skip)]
+    _hook: LinkHook,
+}
+
+struct LinkHook(bool);
+
+impl Drop for LinkHook {
+    // Runs when its link's value is dropped (the field is never read otherwise).
+    fn drop(&mut self) {
+        if self.0 {
+            let ws = CHAIN_WEAKS.with(|w| w.borrow().clone());
+            for w in ws {
+                if let Some(g) = w.upgrade() {
+                    CHAIN_STASH.with(|s| s.borrow_mut().push(g));
+                }
+            }
+        }
+    }
+}
+
+/// Dropping a long chain: the trashcan puts off the link at depth `TRASH_LIMIT` (its count 0)
+/// to the outermost deallocation, which frees it whatever its count is then. The head's `Drop`
+/// runs before that and upgrades weak references to the links: the links already freed and
+/// the deferred one (dying) must read as dead; the links behind it (count 1, unreachable but
+/// alive) may be revived. Every object revived must stay valid (a revived deferred link was
+/// freed under its new owner: use after free).
+#[test]
+fn a_weak_reference_never_revives_an_object_whose_count_reached_zero() {
+    isolated(|| {
+        let n = gc::TRASH_LIMIT + 20;
+        let mut head: Option<Gc<Link>> = None;
+        for id in (0..n).rev() {
+            head = Some(Gc::new(Link {
+                next: head.take(),
+                id,
+                _hook: LinkHook(id == 0),
+            }));
+        }
+        let mut links = Vec::new();
+        let mut cur = head.clone();
+        while let Some(l) = cur {
+            links.push(Gc::downgrade(&l));
+            cur = l.next.clone();
+        }
+        CHAIN_WEAKS.with(|w| *w.borrow_mut() = links);
+        drop(head);
+        let stash = CHAIN_STASH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let revived: Vec<usize> = stash.iter().map(|g| g.id).collect();
+        // Only links behind the deferred one were alive to revive: a contiguous tail.
+        assert!(
+            !revived.is_empty() && revived.len() < n - 1,
+            "revived {revived:?}"
+        );
+        let first = revived[0];
+        assert_eq!(revived, (first..n).collect::<Vec<_>>());
+        assert!(first > gc::TRASH_LIMIT / 2, "revived {revived:?}");
+        // Fresh objects must not land on a revived one (it would have been freed).
+        let fresh: Vec<Gc<Link>> = (0..4 * n)
+            .map(|i| {
+                Gc::new(Link {
+                    next: None,
+                    id: 10_000 + i,
+                    _hook: LinkHook(false),
+                })
+            })
+            .collect();
+        for g in &stash {
+            assert!(
+                !fresh.iter().any(|f| Gc::ptr_eq(f, g)),
+                "link {} was freed",
+                g.id
+            );
+        }
+        for (g, id) in stash.iter().zip(first..n) {
+            assert_eq!(g.id, id);
+        }
+        CHAIN_WEAKS.with(|w| {
+            let w = w.borrow();
+            assert!(w[..first].iter().all(|w| w.is_dead()));
+        });
+        drop(stash);
+        drop(fresh);
+        CHAIN_WEAKS.with(|w| {
+            let w = w.borrow();
+            assert!(w.iter().all(|w| w.is_dead()));
+        });
+        CHAIN_WEAKS.with(|w| w.borrow_mut().clear());
+    });
+}
+
+thread_local! {
+    static FIN_WEAKS: RefCell<Vec<Weak<FinPeer>>> = const { RefCell::new(Vec::new()) };
+    static FIN_UPGRADED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn fin_peer_finalize(this: &Gc<FinPeer>) {
+    FIN_WEAKS.with(|w| w.borrow_mut().push(Gc::downgrade(this)));
+}
+
+/// A cycle whose finalizers make weak references to themselves (not resurrecting them), and
+/// whose values' `Drop` tries those weak references while the cycle is being cleared.
+#[derive(Trace)]
+#[trace(finalize = fin_peer_finalize)]
+struct FinPeer {
+    peer: GcCell<Option<Gc<FinPeer>>>,
+    #[trace(skip)]
+    _probe: FinProbe,
+}
+
+struct FinProbe;
+
+impl Drop for FinProbe {
+    fn drop(&mut self) {
+        let ws = FIN_WEAKS.with(|w| w.borrow().clone());
+        for w in ws {
+            if w.upgrade().is_some() {
+                FIN_UPGRADED.set(FIN_UPGRADED.get() + 1);
+            }
+        }
+    }
+}
+
+/// Weak references that finalizers made to objects still garbage are cleared (without
+/// callbacks) before the collector clears those objects, so nothing can reach a cleared object
+/// through them (CPython clears weakrefs of `final_unreachable` too).
+#[test]
+fn weakrefs_made_by_finalizers_to_garbage_are_cleared_before_the_garbage_is() {
+    isolated(|| {
+        let a = Gc::new(FinPeer {
+            peer: GcCell::new(None),
+            _probe: FinProbe,
+        });
+        let b = Gc::new(FinPeer {
+            peer: GcCell::new(Some(a.clone())),
+            _probe: FinProbe,
+        });
+        a.peer.set(Some(b));
+        drop(a);
+        assert_eq!(gc::collect(2), Ok(2));
+        assert_eq!(
+            FIN_UPGRADED.get(),
+            0,
+            "a weakref reached an object being cleared"
+        );
+        FIN_WEAKS.with(|w| {
+            let w = w.borrow();
+            assert_eq!(w.len(), 2);
+            assert!(w.iter().all(|w| w.is_dead()));
+        });
+        FIN_WEAKS.with(|w| w.borrow_mut().clear());
+    });
+}
+
+/// Using a default-runtime object that has weak references while attached to another runtime
+/// breaks `Runtime::attach`'s contract; its weak references cannot be found from there, so the
+/// library aborts with a message instead of freeing the object under them. Runs in a child.
+#[test]
+fn an_object_with_weakrefs_dropped_under_another_runtime_aborts_clearly() {
+    const CHILD: &str = "ARENAGC_FOREIGN_RUNTIME_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let x = Gc::new(FinProbeFree { v: 7 });
+        assert_eq!(x.v, 7);
+        let w = Gc::downgrade(&x);
+        let rt = gc::Runtime::new();
+        // SAFETY: deliberately broken: x belongs to the default runtime.
+        let _g = unsafe { rt.attach() };
+        drop(x);
+        drop(w);
+        return; // not reached
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_object_with_weakrefs_dropped_under_another_runtime_aborts_clearly",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(6),
+        "status {:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("has weak references in another runtime"),
+        "{stderr}"
+    );
+}
+
+#[derive(Trace)]
+struct FinProbeFree {
+    #[trace(skip)]
+    v: u32,
+}

@@ -111,7 +111,8 @@ pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
 ///
 /// # Safety
 /// `rt` is NULL or a live runtime. Objects created while attached belong to `rt`: only a thread
-/// attached to it may use them.
+/// attached to it may use them; and a thread must not use its default runtime's objects while
+/// attached here (see `Runtime::attach`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_attach", || {

@@ -49,7 +49,7 @@ use super::weakref;
 use super::{DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE};
 use crate::object::{
     self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, PREV_FLAGS,
-    PREV_SHIFT, PREV_STICKY, as_gc, from_gc, type_of,
+    PREV_HAS_WEAKREFS, PREV_SHIFT, PREV_STICKY, as_gc, from_gc, type_of,
 };
 
 /// Collect `generation` (merging the younger ones). Returns (collected, uncollectable, time).
@@ -107,7 +107,7 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         let finalizers: Head = &mut finalizers_head;
         list::init(finalizers);
         let scan = move_legacy_finalizers(unreachable, finalizers);
-        let uncollectable = if scan.legacy {
+        let legacy = if scan.legacy {
             move_legacy_finalizer_reachable(finalizers);
             list::size(finalizers)
         } else {
@@ -122,8 +122,10 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
 
         // The scan's flags cover a superset of what is left in `unreachable`, so skipping a
         // phase when its flag is off is exact.
+        // Weakref objects that their callbacks' decref freed count as collected (CPython).
+        let mut weakrefs_freed = 0;
         if scan.weakrefs {
-            handle_weakrefs(unreachable, old);
+            weakrefs_freed = handle_weakrefs(unreachable, old);
             list::validate(old, false, false);
             list::validate(unreachable, true, false);
         }
@@ -132,14 +134,30 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         let still: Head = &mut still_head;
         let (final_unreachable, collected) = if scan.finalizers && finalize_garbage(unreachable) {
             handle_resurrected_objects(unreachable, still, old);
+            // Finalizers may have made weakrefs to objects that are still garbage: clear them
+            // (their callbacks never run) before `clear` breaks those objects, so no weakref
+            // can reach a cleared object (CPython's `clear_weakrefs(&final_unreachable)`).
+            list::for_each(still, |g| {
+                if (*g).prev & PREV_HAS_WEAKREFS != 0 || type_of(from_gc(g)).weaklist_offset > 0 {
+                    weakref::clear_all(from_gc(g), |_| {});
+                }
+            });
             (still, list::size(still))
         } else {
-            (unreachable, n_unreachable - uncollectable)
+            (unreachable, n_unreachable - legacy)
         };
         list::validate(final_unreachable, true, false);
         debug_assert_eq!(collected, list::size(final_unreachable));
 
         delete_garbage(st, final_unreachable, old);
+        // Counted after delete_garbage, as CPython does: a legacy-finalizer object that only
+        // garbage referred to may have been freed when that garbage was cleared.
+        let uncollectable = if scan.legacy {
+            list::size(finalizers)
+        } else {
+            0
+        };
+        let collected = collected + weakrefs_freed;
 
         if debug & DEBUG_UNCOLLECTABLE != 0 {
             debug_list("uncollectable", finalizers);
@@ -423,7 +441,7 @@ unsafe fn move_legacy_finalizer_reachable(finalizers: Head) {
 
 /// Clear every weakref to an object of `unreachable` (and every weakref that is itself in it);
 /// then run the callbacks of the cleared weakrefs that are not garbage.
-unsafe fn handle_weakrefs(unreachable: Head, old: Head) {
+unsafe fn handle_weakrefs(unreachable: Head, old: Head) -> usize {
     let mut to_call_head = GcHead { next: 0, prev: 0 };
     let to_call: Head = &mut to_call_head;
     // SAFETY: unreachable is a plain list of live objects; weakrefs on referents' lists are
@@ -447,6 +465,7 @@ unsafe fn handle_weakrefs(unreachable: Head, old: Head) {
             });
             g = n;
         }
+        let mut freed = 0;
         while !list::is_empty(to_call) {
             let wg = next(to_call);
             let wr = from_gc(wg);
@@ -454,8 +473,11 @@ unsafe fn handle_weakrefs(unreachable: Head, old: Head) {
             object::decref(wr);
             if next(to_call) == wg {
                 list::move_to(wg, old);
+            } else {
+                freed += 1; // our reference was its last: freed (it unlinked itself)
             }
         }
+        freed
     }
 }
 

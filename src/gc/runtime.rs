@@ -231,9 +231,16 @@ impl Runtime {
     /// another thread is attached.
     ///
     /// # Safety
-    /// Objects created while attached belong to this runtime: they (and handles to them, such as
-    /// `Gc`) must only be used, cloned or dropped by a thread attached to it. Guards of
-    /// different runtimes on one thread must drop in reverse order of creation.
+    /// Every object belongs to the runtime that was current when it was created. It (and every
+    /// handle to it, such as `Gc` or `Weak`) must only be used, cloned or dropped while that
+    /// runtime is the thread's current one: objects created while attached only by a thread
+    /// attached to this runtime, and the thread's default-runtime objects not while it is
+    /// attached here. (An object with weak references used under the wrong runtime aborts with
+    /// a message; other misuse is undefined.) Values stored in this runtime's objects, their
+    /// finalizers and weakref callbacks, and the gc callbacks registered on it may be dropped or
+    /// run by whichever thread is attached when a collection runs: they must be safe to use from
+    /// any thread that attaches (in effect `Send`). Guards of different runtimes on one thread
+    /// must drop in reverse order of creation.
     pub unsafe fn attach(&self) -> AttachGuard<'_> {
         let mut a = self.attached.lock().unwrap_or_else(|e| e.into_inner());
         while *a {

@@ -107,11 +107,15 @@ unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHea
         let gc = as_gc(obj);
         let st = current();
         if (*gc).prev & PREV_HAS_WEAKREFS != 0 {
-            return st
+            let slot = st
                 .weak_table
                 .borrow()
                 .get(&(obj as usize))
                 .map_or(ptr::null_mut(), |b| b.as_ptr());
+            if slot.is_null() {
+                foreign_runtime(obj);
+            }
+            return slot;
         }
         if !create {
             return ptr::null_mut();
@@ -122,6 +126,19 @@ unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHea
         (*gc).prev |= PREV_HAS_WEAKREFS;
         p
     }
+}
+
+/// An object with weakrefs whose side-table entry is not in the current runtime's table: it
+/// belongs to another runtime, and is being used while that one is not current (see
+/// `Runtime::attach`). Its weakrefs cannot be found, so going on would free it under them.
+#[cold]
+#[inline(never)]
+fn foreign_runtime(obj: *mut ObjectHeader) -> ! {
+    eprintln!(
+        "arenagc: fatal error: object {obj:p} has weak references in another runtime: it is used \
+         while its runtime is not the thread's current one (see Runtime::attach)"
+    );
+    std::process::abort()
 }
 
 /// `obj`'s weakref list became empty: drop its side-table entry (if it has one).
@@ -191,14 +208,28 @@ pub unsafe fn weakref_new(
     wr
 }
 
-/// The referent of `wr` (borrowed), or null once cleared.
+/// The referent of `wr` (borrowed), or null once cleared or once the referent is dying.
+///
+/// A referent whose reference count is 0 is dying even though its weakrefs are not cleared
+/// yet: its deallocation has begun (a `Drop` or C `dealloc` runs user code before the weakrefs
+/// go), or the trashcan has put it off to the outermost deallocation, which frees it whatever
+/// its count then. Handing it out would revive an object about to be freed; so it is dead
+/// here, as in CPython (`_PyWeakref_GET_REF`). A finalizer runs with a reference lent to its
+/// object, so weakrefs to it still work there.
 ///
 /// # Safety
 /// `wr` must be a live weakref object.
 #[inline]
 pub unsafe fn weakref_get(wr: *mut ObjectHeader) -> *mut ObjectHeader {
-    // SAFETY: caller's contract.
-    unsafe { (*(wr as *mut WeakRefObject)).referent.get() }
+    // SAFETY: caller's contract; a non-null referent is live (its weakrefs are cleared before
+    // its memory goes).
+    unsafe {
+        let r = (*(wr as *mut WeakRefObject)).referent.get();
+        if r.is_null() || (*r).refcnt <= 0 {
+            return ptr::null_mut();
+        }
+        r
+    }
 }
 
 /// Clear `wr`: unlink it from its referent's list; the callback stays.
