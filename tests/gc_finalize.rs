@@ -792,3 +792,98 @@ struct FinProbeFree {
     #[trace(skip)]
     v: u32,
 }
+
+/// Run this test binary again as a child running only `test` with `var` set; returns its
+/// status, stdout and stderr. `close_stderr` closes the read end of the child's stderr pipe
+/// at once, so its writes there fail (EPIPE).
+fn run_child(
+    test: &str,
+    var: &str,
+    close_stderr: bool,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(var, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    let stderr = child.stderr.take().unwrap();
+    if close_stderr {
+        drop(stderr);
+    } else {
+        let mut stderr = stderr;
+        stderr.read_to_string(&mut err).unwrap();
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    (child.wait().unwrap(), out, err)
+}
+
+/// A weakref callback panics with a payload whose own `Drop` panics: the collector must
+/// abort (as for any panic in a callback), not let the second panic unwind through the
+/// collection, whose working lists live on its stack frame.
+#[test]
+fn a_panic_payload_that_panics_again_in_a_weakref_callback_aborts() {
+    const CHILD: &str = "ARENAGC_PAYLOAD_BOMB_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("payload drop");
+            }
+        }
+        let d = Rc::new(Cell::new(0));
+        let (a, b) = plain_cycle(&d);
+        let _w = Gc::downgrade_with_callback(&a, || std::panic::panic_any(Bomb));
+        drop((a, b));
+        let r = std::panic::catch_unwind(|| gc::collect(2));
+        println!("collect returned (unwound: {})", r.is_err());
+        return;
+    }
+    let (status, out, err) = run_child(
+        "a_panic_payload_that_panics_again_in_a_weakref_callback_aborts",
+        CHILD,
+        false,
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(6), "{status:?}\n{out}\n{err}");
+    assert!(!out.contains("collect returned"), "{out}");
+    assert!(err.contains("a weakref callback panicked"), "{err}");
+}
+
+/// The collector's debug output (`DEBUG_STATS`, `DEBUG_COLLECTABLE`) goes to stderr; when that
+/// is a broken pipe the collection still completes (a panicking `eprintln!` would unwind
+/// through it).
+#[test]
+fn gc_debug_output_to_a_broken_stderr_does_not_break_a_collection() {
+    const CHILD: &str = "ARENAGC_BROKEN_STDERR_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        // Let the parent close its end first.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        gc::set_debug(gc::DEBUG_STATS | gc::DEBUG_COLLECTABLE);
+        let d = Rc::new(Cell::new(0));
+        let (a, b) = plain_cycle(&d);
+        drop((a, b));
+        let r = std::panic::catch_unwind(|| gc::collect(2));
+        println!("collect: {r:?}, dropped {}", d.get());
+        return;
+    }
+    let (status, out, _) = run_child(
+        "gc_debug_output_to_a_broken_stderr_does_not_break_a_collection",
+        CHILD,
+        true,
+    );
+    assert!(
+        out.contains("collect: Ok(Ok(2)), dropped 2"),
+        "{status:?}\n{out}"
+    );
+}

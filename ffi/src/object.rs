@@ -219,7 +219,8 @@ pub unsafe extern "C" fn agc_track(obj: *mut AgcObject) -> c_int {
         if !ty.is_gc() {
             set_error(format_args!(
                 "agc_track: type '{}' has no AGC_TPFLAGS_HAVE_GC",
-                ty.name_str()
+                // SAFETY: an object's type has a valid name (the header's agc_type contract).
+                unsafe { ty.name_str() }
             ));
             return AGC_ERR_VALUE;
         }
@@ -355,7 +356,8 @@ pub unsafe extern "C" fn agc_weakref_new(
         if !ty.supports_weakrefs() {
             set_error(format_args!(
                 "agc_weakref_new: type '{}' does not support weak references",
-                ty.name_str()
+                // SAFETY: an object's type has a valid name (the header's agc_type contract).
+                unsafe { ty.name_str() }
             ));
             return ptr::null_mut();
         }

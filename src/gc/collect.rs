@@ -57,6 +57,10 @@ use crate::object::{
 /// # Safety
 /// `st` is the current runtime, its `collecting` mark is set and its lists are valid.
 pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, usize, Duration) {
+    // The working lists' heads live on this frame: nothing may unwind out of it, or live
+    // objects would stay linked to dead stack memory. User code here runs behind aborting
+    // boundaries; this guard is the backstop for whatever still unwinds.
+    let no_unwind = AbortOnUnwind;
     let t0 = Instant::now();
     let debug = st.debug.get();
     // SAFETY: all lists belong to this runtime and are valid; working sets live on this frame.
@@ -65,8 +69,8 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
             let sizes: Vec<usize> = (0..NUM_GENERATIONS)
                 .map(|i| list::size(st.gen_head(i)))
                 .collect();
-            eprintln!("gc: collecting generation {generation}...");
-            eprintln!("gc: objects in each generation: {sizes:?}");
+            super::gc_eprintln!("gc: collecting generation {generation}...");
+            super::gc_eprintln!("gc: objects in each generation: {sizes:?}");
         }
         if generation + 1 < NUM_GENERATIONS {
             let c = &st.gens[generation + 1].count;
@@ -173,12 +177,24 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         s.set(v);
         let dt = t0.elapsed();
         if debug & DEBUG_STATS != 0 {
-            eprintln!(
+            super::gc_eprintln!(
                 "gc: done, {collected} unreachable, {uncollectable} uncollectable, {:.4}s elapsed",
                 dt.as_secs_f64()
             );
         }
+        core::mem::forget(no_unwind);
         (collected, uncollectable, dt)
+    }
+}
+
+/// Dropped only when a panic unwinds through `collect_main` (it is forgotten on return).
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        super::abort_with(format_args!(
+            "a panic unwound into the cycle collector (from user code it runs)"
+        ));
     }
 }
 
@@ -187,7 +203,7 @@ unsafe fn debug_list(what: &str, l: Head) {
     unsafe {
         list::for_each(l, |g| {
             let o = from_gc(g);
-            eprintln!("gc: {what} <{} {:p}>", type_of(o).name_str(), o);
+            super::gc_eprintln!("gc: {what} <{} {:p}>", type_of(o).name_str(), o);
         });
     }
 }

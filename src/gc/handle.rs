@@ -470,8 +470,8 @@ impl AnyGc {
 
     /// The object's type name.
     pub fn type_name(&self) -> String {
-        // SAFETY: live object.
-        unsafe { type_of(self.as_object()) }.name_str().into_owned()
+        // SAFETY: a live object; the type it was created with has a valid name (name_str).
+        unsafe { type_of(self.as_object()).name_str() }.into_owned()
     }
 
     /// Whether this is the object of `other`.

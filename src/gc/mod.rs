@@ -26,6 +26,24 @@
 //! - A finalizer runs at most once per object; objects reachable from a legacy finalizer are
 //!   never cleared; weakrefs to garbage are all cleared before any of their callbacks runs.
 
+/// `eprintln!` that never panics (it does when stderr is closed or a broken pipe): the gc
+/// prints from inside collections and right before aborting, where a panic must not start.
+macro_rules! gc_eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use gc_eprintln;
+
+/// Print `msg` to stderr (never panicking) and abort the process.
+#[cold]
+#[inline(never)]
+pub(crate) fn abort_with(msg: core::fmt::Arguments<'_>) -> ! {
+    gc_eprintln!("arenagc: fatal error: {msg}");
+    std::process::abort()
+}
+
 mod collect;
 mod handle;
 mod list;

@@ -134,11 +134,10 @@ unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHea
 #[cold]
 #[inline(never)]
 fn foreign_runtime(obj: *mut ObjectHeader) -> ! {
-    eprintln!(
-        "arenagc: fatal error: object {obj:p} has weak references in another runtime: it is used \
-         while its runtime is not the thread's current one (see Runtime::attach)"
-    );
-    std::process::abort()
+    super::abort_with(format_args!(
+        "object {obj:p} has weak references in another runtime: it is used while its runtime \
+         is not the thread's current one (see Runtime::attach)"
+    ))
 }
 
 /// `obj`'s weakref list became empty: drop its side-table entry (if it has one).
@@ -311,9 +310,10 @@ pub(crate) unsafe fn run_callback(wr: *mut ObjectHeader) {
 /// Run a Rust callback; a panic aborts (after the panic hook printed its message), because
 /// unwinding out of here could leave a collection half done.
 fn run_rust_callback(f: Box<dyn FnOnce()>) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
-        eprintln!("arenagc: a weakref callback panicked; aborting");
-        std::process::abort();
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        // The payload is never dropped: its Drop could panic again and unwind from here.
+        core::mem::forget(payload);
+        super::abort_with(format_args!("a weakref callback panicked"));
     }
 }
 

@@ -147,11 +147,16 @@ impl TypeObject {
     }
 
     /// The name as a string (lossy), "?" when null.
-    pub fn name_str(&self) -> std::borrow::Cow<'_, str> {
+    ///
+    /// # Safety
+    /// `name` is null or a NUL-terminated string that lives as long as the type, as it must be
+    /// for every type an object is created with. (The fields are public, for C, so safe code
+    /// can build a type with any pointer there; reading it is what needs this promise.)
+    pub unsafe fn name_str(&self) -> std::borrow::Cow<'_, str> {
         if self.name.is_null() {
             return "?".into();
         }
-        // SAFETY: a non-null `name` is a NUL-terminated string that outlives the type.
+        // SAFETY: the caller's contract.
         unsafe { core::ffi::CStr::from_ptr(self.name) }.to_string_lossy()
     }
 
@@ -483,6 +488,7 @@ mod tests {
                 decref(o);
             }
         }
-        assert_eq!(WITH_GC.name_str(), "with_gc");
+        // SAFETY: WITH_GC's name is a C string literal.
+        assert_eq!(unsafe { WITH_GC.name_str() }, "with_gc");
     }
 }
