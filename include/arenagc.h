@@ -202,9 +202,11 @@ struct agc_type {
                                  of an agc_object * slot (NULL-initialized, the library owns
                                  it) heading the list of weak references; or
                                  AGC_WEAKLIST_SIDE_TABLE (GC types) */
-    agc_traverseproc traverse; /* visit every referent (GC types; NULL: none) */
+    agc_traverseproc traverse; /* visit every referent (GC types; NULL: none); visiting a
+                                  NULL field is allowed and skipped, like Py_VISIT */
     agc_inquiry clear;         /* drop references to break a cycle (NULL: cannot) */
-    agc_destructor finalize;   /* PEP 442 finalizer, at most once per object; may resurrect */
+    agc_destructor finalize;   /* PEP 442 finalizer, at most once per object; may resurrect;
+                                  GC types only (agc_new refuses it on another type) */
     agc_destructor del;        /* legacy finalizer: a cycle holding it is uncollectable */
     agc_destructor dealloc;    /* required: called at refcount 0; releases everything */
     size_t item_size;          /* variable-size types: bytes per item (agc_new_var); 0 for a
@@ -347,7 +349,8 @@ int agc_gc_get_threshold(size_t *t0, size_t *t1, size_t *t2);
 /* Set them; t0 == 0 turns automatic collection off. AGC_OK. */
 int agc_gc_set_threshold(size_t t0, size_t t1, size_t t2);
 
-/* Counts: tracked allocations minus frees since generation 0 was collected; collections of
+/* Counts: allocations of GC-type objects (tracked or not, as CPython counts them) minus their
+   frees since generation 0 was collected; collections of
    generation 0 (1) since generation 1 (2) was. AGC_OK, AGC_ERR_NULL for a NULL pointer. */
 int agc_gc_get_count(size_t *c0, size_t *c1, size_t *c2);
 
@@ -411,17 +414,22 @@ typedef struct agc_runtime agc_runtime;
    the library fails internally. */
 agc_runtime *agc_runtime_new(void);
 
-/* Free rt. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE (nothing done) while a thread is attached.
-   If objects of it are still alive, its collector state stays allocated for them. */
+/* Free rt. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE (nothing done) while a thread is attached or
+   waiting in agc_runtime_attach for it. If objects of it are still alive, its collector state
+   stays allocated for them. Every runtime function refuses a freed (or foreign) handle with
+   AGC_ERR_STATE, until a new runtime happens to get the same address. */
 int agc_runtime_free(agc_runtime *rt);
 
 /* Make rt the calling thread's current runtime, waiting while another thread is attached to
    it. Attachments to different runtimes nest. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE if this
-   thread is attached to rt already. A thread that exits attached is detached. */
+   thread is attached to rt already, if rt is not live, or if called from code the library
+   runs (a finalizer, callback, dealloc, traverse or visitor: attach and detach around library
+   calls only). A thread that exits attached is detached. */
 int agc_runtime_attach(agc_runtime *rt);
 
 /* End the calling thread's innermost attachment, which must be to rt; the thread goes back
-   to the runtime it used before. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE otherwise. */
+   to the runtime it used before. AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE otherwise (also if rt is
+   not live, or from code the library runs). */
 int agc_runtime_detach(agc_runtime *rt);
 
 #ifdef __cplusplus

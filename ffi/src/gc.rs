@@ -16,7 +16,7 @@ use core::ffi::{c_int, c_uint, c_void};
 
 use arenagc::gc::{self, AnyGc, AsObject, CallbackId, GenStats, NUM_GENERATIONS, Phase};
 
-use crate::error::{boundary, call, set_error};
+use crate::error::{api, call, set_error};
 use crate::object::check_object;
 use crate::types::{
     AGC_DEBUG_COLLECTABLE, AGC_DEBUG_LEAK, AGC_DEBUG_SAVEALL, AGC_DEBUG_STATS,
@@ -68,19 +68,19 @@ pub extern "C" fn agc_gc_collect(generation: c_int) -> isize {
 /// Turn automatic collection on.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_enable() {
-    boundary("agc_gc_enable", (), gc::enable)
+    api("agc_gc_enable", (), gc::enable)
 }
 
 /// Turn automatic collection off (`agc_gc_collect` still works).
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_disable() {
-    boundary("agc_gc_disable", (), gc::disable)
+    api("agc_gc_disable", (), gc::disable)
 }
 
 /// 1 if automatic collection is on, else 0.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_is_enabled() -> c_int {
-    boundary("agc_gc_is_enabled", AGC_ERR_PANIC, || {
+    api("agc_gc_is_enabled", AGC_ERR_PANIC, || {
         c_int::from(gc::is_enabled())
     })
 }
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn agc_gc_get_threshold(
     t1: *mut usize,
     t2: *mut usize,
 ) -> c_int {
-    boundary("agc_gc_get_threshold", AGC_ERR_PANIC, || {
+    api("agc_gc_get_threshold", AGC_ERR_PANIC, || {
         // SAFETY: forwarded from the caller.
         unsafe { write3("agc_gc_get_threshold", (t0, t1, t2), gc::get_threshold()) }
     })
@@ -127,7 +127,7 @@ pub unsafe extern "C" fn agc_gc_get_threshold(
 /// Set the thresholds; `t0 == 0` turns automatic collection off.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_set_threshold(t0: usize, t1: usize, t2: usize) -> c_int {
-    boundary("agc_gc_set_threshold", AGC_ERR_PANIC, || {
+    api("agc_gc_set_threshold", AGC_ERR_PANIC, || {
         gc::set_threshold(t0, t1, t2);
         AGC_OK
     })
@@ -141,7 +141,7 @@ pub extern "C" fn agc_gc_set_threshold(t0: usize, t1: usize, t2: usize) -> c_int
 /// Each pointer is NULL or points to a writable `size_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_gc_get_count(c0: *mut usize, c1: *mut usize, c2: *mut usize) -> c_int {
-    boundary("agc_gc_get_count", AGC_ERR_PANIC, || {
+    api("agc_gc_get_count", AGC_ERR_PANIC, || {
         // SAFETY: forwarded from the caller.
         unsafe { write3("agc_gc_get_count", (c0, c1, c2), gc::get_count()) }
     })
@@ -161,7 +161,7 @@ fn to_c(s: &GenStats) -> AgcGenStats {
 /// `out` is NULL or points to a writable `agc_gc_stats_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_gc_get_stats(out: *mut AgcGcStats) -> c_int {
-    boundary("agc_gc_get_stats", AGC_ERR_PANIC, || {
+    api("agc_gc_get_stats", AGC_ERR_PANIC, || {
         if out.is_null() {
             set_error(format_args!("agc_gc_get_stats: out is NULL"));
             return AGC_ERR_NULL;
@@ -180,7 +180,7 @@ pub unsafe extern "C" fn agc_gc_get_stats(out: *mut AgcGcStats) -> c_int {
 /// Set the `AGC_DEBUG_*` flags. `AGC_ERR_VALUE` (nothing changed) for unknown bits.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_set_debug(flags: c_uint) -> c_int {
-    boundary("agc_gc_set_debug", AGC_ERR_PANIC, || {
+    api("agc_gc_set_debug", AGC_ERR_PANIC, || {
         if flags & !DEBUG_ALL != 0 {
             set_error(format_args!(
                 "agc_gc_set_debug: unknown flag bits {:#x}",
@@ -196,39 +196,39 @@ pub extern "C" fn agc_gc_set_debug(flags: c_uint) -> c_int {
 /// The `AGC_DEBUG_*` flags.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_get_debug() -> c_uint {
-    boundary("agc_gc_get_debug", 0, gc::get_debug)
+    api("agc_gc_get_debug", 0, gc::get_debug)
 }
 
 /// Move every tracked object to the permanent generation, which collections ignore.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_freeze() {
-    boundary("agc_gc_freeze", (), gc::freeze)
+    api("agc_gc_freeze", (), gc::freeze)
 }
 
 /// Move the permanent generation back into the oldest one.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_unfreeze() {
-    boundary("agc_gc_unfreeze", (), gc::unfreeze)
+    api("agc_gc_unfreeze", (), gc::unfreeze)
 }
 
 /// Number of objects in the permanent generation.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_get_freeze_count() -> usize {
-    boundary("agc_gc_get_freeze_count", 0, gc::get_freeze_count)
+    api("agc_gc_get_freeze_count", 0, gc::get_freeze_count)
 }
 
 /// Number of objects in `garbage` (uncollectable ones, or every unreachable one with
 /// `AGC_DEBUG_SAVEALL`).
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_garbage_len() -> usize {
-    boundary("agc_gc_garbage_len", 0, gc::garbage_len)
+    api("agc_gc_garbage_len", 0, gc::garbage_len)
 }
 
 /// A new reference to item `index` of `garbage`, or NULL with a message when `index` is past
 /// the end.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_garbage_get(index: usize) -> *mut AgcObject {
-    boundary("agc_gc_garbage_get", core::ptr::null_mut(), || {
+    api("agc_gc_garbage_get", core::ptr::null_mut(), || {
         let Some(item) = gc::garbage_get(index) else {
             set_error(format_args!(
                 "agc_gc_garbage_get: index {index} out of range (garbage has {} objects)",
@@ -246,7 +246,7 @@ pub extern "C" fn agc_gc_garbage_get(index: usize) -> *mut AgcObject {
 /// Empty `garbage`, releasing its references (which may free the objects).
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_garbage_clear() {
-    boundary("agc_gc_garbage_clear", (), gc::clear_garbage)
+    api("agc_gc_garbage_clear", (), gc::clear_garbage)
 }
 
 /// Register `callback`, called with `data` at the start (`AGC_GC_START`, collected and
@@ -257,7 +257,7 @@ pub extern "C" fn agc_gc_garbage_clear() {
 /// `callback` accepts `data` whenever the current runtime collects, until removed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_gc_callback_add(callback: AgcGcCallback, data: *mut c_void) -> u64 {
-    boundary("agc_gc_callback_add", 0, || {
+    api("agc_gc_callback_add", 0, || {
         let Some(f) = callback else {
             set_error(format_args!("agc_gc_callback_add: callback is NULL"));
             return 0;
@@ -286,7 +286,7 @@ pub unsafe extern "C" fn agc_gc_callback_add(callback: AgcGcCallback, data: *mut
 /// such callback in the current runtime.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_gc_callback_remove(id: u64) -> c_int {
-    boundary("agc_gc_callback_remove", AGC_ERR_PANIC, || {
+    api("agc_gc_callback_remove", AGC_ERR_PANIC, || {
         if gc::remove_callback(CallbackId::from_raw(id)) {
             AGC_OK
         } else {

@@ -25,7 +25,7 @@ use arenagc::object::{
     self, DestructorProc, ObjectHeader, TPFLAGS_HAVE_GC, WEAKLIST_SIDE_TABLE, type_of,
 };
 
-use crate::error::{ErrorCode, boundary, call, set_error};
+use crate::error::{ErrorCode, api, call, set_error};
 use crate::types::{
     AGC_ERR_NULL, AGC_ERR_STATE, AGC_ERR_VALUE, AGC_OK, AGC_TPFLAGS_HAVE_GC,
     AGC_WEAKLIST_SIDE_TABLE, AgcObject, AgcType, AgcWeakrefCallback,
@@ -87,11 +87,20 @@ unsafe fn check_type(func: &str, ty: *const AgcType) -> Result<(), c_int> {
             .cast::<Option<DestructorProc>>()
             .read()
     };
+    // SAFETY: as above.
+    let finalize = unsafe {
+        ptr::addr_of!((*ty).finalize)
+            .cast::<Option<DestructorProc>>()
+            .read()
+    };
     // SAFETY: as above; the other fields have no invalid values.
     let (size, flags, weak) = unsafe { ((*ty).basic_size, (*ty).flags, (*ty).weaklist_offset) };
     let gc = flags & TPFLAGS_HAVE_GC != 0;
     let why = if dealloc.is_none() {
         "dealloc is NULL"
+    } else if finalize.is_some() && !gc {
+        // Its "ran once" mark lives in the GC head: without one it could run again.
+        "finalize needs AGC_TPFLAGS_HAVE_GC"
     } else if size < size_of::<ObjectHeader>() {
         "basic_size is smaller than agc_object (16 bytes)"
     } else if size > MAX_BASIC_SIZE {
@@ -147,7 +156,7 @@ unsafe fn new_zeroed(func: &str, ty: *const AgcType, nitems: usize) -> *mut AgcO
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
     // SAFETY: forwarded from the caller.
-    boundary("agc_new", ptr::null_mut(), || unsafe {
+    api("agc_new", ptr::null_mut(), || unsafe {
         new_zeroed("agc_new", ty, 0)
     })
 }
@@ -162,7 +171,7 @@ pub unsafe extern "C" fn agc_new(ty: *const AgcType) -> *mut AgcObject {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_new_var(ty: *const AgcType, nitems: usize) -> *mut AgcObject {
     // SAFETY: forwarded from the caller.
-    boundary("agc_new_var", ptr::null_mut(), || unsafe {
+    api("agc_new_var", ptr::null_mut(), || unsafe {
         new_zeroed("agc_new_var", ty, nitems)
     })
 }
@@ -347,7 +356,7 @@ pub unsafe extern "C" fn agc_weakref_new(
     callback: AgcWeakrefCallback,
     data: *mut c_void,
 ) -> *mut AgcObject {
-    boundary("agc_weakref_new", ptr::null_mut(), || {
+    api("agc_weakref_new", ptr::null_mut(), || {
         let Ok(obj) = check_object("agc_weakref_new", obj) else {
             return ptr::null_mut();
         };
@@ -358,6 +367,15 @@ pub unsafe extern "C" fn agc_weakref_new(
                 "agc_weakref_new: type '{}' does not support weak references",
                 // SAFETY: an object's type has a valid name (the header's agc_type contract).
                 unsafe { ty.name_str() }
+            ));
+            return ptr::null_mut();
+        }
+        // SAFETY: a live object.
+        if unsafe { (*obj).refcnt } <= 0 {
+            // Dying (in its dealloc, or a weakref callback of it): its weakrefs were cleared
+            // once already, and one made now would outlive it.
+            set_error(format_args!(
+                "agc_weakref_new: object {obj:p} is being deallocated (reference count 0)"
             ));
             return ptr::null_mut();
         }
@@ -375,7 +393,7 @@ pub unsafe extern "C" fn agc_weakref_new(
 /// `wr` is NULL or a live object of the current runtime.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_weakref_get(wr: *mut AgcObject) -> *mut AgcObject {
-    boundary("agc_weakref_get", ptr::null_mut(), || {
+    api("agc_weakref_get", ptr::null_mut(), || {
         let Ok(wr) = check_object("agc_weakref_get", wr) else {
             return ptr::null_mut();
         };

@@ -2,24 +2,34 @@
 //! `arenagc::gc::Runtime` and its `AttachGuard`.
 //!
 //! ```text
-//!  agc_runtime  = Box<AgcRuntime { Runtime, attached: count of attachments }>
+//!  agc_runtime  = Box<AgcRuntime { Runtime, attached, waiting: counts }>
+//!  LIVE         = every runtime not freed (a freed or foreign handle is refused, not used)
 //!  ATTACHED     = per thread: stack of Attachment { runtime, AttachGuard }   innermost last
-//!  attach(rt):  not on this thread's stack already -> Runtime::attach (waits like a GIL) -> push
-//!  detach(rt):  rt is the innermost -> pop (the guard drops: detached, next waiter runs)
-//!  free(rt):    no attachment counted -> drop the Box (the core leaks a state with objects left)
+//!  attach(rt):  live, not on this thread's stack, not from a callback -> waiting += 1 (under
+//!               LIVE's lock) -> Runtime::attach (waits like a GIL) -> attached += 1, push
+//!  detach(rt):  live, not from a callback, rt is the innermost -> pop (the guard drops:
+//!               detached, next waiter runs)
+//!  free(rt):    under LIVE's lock: live, nobody attached or waiting -> unregister, drop the
+//!               Box (the core leaks a state with objects left)
 //!  thread exit: the stack ends innermost first: a thread that forgot to detach detaches
 //! ```
 //!
 //! A thread with no runtime attached uses its own default runtime (the core creates it).
+//! Attach and detach are refused from code the library runs (finalizers, callbacks, dealloc,
+//! traverse, visitors: `error::depth() > 1`): the call that runs it holds the runtime's state
+//! and goes on with it afterwards, so switching runtimes there would let another thread into a
+//! runtime in the middle of a collection, or leave the rest of the call on the wrong one.
 
 use core::cell::RefCell;
 use core::ffi::c_int;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
 
 use arenagc::gc::{AttachGuard, Runtime};
 
-use crate::error::{boundary, call, set_error};
+use crate::error::{api, call, depth, set_error};
 use crate::types::{AGC_ERR_NULL, AGC_ERR_STATE, AGC_OK};
 
 /// `agc_runtime` (opaque in C).
@@ -27,6 +37,16 @@ pub struct AgcRuntime {
     rt: Runtime,
     /// Attachments now (0 or 1: attaching waits for the attached thread to detach).
     attached: AtomicUsize,
+    /// Threads inside `agc_runtime_attach` for it (counted under LIVE's lock, so `free` never
+    /// frees a runtime a thread is about to wait on).
+    waiting: AtomicUsize,
+}
+
+/// The addresses of every runtime created and not freed.
+static LIVE: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+fn live() -> MutexGuard<'static, BTreeSet<usize>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One attachment of this thread: ends (detaches, uncounts) when dropped.
@@ -63,42 +83,76 @@ thread_local! {
 /// that share objects one at a time.
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_runtime_new() -> *mut AgcRuntime {
-    boundary("agc_runtime_new", ptr::null_mut(), || {
-        Box::into_raw(Box::new(AgcRuntime {
+    api("agc_runtime_new", ptr::null_mut(), || {
+        let rt = Box::into_raw(Box::new(AgcRuntime {
             rt: Runtime::new(),
             attached: AtomicUsize::new(0),
-        }))
+            waiting: AtomicUsize::new(0),
+        }));
+        live().insert(rt as usize);
+        rt
     })
 }
 
-fn check(func: &str, rt: *mut AgcRuntime) -> Result<&'static AgcRuntime, c_int> {
+/// `rt` as a live runtime, checked while `live` (LIVE's lock) is held: NULL, freed and foreign
+/// handles are refused with a message.
+fn check(
+    func: &str,
+    rt: *mut AgcRuntime,
+    live: &BTreeSet<usize>,
+) -> Result<&'static AgcRuntime, c_int> {
     if rt.is_null() {
         set_error(format_args!("{func}: runtime is NULL"));
         return Err(AGC_ERR_NULL);
     }
-    // SAFETY: a non-null runtime came from agc_runtime_new and is not freed yet (the caller's
-    // contract); it lives until agc_runtime_free, which refuses while any thread is attached,
-    // so references kept by attachments stay valid.
+    if !live.contains(&(rt as usize)) {
+        set_error(format_args!(
+            "{func}: {rt:p} is not a live runtime (freed, or not from agc_runtime_new)"
+        ));
+        return Err(AGC_ERR_STATE);
+    }
+    // SAFETY: registered by agc_runtime_new and not freed (free unregisters under the same
+    // lock first); it lives until agc_runtime_free, which refuses while any thread is attached
+    // or waiting, so references kept by attachments stay valid.
     Ok(unsafe { &*rt })
 }
 
-/// Free a runtime no thread is attached to (`AGC_ERR_STATE` otherwise; nothing happens).
-/// If objects of it are still alive, its collector state stays allocated for them.
+/// Refuse `func` when called from code the library runs (see the module doc).
+fn not_from_a_callback(func: &str) -> Result<(), c_int> {
+    if depth() > 1 {
+        set_error(format_args!(
+            "{func}: called from code the library runs (a finalizer, a weakref or gc callback, \
+             a dealloc, a traverse or a visitor); attach and detach around library calls only"
+        ));
+        return Err(AGC_ERR_STATE);
+    }
+    Ok(())
+}
+
+/// Free a runtime no thread is attached to or waiting for (`AGC_ERR_STATE` otherwise; nothing
+/// happens). If objects of it are still alive, its collector state stays allocated for them.
+/// A freed handle is refused by every runtime function afterwards (`AGC_ERR_STATE`), until a
+/// new runtime happens to get the same address.
 ///
 /// # Safety
-/// `rt` is NULL or from `agc_runtime_new`, not freed before, and no thread uses it after.
+/// `rt` is NULL or any pointer (a handle that is not live is refused).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_free", || {
-        let r = check("agc_runtime_free", rt)?;
-        let n = r.attached.load(Ordering::Acquire);
+        let mut live = live();
+        let r = check("agc_runtime_free", rt, &live)?;
+        let n = r.attached.load(Ordering::Acquire) + r.waiting.load(Ordering::Acquire);
         if n != 0 {
             set_error(format_args!(
-                "agc_runtime_free: runtime {rt:p} is attached ({n}); detach first"
+                "agc_runtime_free: runtime {rt:p} is attached or being attached to ({n}); \
+                 detach first"
             ));
             return Err(AGC_ERR_STATE);
         }
-        // SAFETY: from agc_runtime_new (Box::into_raw), nobody attached, not used again.
+        live.remove(&(rt as usize));
+        drop(live);
+        // SAFETY: from agc_runtime_new (Box::into_raw), unregistered above, so no other call
+        // can reach it any more; nobody attached or waiting.
         drop(unsafe { Box::from_raw(rt) });
         Ok(AGC_OK)
     })
@@ -109,26 +163,37 @@ pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
 /// nest (detach in reverse order). `AGC_ERR_STATE` if this thread is attached to `rt` already
 /// (it would wait for itself).
 ///
+/// `AGC_ERR_STATE` too for a handle that is not live, and when called from code the library
+/// runs (a finalizer, callback, dealloc, traverse or visitor).
+///
 /// # Safety
-/// `rt` is NULL or a live runtime. Objects created while attached belong to `rt`: only a thread
+/// `rt` is NULL or any pointer (a handle that is not live is refused). Objects created while
+/// attached belong to `rt`: only a thread
 /// attached to it may use them; and a thread must not use its default runtime's objects while
 /// attached here (see `Runtime::attach`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_attach", || {
-        let r = check("agc_runtime_attach", rt)?;
-        let mine = ATTACHED.with(|a| a.borrow().0.iter().any(|x| ptr::eq(x.rt, rt)));
-        if mine {
-            set_error(format_args!(
-                "agc_runtime_attach: this thread is attached to {rt:p} already"
-            ));
-            return Err(AGC_ERR_STATE);
-        }
-        // SAFETY: r lives until agc_runtime_free, which refuses while this attachment is
-        // counted, so the guard never outlives it; guards drop innermost first (detach checks
-        // the order, and the stack ends from the top at thread exit).
+        not_from_a_callback("agc_runtime_attach")?;
+        let r = {
+            let live = live();
+            let r = check("agc_runtime_attach", rt, &live)?;
+            let mine = ATTACHED.with(|a| a.borrow().0.iter().any(|x| ptr::eq(x.rt, rt)));
+            if mine {
+                set_error(format_args!(
+                    "agc_runtime_attach: this thread is attached to {rt:p} already"
+                ));
+                return Err(AGC_ERR_STATE);
+            }
+            r.waiting.fetch_add(1, Ordering::AcqRel);
+            r
+        };
+        // SAFETY: r lives until agc_runtime_free, which refuses while this thread is counted
+        // waiting and then attached, so the guard never outlives it; guards drop innermost
+        // first (detach checks the order, and the stack ends from the top at thread exit).
         let guard = unsafe { r.rt.attach() };
         r.attached.fetch_add(1, Ordering::AcqRel);
+        r.waiting.fetch_sub(1, Ordering::AcqRel);
         let at = Attachment {
             rt,
             guard: Some(guard),
@@ -141,12 +206,16 @@ pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
 /// End the calling thread's innermost attachment, which must be to `rt`; the thread returns to
 /// the runtime it used before. `AGC_ERR_STATE` if `rt` is not its innermost attachment.
 ///
+/// `AGC_ERR_STATE` too for a handle that is not live, and when called from code the library
+/// runs.
+///
 /// # Safety
-/// `rt` is NULL or a live runtime.
+/// `rt` is NULL or any pointer (a handle that is not live is refused).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_detach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_detach", || {
-        check("agc_runtime_detach", rt)?;
+        not_from_a_callback("agc_runtime_detach")?;
+        check("agc_runtime_detach", rt, &live())?;
         let popped = ATTACHED.with(|a| {
             let mut a = a.borrow_mut();
             if a.0.last().is_some_and(|x| ptr::eq(x.rt, rt)) {

@@ -240,6 +240,12 @@ static void test_new_bad(void) {
     CHECK(agc_new(&t) == NULL);
     CHECK_ERR("AGC_WEAKLIST_SIDE_TABLE needs AGC_TPFLAGS_HAVE_GC");
 
+    /* "At most once" is recorded in the GC head: a non-GC type cannot keep that promise. */
+    t = plain_type;
+    t.finalize = fin_finalize;
+    CHECK(agc_new(&t) == NULL);
+    CHECK_ERR("finalize needs AGC_TPFLAGS_HAVE_GC");
+
     t = node_type;
     t.weaklist_offset = -2;
     CHECK(agc_new(&t) == NULL);
@@ -985,6 +991,203 @@ static void test_default_runtime_per_thread(void) {
     agc_decref(o);
 }
 
+/* ---- misuse from inside the library's callbacks, and stale handles -------------------- */
+
+static agc_runtime *cb_rt, *cb_other;
+static int cb_refusals; /* attach/detach calls refused from a callback */
+
+static void try_switch_runtime(void) {
+    CHECK(agc_runtime_detach(cb_rt) == AGC_ERR_STATE);
+    CHECK_ERR("called from code the library runs");
+    CHECK(agc_runtime_attach(cb_other) == AGC_ERR_STATE);
+    CHECK_ERR("called from code the library runs");
+    cb_refusals++;
+}
+
+static void switching_gc_callback(int phase, int generation, size_t collected,
+                                  size_t uncollectable, void *data) {
+    (void)phase, (void)generation, (void)collected, (void)uncollectable, (void)data;
+    try_switch_runtime();
+}
+
+static int switching_visit(agc_object *o, void *arg) {
+    (void)o, (void)arg;
+    try_switch_runtime();
+    return 0;
+}
+
+static void switching_weakref_callback(agc_object *wr, void *data) {
+    (void)wr, (void)data;
+    try_switch_runtime();
+}
+
+/* A gc callback, a visitor and a weakref callback each try to leave the runtime whose call
+   runs them (which would let a waiting thread into it mid-collection) or to switch to another:
+   refused, and the runtime is still attached and usable afterwards. */
+static void test_runtime_switch_from_callbacks(void) {
+    agc_object *a, *b, *wr;
+    uint64_t id;
+    intptr_t n = 0;
+    cb_rt = agc_runtime_new();
+    cb_other = agc_runtime_new();
+    CHECK(agc_runtime_attach(cb_rt) == AGC_OK);
+    id = agc_gc_callback_add(switching_gc_callback, NULL);
+    CHECK(id != 0);
+    a = new_node(&node_type, 1);
+    b = new_node(&node_type, 2);
+    link_to(a, b);
+    link_to(b, a);
+    wr = agc_weakref_new(a, switching_weakref_callback, NULL);
+    CHECK(wr != NULL);
+    agc_decref(a);
+    agc_decref(b);
+    CHECK(agc_gc_collect(2) == 2);
+    CHECK(cb_refusals == 3); /* start and stop callbacks, the weakref callback */
+    CHECK(agc_gc_callback_remove(id) == AGC_OK);
+    agc_decref(wr);
+    a = new_node(&node_type, 3);
+    CHECK(agc_gc_get_objects(-1, switching_visit, &n) == 1);
+    CHECK(cb_refusals == 4);
+    agc_decref(a);
+    /* Still attached to cb_rt, at the top level both work. */
+    CHECK(agc_runtime_attach(cb_other) == AGC_OK);
+    CHECK(agc_runtime_detach(cb_other) == AGC_OK);
+    CHECK(agc_runtime_detach(cb_rt) == AGC_OK);
+    CHECK(agc_runtime_free(cb_rt) == AGC_OK);
+    CHECK(agc_runtime_free(cb_other) == AGC_OK);
+}
+
+/* A freed runtime handle is refused by every runtime function. */
+static void test_runtime_freed_handle(void) {
+    agc_runtime *rt = agc_runtime_new();
+    CHECK(rt != NULL);
+    CHECK(agc_runtime_free(rt) == AGC_OK);
+    CHECK(agc_runtime_attach(rt) == AGC_ERR_STATE);
+    CHECK_ERR("is not a live runtime");
+    CHECK(agc_runtime_detach(rt) == AGC_ERR_STATE);
+    CHECK_ERR("is not a live runtime");
+    CHECK(agc_runtime_free(rt) == AGC_ERR_STATE);
+    CHECK_ERR("is not a live runtime");
+    CHECK(agc_runtime_attach((agc_runtime *)&rt) == AGC_ERR_STATE); /* never a runtime */
+    CHECK_ERR("is not a live runtime");
+}
+
+static agc_runtime *waited_rt;
+static volatile int waiter_in, waiter_may_go;
+
+static void *waiter(void *arg) {
+    (void)arg;
+    waiter_in = 1;
+    CHECK(agc_runtime_attach(waited_rt) == AGC_OK);
+    while (!waiter_may_go)
+        usleep(1000);
+    CHECK(agc_runtime_detach(waited_rt) == AGC_OK);
+    return NULL;
+}
+
+/* A runtime another thread waits for (in agc_runtime_attach) cannot be freed, even after the
+   holder detached: the waiter is either attached now or about to be. */
+static void test_runtime_free_with_a_waiter(void) {
+    pthread_t t;
+    struct timespec ms50 = {0, 50 * 1000 * 1000};
+    waited_rt = agc_runtime_new();
+    CHECK(agc_runtime_attach(waited_rt) == AGC_OK);
+    CHECK(pthread_create(&t, NULL, waiter, NULL) == 0);
+    while (!waiter_in)
+        usleep(1000);
+    nanosleep(&ms50, NULL); /* the waiter is blocked in attach */
+    CHECK(agc_runtime_detach(waited_rt) == AGC_OK);
+    CHECK(agc_runtime_free(waited_rt) == AGC_ERR_STATE);
+    CHECK_ERR("is attached or being attached to");
+    waiter_may_go = 1;
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(agc_runtime_free(waited_rt) == AGC_OK);
+}
+
+static uint64_t second_id;
+static int second_calls;
+static int *second_data;
+
+static void remover(int phase, int generation, size_t collected, size_t uncollectable,
+                    void *data) {
+    (void)generation, (void)collected, (void)uncollectable, (void)data;
+    if (phase == AGC_GC_START && second_id != 0) {
+        CHECK(agc_gc_callback_remove(second_id) == AGC_OK);
+        second_id = 0;
+        free(second_data); /* what a C program does once its callback is removed */
+        second_data = NULL;
+    }
+}
+
+static void second(int phase, int generation, size_t collected, size_t uncollectable,
+                   void *data) {
+    (void)phase, (void)generation, (void)collected, (void)uncollectable;
+    CHECK(data == second_data); /* never called with data already freed */
+    second_calls++;
+}
+
+/* A callback removed by another during a pass is not called later in that pass. */
+static void test_callback_removed_during_a_pass(void) {
+    uint64_t first;
+    second_data = malloc(sizeof *second_data);
+    CHECK(second_data != NULL);
+    first = agc_gc_callback_add(remover, NULL);
+    second_id = agc_gc_callback_add(second, second_data);
+    CHECK(first != 0 && second_id != 0);
+    CHECK(agc_gc_collect(0) == 0);
+    CHECK(second_calls == 0);
+    CHECK(agc_gc_callback_remove(first) == AGC_OK);
+}
+
+static agc_object *late_wr;
+
+static void make_late_weakref(agc_object *wr, void *data) {
+    (void)wr;
+    late_wr = agc_weakref_new((agc_object *)data, NULL, NULL);
+}
+
+/* A weakref callback of a dying object (count 0) cannot make a new weakref to it: that one
+   would never be cleared and would outlive the object. */
+static void test_weakref_to_a_dying_object(void) {
+    agc_object *o = new_node(&node_type, 1);
+    agc_object *wr = agc_weakref_new(o, make_late_weakref, o);
+    CHECK(wr != NULL);
+    agc_decref(o);
+    CHECK(late_wr == NULL);
+    CHECK_ERR("is being deallocated");
+    CHECK(agc_weakref_get(wr) == NULL);
+    agc_decref(wr);
+}
+
+/* A node whose traverse also visits an empty (NULL) field, as Py_VISIT allows. */
+static int null_visiting_traverse(agc_object *self, agc_visitproc visit, void *arg) {
+    int r = visit(NULL, arg);
+    return r != 0 ? r : node_traverse(self, visit, arg);
+}
+
+static const agc_type null_visiting_type = {
+    "null_visiting", sizeof(node), AGC_TPFLAGS_HAVE_GC, 0,
+    null_visiting_traverse, node_clear, NULL, NULL, node_dealloc, 0};
+
+static int count_referent(agc_object *o, void *arg) {
+    CHECK(o != NULL);
+    ++*(int *)arg;
+    return 0;
+}
+
+static void test_traverse_visiting_null(void) {
+    agc_object *a = new_node(&null_visiting_type, 1);
+    agc_object *b = new_node(&null_visiting_type, 2);
+    int referents = 0;
+    link_to(a, b);
+    link_to(b, a);
+    CHECK(agc_gc_get_referents(a, count_referent, &referents) == 1 && referents == 1);
+    agc_decref(a);
+    agc_decref(b);
+    CHECK(agc_gc_collect(2) == 2);
+    CHECK(node_frees == 2);
+}
+
 static const struct test_case cases[] = {
     {"new", test_new},
     {"new_bad", test_new_bad},
@@ -1011,6 +1214,12 @@ static const struct test_case cases[] = {
     {"runtime", test_runtime},
     {"runtime_threads", test_runtime_threads},
     {"default_runtime_per_thread", test_default_runtime_per_thread},
+    {"runtime_switch_from_callbacks", test_runtime_switch_from_callbacks},
+    {"runtime_freed_handle", test_runtime_freed_handle},
+    {"runtime_free_with_a_waiter", test_runtime_free_with_a_waiter},
+    {"callback_removed_during_a_pass", test_callback_removed_during_a_pass},
+    {"weakref_to_a_dying_object", test_weakref_to_a_dying_object},
+    {"traverse_visiting_null", test_traverse_visiting_null},
 };
 
 /* Runs the case named by argv[1] (each in a fresh process: a fresh default runtime). */

@@ -37,6 +37,12 @@ c_tests! { objects;
     runtimes_attach_nest_detach_free_and_bad_input => "runtime",
     runtimes_are_shared_by_threads_one_at_a_time => "runtime_threads",
     each_thread_has_its_own_default_runtime => "default_runtime_per_thread",
+    runtimes_cannot_be_switched_from_code_the_library_runs => "runtime_switch_from_callbacks",
+    a_freed_runtime_handle_is_refused => "runtime_freed_handle",
+    a_runtime_with_a_thread_waiting_to_attach_is_not_freed => "runtime_free_with_a_waiter",
+    a_gc_callback_removed_during_a_pass_is_not_called => "callback_removed_during_a_pass",
+    no_weakref_to_an_object_being_deallocated => "weakref_to_a_dying_object",
+    a_traverse_may_visit_null_fields => "traverse_visiting_null",
 }
 
 #[test]

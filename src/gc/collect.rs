@@ -269,9 +269,10 @@ unsafe fn update_refs(containers: Head) -> usize {
 }
 
 pub(crate) unsafe extern "C" fn visit_decref(obj: *mut ObjectHeader, _: *mut c_void) -> c_int {
-    // SAFETY: obj is a live referent.
+    // SAFETY: obj is null (a C traverse passing an empty field: skipped, like Py_VISIT) or a
+    // live referent.
     unsafe {
-        if type_of(obj).is_gc() {
+        if !obj.is_null() && type_of(obj).is_gc() {
             decref_gc(as_gc(obj));
         }
     }
@@ -319,9 +320,9 @@ pub(crate) struct Reach {
 }
 
 pub(crate) unsafe extern "C" fn visit_reachable(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
-    // SAFETY: obj is a live referent; arg is move_unreachable's Reach.
+    // SAFETY: obj is null (skipped) or a live referent; arg is move_unreachable's Reach.
     unsafe {
-        if type_of(obj).is_gc() {
+        if !obj.is_null() && type_of(obj).is_gc() {
             reach_gc(as_gc(obj), arg);
         }
     }
@@ -435,6 +436,9 @@ unsafe fn move_legacy_finalizers(unreachable: Head, finalizers: Head) -> Scan {
 }
 
 unsafe extern "C" fn visit_move(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
+    if obj.is_null() {
+        return 0; // an empty field of a C object (skipped, like Py_VISIT)
+    }
     // SAFETY: obj is live; collecting objects are on the (plain) unreachable list.
     unsafe {
         if let Some(g) = is_collecting_gc(obj) {

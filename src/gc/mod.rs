@@ -199,8 +199,10 @@ unsafe extern "C" fn visit_find(obj: *mut ObjectHeader, arg: *mut c_void) -> c_i
 }
 
 unsafe extern "C" fn visit_collect(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
-    // SAFETY: arg is get_referents' vector.
-    unsafe { (*(arg as *mut Vec<*mut ObjectHeader>)).push(obj) };
+    if !obj.is_null() {
+        // SAFETY: arg is get_referents' vector.
+        unsafe { (*(arg as *mut Vec<*mut ObjectHeader>)).push(obj) };
+    }
     0
 }
 

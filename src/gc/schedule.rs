@@ -123,9 +123,14 @@ fn invoke_callbacks(st: &GcState, phase: Phase, info: &CallbackInfo) {
         .callbacks
         .borrow()
         .iter()
-        .map(|(_, c)| c.clone())
+        .map(|(id, c)| (*id, c.clone()))
         .collect();
-    for cb in cbs {
+    for (id, cb) in cbs {
+        // A callback removed by an earlier one in this pass is not called: its owner may have
+        // freed what it uses (C passes `data` it frees after remove).
+        if !st.callbacks.borrow().iter().any(|(i, _)| *i == id) {
+            continue;
+        }
         if let Ok(mut f) = cb.try_borrow_mut() {
             f(phase, info);
         }

@@ -183,6 +183,10 @@ pub unsafe fn weakref_new(
         ty.supports_weakrefs(),
         "weakref_new: the object's type does not support weak references"
     );
+    // A weakref made to a dying object (count 0: its weakrefs already cleared) would outlive it.
+    // SAFETY: live object.
+    let refcnt = unsafe { (*obj).refcnt };
+    assert!(refcnt > 0, "weakref_new: the object is being deallocated");
     let st = current();
     let wr = schedule::alloc_counted(
         st,
