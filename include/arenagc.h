@@ -285,11 +285,13 @@ int agc_object_del(agc_object *obj);
 
 /* Called once, with the weak reference (already dead) and the data given to agc_weakref_new,
    when the referent dies - unless the weak reference died first or is garbage in the same
-   collection. */
+   collection, or was made by a finalizer of the collection's garbage (such weak references
+   are cleared before the garbage is, without callbacks). */
 typedef void (*agc_weakref_callback)(agc_object *wr, void *data);
 
 /* A new weak reference to obj (an object of its own, refcount 1). callback may be NULL. NULL
-   with a message if obj is NULL or its type has no weak reference support. */
+   with a message if obj is NULL, its type has no weak reference support, or its refcount is
+   0 (it is being deallocated). */
 agc_object *agc_weakref_new(agc_object *obj, agc_weakref_callback callback, void *data);
 
 /* A new reference to wr's referent, or NULL once it is dead (no error recorded). NULL with a

@@ -174,6 +174,10 @@ pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_attach", || {
+        if rt.is_null() {
+            set_error(format_args!("agc_runtime_attach: runtime is NULL"));
+            return Err(AGC_ERR_NULL);
+        }
         not_from_a_callback("agc_runtime_attach")?;
         let r = {
             let live = live();
@@ -214,6 +218,10 @@ pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_detach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_detach", || {
+        if rt.is_null() {
+            set_error(format_args!("agc_runtime_detach: runtime is NULL"));
+            return Err(AGC_ERR_NULL);
+        }
         not_from_a_callback("agc_runtime_detach")?;
         check("agc_runtime_detach", rt, &live())?;
         let popped = ATTACHED.with(|a| {

@@ -997,6 +997,7 @@ static agc_runtime *cb_rt, *cb_other;
 static int cb_refusals; /* attach/detach calls refused from a callback */
 
 static void try_switch_runtime(void) {
+    CHECK(agc_runtime_attach(NULL) == AGC_ERR_NULL); /* NULL is NULL, even here */
     CHECK(agc_runtime_detach(cb_rt) == AGC_ERR_STATE);
     CHECK_ERR("called from code the library runs");
     CHECK(agc_runtime_attach(cb_other) == AGC_ERR_STATE);
@@ -1089,13 +1090,16 @@ static void *waiter(void *arg) {
    holder detached: the waiter is either attached now or about to be. */
 static void test_runtime_free_with_a_waiter(void) {
     pthread_t t;
-    struct timespec ms50 = {0, 50 * 1000 * 1000};
+    /* The library shows no count of waiters: give the waiter ample time to be blocked in
+       attach (it only needs to pass a registry lookup). Were it slower, the free below would
+       succeed and the test fail; it cannot hang. */
+    struct timespec ms300 = {0, 300 * 1000 * 1000};
     waited_rt = agc_runtime_new();
     CHECK(agc_runtime_attach(waited_rt) == AGC_OK);
     CHECK(pthread_create(&t, NULL, waiter, NULL) == 0);
     while (!waiter_in)
         usleep(1000);
-    nanosleep(&ms50, NULL); /* the waiter is blocked in attach */
+    nanosleep(&ms300, NULL); /* the waiter is blocked in attach */
     CHECK(agc_runtime_detach(waited_rt) == AGC_OK);
     CHECK(agc_runtime_free(waited_rt) == AGC_ERR_STATE);
     CHECK_ERR("is attached or being attached to");

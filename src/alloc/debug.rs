@@ -182,7 +182,8 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
             "underflow",
             user,
             format_args!(
-                "the block's header was overwritten: it claims {size} bytes aligned to {align},                  more than the block holds (allocation #{})",
+                "the block's header was overwritten: it claims {size} bytes aligned to {align}, \
+                 more than the block holds (allocation #{})",
                 h.serial
             ),
         );

@@ -323,8 +323,11 @@ fn process_init() -> Option<libc::pthread_key_t> {
     }
     // SAFETY: the handlers are plain functions that only take and release our locks. Nested
     // allocations (glibc's atfork table) run in state EXITED (init_thread), so they use
-    // FALLBACK and never come back here.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // FALLBACK and never come back here. (glibc fails only without memory for its table; the
+    // process then forks without our handlers, as before any allocator existed: a child of a
+    // multi-threaded parent may find a lock held.)
+    let _ =
+        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     // SAFETY: k is a valid out-pointer; the destructor has the required signature.
     let ok = unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } == 0;
     KEY_STATE.store(if ok { KEY_READY } else { KEY_FAILED }, Ordering::Release);
@@ -430,8 +433,9 @@ impl Global {
 }
 
 fn wait_not_notifying(p: &Pool) {
+    let wait = crate::sync::Wait::new();
     while p.remote.state() == NOTIFYING {
-        core::hint::spin_loop();
+        wait.snooze();
     }
 }
 

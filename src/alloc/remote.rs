@@ -48,7 +48,7 @@
 //! `BlockStack` is a lock-free stack that is only ever pushed onto (any thread) and emptied whole
 //! with one swap (its owner). With no single pop there is no ABA problem.
 
-use crate::sync::{AtomicPtr, AtomicUsize, Ordering, spin_loop};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, Wait};
 use core::ptr;
 
 /// A free block: its first word links it into whatever list holds it.
@@ -194,8 +194,9 @@ impl RemoteWord {
     /// such a pool off the lists with nobody to tell the owner about later frees.
     pub fn try_mark_full(&self) -> bool {
         let mut w = self.0.load(Ordering::Acquire);
+        let wait = Wait::new();
         while state(w) == NOTIFYING {
-            spin_loop();
+            wait.snooze();
             w = self.0.load(Ordering::Acquire);
         }
         if !list(w).is_null() {
@@ -239,10 +240,11 @@ impl RemoteWord {
     /// state unchanged): the caller frees them locally and calls again.
     pub fn try_abandon(&self) -> Result<(), *mut Block> {
         let mut old = self.0.load(Ordering::Acquire);
+        let wait = Wait::new();
         loop {
             match state(old) {
                 NOTIFYING => {
-                    spin_loop();
+                    wait.snooze();
                     old = self.0.load(Ordering::Acquire);
                     continue;
                 }

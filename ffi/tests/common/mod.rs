@@ -117,9 +117,13 @@ pub fn cc(name: &str, src: &Path, link: Link, flags: &[&str]) -> PathBuf {
         .arg(src);
     match link {
         Link::Shared => {
+            // DT_RPATH, not DT_RUNPATH: it is searched before LD_LIBRARY_PATH, which cargo
+            // sets for test binaries to include target/debug, where a debug libarenagc.so of
+            // another build may sit; the C programs must load the one `libs` just built.
             cmd.arg("-L")
                 .arg(libs)
                 .arg("-larenagc")
+                .arg("-Wl,--disable-new-dtags")
                 .arg(format!("-Wl,-rpath,{}", libs.display()));
         }
         Link::Static => {
