@@ -10,7 +10,7 @@
 //! The message lives in a fixed thread-local buffer: recording or reading it never allocates and
 //! takes no lock, so it is safe inside the allocator's own failure paths.
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int};
 use core::fmt::{self, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -22,36 +22,39 @@ thread_local! {
     // Empty (first byte NUL) until a message is recorded: every message starts with the name
     // of the function that failed, so a recorded one is never empty.
     static MSG: UnsafeCell<[u8; MSG_CAP]> = const { UnsafeCell::new([0; MSG_CAP]) };
-    // How many object, gc and runtime functions (`api`) this thread is inside: more than one
-    // means the innermost was called from user code the library runs (a finalizer, a weakref
-    // or gc callback, a dealloc, a traverse, a visitor).
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The calling thread's nesting of `api` functions (1 inside a call made by the program).
-pub(crate) fn depth() -> u32 {
-    DEPTH.try_with(Cell::get).unwrap_or(0)
+/// How many object, gc and runtime functions (`api`) the calling thread is inside: 1 in a
+/// call made by the program, more when the innermost was called from user code the library
+/// runs (a finalizer, a weakref or gc callback, a dealloc, a traverse, a visitor). Kept in the
+/// allocator's initial-exec thread-local words (`alloc::api_nesting`): an access is one load.
+pub(crate) fn depth() -> usize {
+    arenagc::alloc::api_nesting()
 }
 
-struct Depth;
+/// Counts one `api` call for as long as it lives; restores the count it found.
+struct Depth(usize);
 
 impl Depth {
+    #[inline(always)]
     fn enter() -> Depth {
-        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
-        Depth
+        let d = arenagc::alloc::api_nesting();
+        arenagc::alloc::set_api_nesting(d + 1);
+        Depth(d)
     }
 }
 
 impl Drop for Depth {
+    #[inline(always)]
     fn drop(&mut self) {
-        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+        arenagc::alloc::set_api_nesting(self.0);
     }
 }
 
 /// [`boundary`] for the object, gc and runtime functions, which can run user code: they also
 /// count the thread's nesting ([`depth`]), so the runtime functions can refuse to switch
 /// runtimes in the middle of another call. (The allocation functions run no user code and
-/// skip the thread-local access.)
+/// skip it.)
 #[inline(always)]
 pub(crate) fn api<R>(func: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
     let _depth = Depth::enter();

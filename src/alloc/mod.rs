@@ -224,6 +224,22 @@ pub fn tune_system_allocator() -> bool {
     large::tune_system_allocator()
 }
 
+/// For the C ABI crate: a per-thread count of its object, gc and runtime calls in progress,
+/// which it keeps here because these thread-local words cost no call to reach from a shared
+/// object (Rust's `thread_local!` there calls `__tls_get_addr`, twice per API call). Starts 0.
+#[doc(hidden)]
+#[inline(always)]
+pub fn api_nesting() -> usize {
+    tls::nesting()
+}
+
+/// See [`api_nesting`].
+#[doc(hidden)]
+#[inline(always)]
+pub fn set_api_nesting(n: usize) {
+    tls::set_nesting(n)
+}
+
 /// Check the calling thread's heap and the arenas (tests and debug builds).
 pub fn validate() -> Result<(), &'static str> {
     heap::heap_is_valid()

@@ -1,5 +1,6 @@
 //! The calling thread's heap pointer and heap state: two thread-local words read on every
-//! allocation and every free.
+//! allocation and every free; and a third word the C ABI crate keeps its call nesting in
+//! (`alloc::api_nesting`), for the same reason: no call per access.
 //!
 //! On x86-64 Linux they live in one 16-byte `.tbss` object defined here in assembly and read
 //! with the **initial-exec** TLS model (`GOTTPOFF`): one load of the offset from the GOT and
@@ -11,7 +12,7 @@
 //!
 //! Initial-exec TLS in a shared object needs room in the static TLS block. A library loaded at
 //! start (a dependency, or `LD_PRELOAD`) always has it; one loaded with `dlopen` uses glibc's
-//! surplus (`glibc.rtld.optional_static_tls`, 512 bytes by default), of which these are 16.
+//! surplus (`glibc.rtld.optional_static_tls`, 512 bytes by default), of which these are 32.
 //!
 //! Elsewhere (other targets, and `--cfg loom`, whose models never read these), a const-initialized
 //! `thread_local!`.
@@ -26,18 +27,18 @@ mod imp {
     use super::ThreadHeap;
     use core::arch::{asm, global_asm};
 
-    // Word 0: the heap pointer; word 1: the state (low byte). Hidden, so it is never exported
-    // from a shared object, and versioned, so two semver-incompatible copies of the crate in
-    // one program do not clash.
+    // Word 0: the heap pointer; word 1: the state (low byte); word 2: the C ABI's call
+    // nesting; word 3: unused. Hidden, so it is never exported from a shared object, and
+    // versioned, so two semver-incompatible copies of the crate in one program do not clash.
     global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
         ".p2align 4",
         ".globl __arenagc_tls_v0",
         ".hidden __arenagc_tls_v0",
         ".type __arenagc_tls_v0, @object",
-        ".size __arenagc_tls_v0, 16",
+        ".size __arenagc_tls_v0, 32",
         "__arenagc_tls_v0:",
-        ".zero 16",
+        ".zero 32",
         ".popsection",
     );
 
@@ -62,7 +63,7 @@ mod imp {
     #[inline(always)]
     fn load<const W: usize>() -> usize {
         let v: usize;
-        // SAFETY: %fs:offset is this thread's copy of our TLS object; word W (< 2) is 8 aligned
+        // SAFETY: %fs:offset is this thread's copy of our TLS object; word W (< 4) is 8 aligned
         // bytes that exist for as long as the thread does.
         unsafe {
             asm!(
@@ -110,6 +111,16 @@ mod imp {
     pub fn set_state(s: u8) {
         store::<1>(usize::from(s))
     }
+
+    #[inline(always)]
+    pub fn nesting() -> usize {
+        load::<2>()
+    }
+
+    #[inline(always)]
+    pub fn set_nesting(n: usize) {
+        store::<2>(n)
+    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(loom), not(miri))))]
@@ -120,6 +131,7 @@ mod imp {
     thread_local! {
         static HEAP: Cell<*mut ThreadHeap> = const { Cell::new(core::ptr::null_mut()) };
         static STATE: Cell<u8> = const { Cell::new(0) };
+        static NESTING: Cell<usize> = const { Cell::new(0) };
     }
 
     #[inline(always)]
@@ -141,6 +153,16 @@ mod imp {
     pub fn set_state(s: u8) {
         STATE.with(|c| c.set(s))
     }
+
+    #[inline(always)]
+    pub fn nesting() -> usize {
+        NESTING.try_with(Cell::get).unwrap_or(0)
+    }
+
+    #[inline(always)]
+    pub fn set_nesting(n: usize) {
+        let _ = NESTING.try_with(|c| c.set(n));
+    }
 }
 
-pub use imp::{heap, set_heap, set_state, state};
+pub use imp::{heap, nesting, set_heap, set_nesting, set_state, state};
