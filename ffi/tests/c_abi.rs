@@ -101,12 +101,83 @@ fn c_type(rust: &str) -> String {
         "*const AgcType" => "const agc_type *",
         "*mut AgcGcStats" => "agc_gc_stats_t *",
         "*mut AgcRuntime" => "agc_runtime *",
-        "AgcVisitProc" => "agc_visitproc",
+        "AgcVisitProc" | "VisitProc" => "agc_visitproc",
         "AgcWeakrefCallback" => "agc_weakref_callback",
         "AgcGcCallback" => "agc_gc_callback",
+        "*mut ObjectHeader" => "agc_object *",
+        "*mut core::ffi::c_void" => "void *",
         other => panic!("no C type known for the Rust type `{other}`: extend c_type()"),
     };
     norm(t)
+}
+
+/// (return type, parameter types) of the function-pointer typedef `name` in the header.
+fn header_fn_typedef(name: &str) -> (String, Vec<String>) {
+    let h = header();
+    let key = format!("(*{name})(");
+    let at = h
+        .find(&key)
+        .unwrap_or_else(|| panic!("typedef {name} not in the header"));
+    let start = h[..at].rfind("typedef ").expect("typedef keyword") + "typedef ".len();
+    let ret = norm(&h[start..at]);
+    let open = at + key.len();
+    let close = open + h[open..].find(");").expect("typedef ends with );");
+    let params = h[open..close]
+        .split(',')
+        .map(|p| {
+            let toks = norm(p);
+            let cut = toks.rfind(' ').expect("parameter has a name");
+            toks[..cut].to_string()
+        })
+        .collect();
+    (ret, params)
+}
+
+/// (return type, parameter types) of the Rust type alias `alias` (an `extern "C" fn`, maybe in
+/// an `Option`) defined in `file`, in C spelling.
+fn rust_fn_alias(file: &str, alias: &str) -> (String, Vec<String>) {
+    let src = std::fs::read_to_string(root().join(file)).expect("read a source file");
+    let key = format!("pub type {alias} =");
+    let at = src
+        .find(&key)
+        .unwrap_or_else(|| panic!("{alias} not in {file}"));
+    let def = &src[at + key.len()..];
+    let def = &def[..def.find(';').expect("type alias ends with ;")];
+    let open = def.find("fn(").expect("an fn type") + "fn(".len();
+    let close = open + def[open..].find(')').expect("fn type has )");
+    let params = def[open..close]
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| c_type(p.split_once(':').expect("param: type").1))
+        .collect();
+    // What follows the parameters: `-> ret`, or nothing, then the `Option`'s `>` (and a comma
+    // when rustfmt broke the type over lines).
+    let rest =
+        def[close + 1..].trim_end_matches(|c: char| c == '>' || c == ',' || c.is_whitespace());
+    (c_type(rest.trim().trim_start_matches("->")), params)
+}
+
+#[test]
+fn callback_typedefs_match_the_rust_function_types() {
+    // The six function-pointer typedefs and the Rust types the library declares them as.
+    for (c, file, rust) in [
+        ("agc_visitproc", "src/object/mod.rs", "VisitProc"),
+        ("agc_traverseproc", "src/object/mod.rs", "TraverseProc"),
+        ("agc_inquiry", "src/object/mod.rs", "InquiryProc"),
+        ("agc_destructor", "src/object/mod.rs", "DestructorProc"),
+        (
+            "agc_weakref_callback",
+            "ffi/src/types.rs",
+            "AgcWeakrefCallback",
+        ),
+        ("agc_gc_callback", "ffi/src/types.rs", "AgcGcCallback"),
+    ] {
+        assert_eq!(
+            header_fn_typedef(c),
+            rust_fn_alias(file, rust),
+            "{c} in the header against {rust} in {file}"
+        );
+    }
 }
 
 /// The sources of the `agc_*` functions: every file of ffi/src but the malloc override.
