@@ -35,6 +35,12 @@
 //! glibc's own). With `ARENAGC_STATS=1` in the environment at start, the statistics table is
 //! written to stderr at exit (a `.fini_array` entry, so it runs after `atexit` handlers and
 //! the destructors of every library loaded after this one).
+//!
+//! **Limits** (shared with jemalloc, tcmalloc and mimalloc's override builds): a library opened
+//! with `RTLD_DEEPBIND` binds `free` to glibc's own, and glibc aborts on a block of ours it is
+//! handed. The library is meant to be preloaded: `dlopen`ed, it works in normal mode (glibc's
+//! earlier blocks, freed through us, go back to glibc), but debug mode then aborts on them as
+//! "pointer not from this allocator" (they carry no debug header).
 
 use crate::error::boundary;
 use arenagc::alloc::{self, c};

@@ -131,11 +131,14 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 }
 
 /// (bytes, blocks) currently held in the system allocator.
+///
+/// The counters wrap on purpose and are read as signed, clamped at 0: a block the system
+/// allocator handed out before we took over (only possible when the malloc replacement is
+/// `dlopen`ed rather than preloaded) and then freed through us subtracts what was never
+/// added, and must not show as an absurd figure.
 pub fn totals() -> (usize, usize) {
-    (
-        LARGE_BYTES.load(Ordering::Relaxed),
-        LARGE_BLOCKS.load(Ordering::Relaxed),
-    )
+    let read = |c: &AtomicUsize| (c.load(Ordering::Relaxed) as isize).max(0) as usize;
+    (read(&LARGE_BYTES), read(&LARGE_BLOCKS))
 }
 
 /// Give the system allocator's free memory back to the OS (glibc's `malloc_trim(0)`), for
