@@ -457,3 +457,17 @@ fn realloc_in_place_within_class_and_across_the_boundary() {
         }
     });
 }
+
+/// A block the system allocator handed out before us (as when the malloc replacement is
+/// `dlopen`ed), freed through us: the large-block totals must not wrap to absurd figures.
+#[test]
+fn large_totals_clamp_at_zero_for_blocks_we_never_counted() {
+    // SAFETY: a fresh glibc block, freed once (through large::free, which hands it to glibc).
+    unsafe {
+        let p = libc::malloc(200_000).cast::<u8>();
+        assert!(!p.is_null());
+        super::large::free(p);
+    }
+    let (bytes, blocks) = super::large::totals();
+    assert!(bytes < 1 << 48 && blocks < 1 << 48, "wrapped: {bytes} {blocks}");
+}
