@@ -469,5 +469,8 @@ fn large_totals_clamp_at_zero_for_blocks_we_never_counted() {
         super::large::free(p);
     }
     let (bytes, blocks) = super::large::totals();
-    assert!(bytes < 1 << 48 && blocks < 1 << 48, "wrapped: {bytes} {blocks}");
+    assert!(
+        bytes < 1 << 48 && blocks < 1 << 48,
+        "wrapped: {bytes} {blocks}"
+    );
 }
