@@ -1,9 +1,10 @@
 //! The panic boundary and the thread-local last-error message.
 //!
-//! Every exported body runs inside [`boundary`] (except `agc_version`, which cannot fail, and
-//! the preload build's `malloc`, `calloc`, `realloc` and `free`: see `malloc_override.rs`): a
-//! Rust panic is caught there, recorded as the
-//! calling thread's last error, and turned into the function's failure value (NULL, a negative
+//! Every exported body runs inside [`boundary`] (directly, or through [`api`] for the object,
+//! gc and runtime functions, which also count the thread's call nesting; the exceptions are
+//! `agc_version`, which cannot fail, and the preload build's `malloc`, `calloc`, `realloc` and
+//! `free`: see `malloc_override.rs`): a Rust panic is caught there, recorded as the calling
+//! thread's last error, and turned into the function's failure value (NULL, a negative
 //! `AGC_ERR_*` code, or nothing for `void` functions). Failures that are not panics record
 //! their message with [`set_error`].
 //!

@@ -23,8 +23,9 @@
 //! message and never panics on a path these take, and if a bug ever made it panic, Rust stops
 //! the unwind at the `extern "C"` edge and aborts. That is deliberate, as glibc aborts on a
 //! corrupted heap: a panic inside `malloc` means the allocator's state cannot be trusted, and
-//! returning NULL would let the program go on with it. The catch frame cost about 5% of a malloc/free pair
-//! (`ffi/bench`). Every other export (here and in the `agc_*` API) keeps `boundary`.
+//! returning NULL would let the program go on with it. The catch frame cost about 5% of a
+//! malloc/free pair (`ffi/bench`). Every other export (here and in the `agc_*` API) keeps a
+//! boundary (`boundary`, or `api` for the object, gc and runtime functions).
 //!
 //! Small requests are served from the arenas; large ones go to glibc's own entry points
 //! (`__libc_malloc` and friends) inside the core, so no `dlsym` is needed and early calls (from

@@ -168,20 +168,15 @@ pub unsafe extern "C" fn agc_runtime_free(rt: *mut AgcRuntime) -> c_int {
 ///
 /// # Safety
 /// `rt` is NULL or any pointer (a handle that is not live is refused). Objects created while
-/// attached belong to `rt`: only a thread
-/// attached to it may use them; and a thread must not use its default runtime's objects while
-/// attached here (see `Runtime::attach`).
+/// attached belong to `rt`: only a thread attached to it may use them; and a thread must not
+/// use its default runtime's objects while attached here (see `Runtime::attach`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_attach", || {
-        if rt.is_null() {
-            set_error(format_args!("agc_runtime_attach: runtime is NULL"));
-            return Err(AGC_ERR_NULL);
-        }
-        not_from_a_callback("agc_runtime_attach")?;
         let r = {
             let live = live();
             let r = check("agc_runtime_attach", rt, &live)?;
+            not_from_a_callback("agc_runtime_attach")?;
             let mine = ATTACHED.with(|a| a.borrow().0.iter().any(|x| ptr::eq(x.rt, rt)));
             if mine {
                 set_error(format_args!(
@@ -218,12 +213,8 @@ pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_runtime_detach(rt: *mut AgcRuntime) -> c_int {
     call("agc_runtime_detach", || {
-        if rt.is_null() {
-            set_error(format_args!("agc_runtime_detach: runtime is NULL"));
-            return Err(AGC_ERR_NULL);
-        }
-        not_from_a_callback("agc_runtime_detach")?;
         check("agc_runtime_detach", rt, &live())?;
+        not_from_a_callback("agc_runtime_detach")?;
         let popped = ATTACHED.with(|a| {
             let mut a = a.borrow_mut();
             if a.0.last().is_some_and(|x| ptr::eq(x.rt, rt)) {

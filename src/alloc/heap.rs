@@ -321,13 +321,13 @@ fn process_init() -> Option<libc::pthread_key_t> {
         KEY_FAILED => return None,
         _ => {}
     }
+    // Its result is not checked: glibc fails only without memory for its table, and the process
+    // then forks without our handlers, as before any allocator existed (a child of a
+    // multi-threaded parent may find a lock held).
     // SAFETY: the handlers are plain functions that only take and release our locks. Nested
     // allocations (glibc's atfork table) run in state EXITED (init_thread), so they use
-    // FALLBACK and never come back here. (glibc fails only without memory for its table; the
-    // process then forks without our handlers, as before any allocator existed: a child of a
-    // multi-threaded parent may find a lock held.)
-    let _ =
-        unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // FALLBACK and never come back here.
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
     // SAFETY: k is a valid out-pointer; the destructor has the required signature.
     let ok = unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } == 0;
     KEY_STATE.store(if ok { KEY_READY } else { KEY_FAILED }, Ordering::Release);
@@ -429,13 +429,6 @@ impl Global {
             invariant!(ok, "abandoned pool not ABANDONED");
         }
         p
-    }
-}
-
-fn wait_not_notifying(p: &Pool) {
-    let wait = crate::sync::Wait::new();
-    while p.remote.state() == NOTIFYING {
-        wait.snooze();
     }
 }
 
@@ -698,7 +691,7 @@ pub(crate) unsafe fn abandon(h: *mut ThreadHeap) {
         let mut p = heap.owned;
         while !p.is_null() {
             (*p).remote.clear_full();
-            wait_not_notifying(&*p);
+            (*p).remote.settled(); // no notifier at work
             p = (*p).owned_next;
         }
         // 2. Take what notifiers handed us.
@@ -747,7 +740,7 @@ unsafe fn retire_to_cache(heap: &mut ThreadHeap, p: *mut Pool) {
         let class = (*p).class();
         unlink(&mut heap.avail[class], &mut heap.avail_tail[class], p);
         disown(heap, p);
-        wait_not_notifying(&*p);
+        (*p).remote.settled(); // no notifier at work
         (*p).retire();
         cache_push(heap, p);
         if heap.ncached > HEAP_POOL_CACHE {
@@ -929,6 +922,6 @@ pub fn heap_is_valid() -> Result<(), &'static str> {
             return Err("cached-pool count disagrees with the cache list");
         }
     }
-    ensure_process_init();
+    // (A heap exists, so the one-time setup has run: no ensure_process_init here.)
     GLOBAL.lock().arenas.arenas_are_valid()
 }

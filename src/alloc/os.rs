@@ -47,28 +47,35 @@ pub fn map_arena() -> *mut u8 {
     // First ask for exactly one arena at the hinted aligned address: one system call instead
     // of three when the kernel grants it (python3 running ffi/bench/alloc_heavy.py: 747
     // munmaps with the three-call path alone, 457 with the hint).
-    let hint = NEXT_ARENA_HINT.load(Ordering::Relaxed);
-    if hint != 0 {
-        let raw = mmap_anon(hint, ARENA_SIZE);
-        if !raw.is_null() && raw as usize & (ARENA_SIZE - 1) == 0 {
-            NEXT_ARENA_HINT.store((raw as usize).saturating_sub(ARENA_SIZE), Ordering::Relaxed);
-            return raw.cast();
-        }
-        if !raw.is_null() {
-            // Granted elsewhere, unaligned (the range was taken): give it back and align the
-            // slow way.
-            // SAFETY: the mapping was just made and nothing refers into it.
-            unsafe { libc::munmap(raw, ARENA_SIZE) };
-        }
-    }
-    let aligned = map_arena_aligned();
-    if !aligned.is_null() {
+    let arena = match map_hinted(NEXT_ARENA_HINT.load(Ordering::Relaxed)) {
+        Some(p) => p,
+        None => map_arena_aligned(),
+    };
+    if !arena.is_null() {
         NEXT_ARENA_HINT.store(
-            (aligned as usize).saturating_sub(ARENA_SIZE),
+            (arena as usize).saturating_sub(ARENA_SIZE),
             Ordering::Relaxed,
         );
     }
-    aligned
+    arena
+}
+
+/// One arena at `hint` (0: none yet), if the kernel grants exactly that aligned range.
+fn map_hinted(hint: usize) -> Option<*mut u8> {
+    if hint == 0 {
+        return None;
+    }
+    let raw = mmap_anon(hint, ARENA_SIZE);
+    if raw.is_null() {
+        return None;
+    }
+    if raw as usize & (ARENA_SIZE - 1) == 0 {
+        return Some(raw.cast());
+    }
+    // Granted elsewhere, unaligned (the range was taken): give it back and align the slow way.
+    // SAFETY: the mapping was just made and nothing refers into it.
+    unsafe { libc::munmap(raw, ARENA_SIZE) };
+    None
 }
 
 /// Map twice the size and trim, so the result is aligned to ARENA_SIZE.

@@ -193,12 +193,7 @@ impl RemoteWord {
     /// block, and after `end_notify` the word is `NORMAL`. Counting `NOTIFYING` as full left
     /// such a pool off the lists with nobody to tell the owner about later frees.
     pub fn try_mark_full(&self) -> bool {
-        let mut w = self.0.load(Ordering::Acquire);
-        let wait = Wait::new();
-        while state(w) == NOTIFYING {
-            wait.snooze();
-            w = self.0.load(Ordering::Acquire);
-        }
+        let w = self.settled();
         if !list(w).is_null() {
             return false;
         }
@@ -210,6 +205,19 @@ impl RemoteWord {
                 .is_ok(),
             _ => false,
         }
+    }
+
+    /// Owner: wait until no notifier is at work on this word (a few instructions of another
+    /// thread, no lock), and return the word then (Acquire: a notifier's delayed push is
+    /// visible). The one place any waiter on `NOTIFYING` waits.
+    pub fn settled(&self) -> usize {
+        let wait = Wait::new();
+        let mut w = self.0.load(Ordering::Acquire);
+        while state(w) == NOTIFYING {
+            wait.snooze();
+            w = self.0.load(Ordering::Acquire);
+        }
+        w
     }
 
     /// Owner: stop diverting remote frees (`FULL -> NORMAL`). A word that is `NOTIFYING` or
@@ -239,13 +247,11 @@ impl RemoteWord {
     /// Waits while a notifier is at work. `Err(list)` hands back pending remote frees (the
     /// state unchanged): the caller frees them locally and calls again.
     pub fn try_abandon(&self) -> Result<(), *mut Block> {
-        let mut old = self.0.load(Ordering::Acquire);
-        let wait = Wait::new();
+        let mut old = self.settled();
         loop {
             match state(old) {
                 NOTIFYING => {
-                    wait.snooze();
-                    old = self.0.load(Ordering::Acquire);
+                    old = self.settled();
                     continue;
                 }
                 ABANDONED => panic!("arenagc: pool abandoned twice"),
@@ -368,6 +374,17 @@ mod tests {
         (0..n).map(|_| TestBlock([0; 2])).collect()
     }
 
+    /// The length of a list of the test's blocks.
+    fn len(mut p: *mut Block) -> usize {
+        let mut n = 0;
+        while !p.is_null() {
+            n += 1;
+            // SAFETY: p is one of the test's blocks, linked by the word.
+            p = unsafe { (*p).next };
+        }
+        n
+    }
+
     #[test]
     fn push_take_all_keeps_every_block() {
         let mut bs = blocks(5);
@@ -376,14 +393,7 @@ mod tests {
             // SAFETY: each box outlives the word's use of it.
             assert_eq!(unsafe { w.push(b.as_mut_ptr()) }, PushOutcome::Pushed);
         }
-        let mut n = 0;
-        let mut p = w.take_all();
-        while !p.is_null() {
-            n += 1;
-            // SAFETY: p is one of the boxes above.
-            p = unsafe { (*p).next };
-        }
-        assert_eq!(n, 5);
+        assert_eq!(len(w.take_all()), 5);
         assert!(w.take_all().is_null());
         assert_eq!(w.state(), NORMAL);
     }
@@ -422,14 +432,7 @@ mod tests {
         assert!(!w.is_empty(), "the pending free is kept");
         // SAFETY: as above.
         assert_eq!(unsafe { w.push(bs[2].as_mut_ptr()) }, PushOutcome::Pushed);
-        let mut n = 0;
-        let mut p = w.take_all();
-        while !p.is_null() {
-            n += 1;
-            // SAFETY: p is one of the test's blocks.
-            p = unsafe { (*p).next };
-        }
-        assert_eq!(n, 2);
+        assert_eq!(len(w.take_all()), 2);
     }
 
     #[test]

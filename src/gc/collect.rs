@@ -49,7 +49,7 @@ use super::weakref;
 use super::{DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE};
 use crate::object::{
     self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, PREV_FLAGS,
-    PREV_HAS_WEAKREFS, PREV_SHIFT, PREV_STICKY, as_gc, from_gc, type_of,
+    PREV_SHIFT, PREV_STICKY, as_gc, from_gc, type_of,
 };
 
 /// Collect `generation` (merging the younger ones). Returns (collected, uncollectable, time).
@@ -141,11 +141,7 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
             // Finalizers may have made weakrefs to objects that are still garbage: clear them
             // (their callbacks never run) before `clear` breaks those objects, so no weakref
             // can reach a cleared object (CPython's `clear_weakrefs(&final_unreachable)`).
-            list::for_each(still, |g| {
-                if (*g).prev & PREV_HAS_WEAKREFS != 0 || type_of(from_gc(g)).weaklist_offset > 0 {
-                    weakref::clear_all(from_gc(g), |_| {});
-                }
-            });
+            list::for_each(still, |g| weakref::clear_all(from_gc(g), |_| {}));
             (still, list::size(still))
         } else {
             (unreachable, n_unreachable - legacy)
