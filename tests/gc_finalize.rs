@@ -763,24 +763,13 @@ fn an_object_with_weakrefs_dropped_under_another_runtime_aborts_clearly() {
         drop(w);
         return; // not reached
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "an_object_with_weakrefs_dropped_under_another_runtime_aborts_clearly",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        out.status.signal(),
-        Some(6),
-        "status {:?}\n{stderr}",
-        out.status
+    let (status, _, stderr) = run_child(
+        "an_object_with_weakrefs_dropped_under_another_runtime_aborts_clearly",
+        CHILD,
+        false,
     );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(6), "status {status:?}\n{stderr}");
     assert!(
         stderr.contains("has weak references in another runtime"),
         "{stderr}"

@@ -22,6 +22,23 @@ fn drain(mut p: *mut Block, out: &mut Vec<usize>) {
     }
 }
 
+/// A remote free as `heap::free_remote` makes it: onto the pool's list, or (word `FULL`) onto
+/// the owner's delayed stack with the notification then ended. False when the pool is
+/// abandoned: the block was not given away, and the caller adopts the pool.
+fn remote_free(w: &RemoteWord, delayed: &BlockStack, b: usize) -> bool {
+    // SAFETY: the caller gives b to this free only.
+    match unsafe { w.push(b as *mut Block) } {
+        PushOutcome::Pushed => true,
+        PushOutcome::Notify => {
+            // SAFETY: the block was not pushed; we still own it.
+            unsafe { delayed.push(b as *mut Block) };
+            w.end_notify();
+            true
+        }
+        PushOutcome::Abandoned => false,
+    }
+}
+
 /// Two remote freers push while the owner takes: every block is taken exactly once.
 #[test]
 fn remote_push_and_take_all() {
@@ -64,18 +81,7 @@ fn full_pool_receiving_a_remote_free() {
         let b = block();
         let t = {
             let (w, delayed) = (w.clone(), delayed.clone());
-            thread::spawn(move || {
-                // SAFETY: b is given to this push only.
-                match unsafe { w.push(b as *mut Block) } {
-                    PushOutcome::Pushed => {}
-                    PushOutcome::Notify => {
-                        // SAFETY: the block was not pushed; we still own it.
-                        unsafe { delayed.push(b as *mut Block) };
-                        w.end_notify();
-                    }
-                    PushOutcome::Abandoned => panic!("not abandoned"),
-                }
-            })
+            thread::spawn(move || assert!(remote_free(&w, &delayed, b), "not abandoned"))
         };
         let mut got = Vec::new();
         if !w.try_mark_full() {
@@ -104,20 +110,11 @@ fn thread_exit_versus_remote_free_and_adoption() {
         let t = {
             let (w, delayed) = (w.clone(), delayed.clone());
             thread::spawn(move || {
-                // SAFETY: b is given to this push only.
-                match unsafe { w.push(b as *mut Block) } {
-                    PushOutcome::Pushed => None,
-                    PushOutcome::Notify => {
-                        // SAFETY: the block was not pushed; we still own it.
-                        unsafe { delayed.push(b as *mut Block) };
-                        w.end_notify();
-                        None
-                    }
-                    PushOutcome::Abandoned => {
-                        assert!(w.adopt(), "only this thread adopts");
-                        Some(b) // the adopter frees it locally
-                    }
+                if remote_free(&w, &delayed, b) {
+                    return None;
                 }
+                assert!(w.adopt(), "only this thread adopts");
+                Some(b) // the adopter frees it locally
             })
         };
         // Owner exit, steps 1-3 of heap::abandon.
@@ -168,18 +165,9 @@ fn exit_with_frees_into_a_full_pool(rearm: bool) {
                         adopted.push(b); // we own the pool now: a local free
                         continue;
                     }
-                    // SAFETY: each block is given to one push only.
-                    match unsafe { w.push(b as *mut Block) } {
-                        PushOutcome::Pushed => {}
-                        PushOutcome::Notify => {
-                            // SAFETY: the block was not pushed; we still own it.
-                            unsafe { delayed.push(b as *mut Block) };
-                            w.end_notify();
-                        }
-                        PushOutcome::Abandoned => {
-                            assert!(w.adopt(), "only this thread adopts");
-                            adopted.push(b);
-                        }
+                    if !remote_free(&w, &delayed, b) {
+                        assert!(w.adopt(), "only this thread adopts");
+                        adopted.push(b);
                     }
                 }
                 adopted
@@ -254,16 +242,7 @@ fn owner_marks_full_again_while_the_notifier_finishes() {
             let (w, delayed) = (w.clone(), delayed.clone());
             thread::spawn(move || {
                 for b in [b1, b2] {
-                    // SAFETY: each block is given to one push only.
-                    match unsafe { w.push(b as *mut Block) } {
-                        PushOutcome::Pushed => {}
-                        PushOutcome::Notify => {
-                            // SAFETY: the block was not pushed; we still own it.
-                            unsafe { delayed.push(b as *mut Block) };
-                            w.end_notify();
-                        }
-                        PushOutcome::Abandoned => panic!("not abandoned"),
-                    }
+                    assert!(remote_free(&w, &delayed, b), "not abandoned");
                 }
             })
         };

@@ -1,5 +1,5 @@
 //! Exact block accounting across threads, in a binary of its own (its global allocator is the
-//! system's, and its two tests use different size classes), so no other test's allocations
+//! system's, and its tests use different size classes), so no other test's allocations
 //! enter the figures:
 //! - no leak when every free is remote;
 //! - a thread that exits with live blocks abandons its pools (the blocks stay counted), and
@@ -24,6 +24,29 @@ fn free_all(l: Layout, v: &[usize]) {
     }
 }
 
+/// `v`'s blocks grouped by pool, pools in address order (all full but maybe the last).
+fn by_pool(mut v: Vec<usize>) -> Vec<Vec<usize>> {
+    let pool_mask = !(arenagc::config::POOL_SIZE - 1);
+    v.sort_unstable();
+    let mut pools: Vec<Vec<usize>> = Vec::new();
+    for b in v {
+        match pools.last_mut() {
+            Some(last) if last[0] & pool_mask == b & pool_mask => last.push(b),
+            _ => pools.push(vec![b]),
+        }
+    }
+    pools
+}
+
+/// The blocks of `class` in use are `before` again: nothing leaked.
+fn assert_in_use(class: usize, before: usize) {
+    let after = stats();
+    assert_eq!(
+        after.classes[class].blocks_in_use, before,
+        "blocks leaked\n{after}"
+    );
+}
+
 #[test]
 fn all_remote_frees_leak_nothing() {
     let l = Layout::from_size_align(32, 8).unwrap();
@@ -38,11 +61,7 @@ fn all_remote_frees_leak_nothing() {
     })
     .join()
     .unwrap();
-    let after = stats();
-    assert_eq!(
-        after.classes[class].blocks_in_use, before,
-        "blocks leaked\n{after}"
-    );
+    assert_in_use(class, before);
 }
 
 #[test]
@@ -61,11 +80,7 @@ fn abandoned_pools_are_adopted_and_emptied() {
     })
     .join()
     .unwrap();
-    let after = stats();
-    assert_eq!(
-        after.classes[class].blocks_in_use, before,
-        "blocks leaked\n{after}"
-    );
+    assert_in_use(class, before);
 }
 
 /// Owners exit while a freer frees into their full pools. Each round the owner fills pools,
@@ -83,7 +98,6 @@ fn owners_exit_while_their_full_pools_take_remote_frees() {
     use std::time::{Duration, Instant};
     let l = Layout::from_size_align(48, 8).unwrap();
     let class = arenagc::alloc::class_of(48);
-    let pool_mask = !(arenagc::config::POOL_SIZE - 1);
     let before = stats().classes[class].blocks_in_use;
     for round in 0..400u64 {
         let first_pass_done = Arc::new(AtomicBool::new(false));
@@ -110,17 +124,7 @@ fn owners_exit_while_their_full_pools_take_remote_frees() {
             })
         };
         std::thread::spawn(move || {
-            let mut v = alloc_n(l, 2_000);
-            // The blocks of each pool, in pools that are full (the last one may not be).
-            v.sort_unstable();
-            let mut pools: Vec<Vec<usize>> = Vec::new();
-            for b in v {
-                match pools.last_mut() {
-                    Some(last) if last[0] & pool_mask == b & pool_mask => last.push(b),
-                    _ => pools.push(vec![b]),
-                }
-            }
-            tx.send(pools).unwrap();
+            tx.send(by_pool(alloc_n(l, 2_000))).unwrap();
             while !first_pass_done.load(Ordering::Acquire) {
                 std::hint::spin_loop();
             }
@@ -130,11 +134,7 @@ fn owners_exit_while_their_full_pools_take_remote_frees() {
         .unwrap();
         freer.join().unwrap();
     }
-    let after = stats();
-    assert_eq!(
-        after.classes[class].blocks_in_use, before,
-        "blocks leaked\n{after}"
-    );
+    assert_in_use(class, before);
 }
 
 /// A live owner takes notifications while they are still in progress. Each round the owner
@@ -154,23 +154,14 @@ fn live_owner_taking_notifications_in_flight_strands_no_pool() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let l = Layout::from_size_align(80, 8).unwrap();
     let class = arenagc::alloc::class_of(80);
-    let pool_mask = !(arenagc::config::POOL_SIZE - 1);
     let before = stats().classes[class].blocks_in_use;
     std::thread::spawn(move || {
         for round in 0..300 {
-            let mut v = alloc_n(l, 2_000);
-            v.sort_unstable();
-            // The first block of each pool but the last (which may not be full).
-            let (mut firsts, mut rest, mut last) = (Vec::new(), Vec::new(), 0);
-            for b in v {
-                if b & pool_mask != last {
-                    firsts.push(b);
-                    last = b & pool_mask;
-                } else {
-                    rest.push(b);
-                }
-            }
-            rest.push(firsts.pop().unwrap());
+            // The first block of each pool but the last (which may not be full); the rest.
+            let mut pools = by_pool(alloc_n(l, 2_000));
+            let mut rest = pools.pop().unwrap();
+            let firsts: Vec<usize> = pools.iter().map(|p| p[0]).collect();
+            rest.extend(pools.iter().flat_map(|p| p[1..].iter().copied()));
             let done = Arc::new(AtomicBool::new(false));
             let freer = {
                 let done = done.clone();
@@ -201,9 +192,5 @@ fn live_owner_taking_notifications_in_flight_strands_no_pool() {
     })
     .join()
     .unwrap();
-    let after = stats();
-    assert_eq!(
-        after.classes[class].blocks_in_use, before,
-        "blocks leaked\n{after}"
-    );
+    assert_in_use(class, before);
 }

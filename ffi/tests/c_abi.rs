@@ -61,14 +61,7 @@ fn header_functions() -> BTreeMap<String, (String, Vec<String>)> {
         let params: Vec<String> = if params.trim() == "void" {
             Vec::new()
         } else {
-            params
-                .split(',')
-                .map(|p| {
-                    let toks = norm(p);
-                    let cut = toks.rfind(' ').expect("parameter has a name");
-                    toks[..cut].to_string() // drop the parameter name
-                })
-                .collect()
+            c_param_types(params)
         };
         assert!(
             name.starts_with("agc_"),
@@ -111,6 +104,27 @@ fn c_type(rust: &str) -> String {
     norm(t)
 }
 
+/// The types of a C parameter list (`int a, void *b`), names dropped.
+fn c_param_types(params: &str) -> Vec<String> {
+    params
+        .split(',')
+        .map(|p| {
+            let toks = norm(p);
+            let cut = toks.rfind(' ').expect("parameter has a name");
+            toks[..cut].to_string()
+        })
+        .collect()
+}
+
+/// The C spelling of the types of a Rust parameter list (`a: c_int, b: *mut c_void,`).
+fn rust_param_types(params: &str) -> Vec<String> {
+    params
+        .split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| c_type(p.split_once(':').expect("param: type").1))
+        .collect()
+}
+
 /// (return type, parameter types) of the function-pointer typedef `name` in the header.
 fn header_fn_typedef(name: &str) -> (String, Vec<String>) {
     let h = header();
@@ -122,15 +136,7 @@ fn header_fn_typedef(name: &str) -> (String, Vec<String>) {
     let ret = norm(&h[start..at]);
     let open = at + key.len();
     let close = open + h[open..].find(");").expect("typedef ends with );");
-    let params = h[open..close]
-        .split(',')
-        .map(|p| {
-            let toks = norm(p);
-            let cut = toks.rfind(' ').expect("parameter has a name");
-            toks[..cut].to_string()
-        })
-        .collect();
-    (ret, params)
+    (ret, c_param_types(&h[open..close]))
 }
 
 /// (return type, parameter types) of the Rust type alias `alias` (an `extern "C" fn`, maybe in
@@ -145,11 +151,7 @@ fn rust_fn_alias(file: &str, alias: &str) -> (String, Vec<String>) {
     let def = &def[..def.find(';').expect("type alias ends with ;")];
     let open = def.find("fn(").expect("an fn type") + "fn(".len();
     let close = open + def[open..].find(')').expect("fn type has )");
-    let params = def[open..close]
-        .split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| c_type(p.split_once(':').expect("param: type").1))
-        .collect();
+    let params = rust_param_types(&def[open..close]);
     // What follows the parameters: `-> ret`, or nothing, then the `Option`'s `>` (and a comma
     // when rustfmt broke the type over lines).
     let rest =
@@ -217,11 +219,7 @@ fn rust_functions_of(file: &str, src: &str, m: &mut BTreeMap<String, (String, Ve
         let close = open + piece[open..].find(')').expect("fn has )");
         let body = piece[close + 1..].find('{').expect("fn has a body") + close + 1;
         let ret = piece[close + 1..body].trim().trim_start_matches("->");
-        let params = piece[open + 1..close]
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| c_type(p.split_once(':').expect("param: type").1))
-            .collect();
+        let params = rust_param_types(&piece[open + 1..close]);
         assert!(
             m.insert(name.clone(), (c_type(ret), params)).is_none(),
             "{name} defined twice (again in {file})"
