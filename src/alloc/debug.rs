@@ -171,10 +171,11 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
             let class = unsafe { (*super::pool_of(user.sub(HEADER))).class() };
             align <= crate::config::ALIGNMENT && len <= super::block_size(class)
         } else {
-            // SAFETY: the header's own pad lies before user (no wrap), and a large debug block
-            // starts there (its underlying glibc block), as the pad check below assumes too.
-            front(align) <= addr
-                && len <= unsafe { super::large::usable_size(user.sub(front(align))) }
+            front(align) <= addr && {
+                // SAFETY: the header's pad lies before user (no wrap, checked), and a large
+                // debug block starts there (its glibc block), as the pad check below assumes.
+                len <= unsafe { super::large::usable_size(user.sub(front(align))) }
+            }
         }
     });
     if !fits {
