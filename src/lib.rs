@@ -22,6 +22,8 @@
 #[cfg(not(loom))]
 pub mod config;
 pub(crate) mod sync;
+#[cfg(not(loom))]
+pub(crate) mod tls;
 
 #[cfg(not(loom))]
 pub mod alloc;

@@ -127,7 +127,7 @@ const _: () = assert!(NEW == 0);
 /// The calling thread's heap, or null if it has none (not yet made, or the thread is exiting).
 #[inline(always)]
 pub fn current() -> *mut ThreadHeap {
-    super::tls::heap()
+    crate::tls::get::<{ crate::tls::HEAP }>() as *mut ThreadHeap
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
     if !h.is_null() {
         return f(h);
     }
-    if super::tls::state() == NEW {
+    if crate::tls::get::<{ crate::tls::HEAP_STATE }>() as u8 == NEW {
         let h = init_thread();
         if !h.is_null() {
             return f(h);
@@ -256,7 +256,7 @@ pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
 #[cold]
 #[inline(never)]
 fn init_thread() -> *mut ThreadHeap {
-    super::tls::set_state(EXITED); // re-entrant allocations during setup use FALLBACK
+    crate::tls::set::<{ crate::tls::HEAP_STATE }>(usize::from(EXITED)); // re-entrant allocations during setup use FALLBACK
     let key = thread_key();
     let h = {
         let mut g = GLOBAL.lock();
@@ -265,8 +265,8 @@ fn init_thread() -> *mut ThreadHeap {
     if h.is_null() {
         return h;
     }
-    super::tls::set_heap(h);
-    super::tls::set_state(LIVE);
+    crate::tls::set::<{ crate::tls::HEAP }>(h as usize);
+    crate::tls::set::<{ crate::tls::HEAP_STATE }>(usize::from(LIVE));
     if let Some(key) = key {
         // SAFETY: key is a valid key; keys < 32 live in the thread descriptor (no allocation).
         unsafe { libc::pthread_setspecific(key, h.cast()) };
@@ -291,7 +291,7 @@ pub(crate) fn ensure_process_init() {
     if KEY_STATE.load(Ordering::Acquire) != KEY_UNSET {
         return;
     }
-    if super::tls::state() == NEW {
+    if crate::tls::get::<{ crate::tls::HEAP_STATE }>() as u8 == NEW {
         // Set up this thread's heap the usual way: init_thread runs the setup in state EXITED,
         // so an allocation inside it (glibc's atfork table, under the malloc replacement) uses
         // FALLBACK instead of coming back for KEY.
@@ -667,8 +667,8 @@ unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
 // thread exit
 
 extern "C" fn thread_exit(arg: *mut libc::c_void) {
-    super::tls::set_heap(ptr::null_mut());
-    super::tls::set_state(EXITED);
+    crate::tls::set::<{ crate::tls::HEAP }>(0);
+    crate::tls::set::<{ crate::tls::HEAP_STATE }>(usize::from(EXITED));
     let h = arg.cast::<ThreadHeap>();
     if !h.is_null() {
         // SAFETY: this is h's thread, at exit; nobody else owns h.

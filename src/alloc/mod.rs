@@ -27,18 +27,10 @@
 //!   in the mode it was allocated in.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::fmt::Write;
 
-/// Check an allocator invariant in debug builds. A broken invariant aborts with a message
-/// instead of panicking: a panic allocates, and inside the allocator (perhaps under its global
-/// lock) that would re-enter it.
-macro_rules! invariant {
-    ($cond:expr, $msg:expr) => {
-        if cfg!(debug_assertions) && !$cond {
-            $crate::alloc::fatal("broken allocator invariant", core::ptr::null(), $msg)
-        }
-    };
-}
+#[macro_use]
+pub(crate) mod fatal;
+
 use core::sync::atomic::{AtomicU8, Ordering};
 
 mod addr_map;
@@ -57,7 +49,6 @@ mod stats;
 mod table;
 #[cfg(test)]
 mod tests;
-mod tls;
 
 pub use arena::ArenaCounters;
 pub use size_class::{block_size, class_of, is_small};
@@ -230,14 +221,14 @@ pub fn tune_system_allocator() -> bool {
 #[doc(hidden)]
 #[inline(always)]
 pub fn api_nesting() -> usize {
-    tls::nesting()
+    crate::tls::get::<{ crate::tls::CALL_DEPTH }>()
 }
 
 /// See [`api_nesting`].
 #[doc(hidden)]
 #[inline(always)]
 pub fn set_api_nesting(n: usize) {
-    tls::set_nesting(n)
+    crate::tls::set::<{ crate::tls::CALL_DEPTH }>(n)
 }
 
 /// Check the calling thread's heap and the arenas (tests and debug builds).
@@ -357,42 +348,4 @@ unsafe fn dealloc_other(ptr: *mut u8, layout: Layout) {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// fatal errors
-
-struct StackBuf {
-    buf: [u8; 512],
-    len: usize,
-}
-
-impl Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// Report a fault in the use of the allocator and abort. Formats on the stack; never allocates.
-#[cold]
-#[inline(never)]
-pub(crate) fn fatal_fmt(what: &str, ptr: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
-    let mut b = StackBuf {
-        buf: [0; 512],
-        len: 0,
-    };
-    let _ = writeln!(
-        b,
-        "arenagc: fatal error: {what} of pointer {ptr:p}: {detail}"
-    );
-    os::write_stderr(&b.buf[..b.len]);
-    // SAFETY: abort has no preconditions.
-    unsafe { libc::abort() }
-}
-
-#[cold]
-#[inline(never)]
-pub(crate) fn fatal(what: &str, ptr: *const u8, detail: &str) -> ! {
-    fatal_fmt(what, ptr, format_args!("{detail}"))
-}
+pub(crate) use fatal::{fatal, fatal_fmt};

@@ -143,18 +143,7 @@ pub fn reserve_table(bytes: usize) -> *mut u8 {
     mmap_anon(0, bytes).cast()
 }
 
-/// Write a message to standard error without allocating.
-pub fn write_stderr(msg: &[u8]) {
-    let mut rest = msg;
-    while !rest.is_empty() {
-        // SAFETY: `rest` is a valid byte slice; fd 2 may be closed, which write reports.
-        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
-            return;
-        }
-        rest = &rest[n as usize..];
-    }
-}
+pub use super::fatal::write_stderr;
 
 /// Resident set size of this process in bytes (from /proc/self/statm), for tests and benches.
 pub fn resident_bytes() -> Option<usize> {

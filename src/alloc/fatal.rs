@@ -1,0 +1,80 @@
+//! The allocator's ground floor: how it reports a fault and stops. Every other file of `alloc`
+//! (and the collector's own abort) reaches down here; this file reaches nothing of the crate.
+//!
+//! - `fatal` / `fatal_fmt`: a fault in the use of the allocator (double free, invalid pointer,
+//!   corrupted block): one line on stderr naming it, then `abort()`.
+//! - `abort_fmt`: the same for any other fatal message (the collector's).
+//! - `invariant!`: a broken internal invariant, checked in debug builds only.
+//!
+//! Invariants: nothing here allocates or takes a lock (messages are formatted into a buffer on
+//! the stack and written with one `write(2)` loop), so it is safe inside `malloc`, under the
+//! allocator's locks, in a forked child and in a signal handler.
+
+use core::fmt::Write;
+
+/// Check an allocator invariant in debug builds. A broken invariant aborts with a message
+/// instead of panicking: a panic allocates, and inside the allocator (perhaps under its global
+/// lock) that would re-enter it.
+macro_rules! invariant {
+    ($cond:expr, $msg:expr) => {
+        if cfg!(debug_assertions) && !$cond {
+            $crate::alloc::fatal::fatal("broken allocator invariant", core::ptr::null(), $msg)
+        }
+    };
+}
+
+/// A message buffer on the stack; output past its end is dropped.
+struct StackBuf {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Write a message to standard error without allocating.
+pub fn write_stderr(msg: &[u8]) {
+    let mut rest = msg;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a valid byte slice; fd 2 may be closed, which write reports.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// Print `arenagc: fatal error: <msg>` and abort. Never allocates.
+#[cold]
+#[inline(never)]
+pub(crate) fn abort_fmt(msg: core::fmt::Arguments<'_>) -> ! {
+    let mut b = StackBuf {
+        buf: [0; 512],
+        len: 0,
+    };
+    let _ = writeln!(b, "arenagc: fatal error: {msg}");
+    write_stderr(&b.buf[..b.len]);
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Report a fault in the use of the allocator and abort. Formats on the stack; never allocates.
+#[cold]
+#[inline(never)]
+pub(crate) fn fatal_fmt(what: &str, ptr: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
+    abort_fmt(format_args!("{what} of pointer {ptr:p}: {detail}"))
+}
+
+/// [`fatal_fmt`] with a plain message.
+#[cold]
+#[inline(never)]
+pub(crate) fn fatal(what: &str, ptr: *const u8, detail: &str) -> ! {
+    fatal_fmt(what, ptr, format_args!("{detail}"))
+}
