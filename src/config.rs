@@ -38,6 +38,10 @@ pub const ALIGNMENT: usize = 16;
 pub const ALIGNMENT_SHIFT: u32 = 4;
 /// Largest request (in bytes) served from pools; larger ones go to the system allocator.
 pub const SMALL_MAX: usize = 512;
+/// The largest request the malloc family accepts; larger ones fail with `ENOMEM` (glibc fails
+/// them too). Two arenas below `isize::MAX`, so that no size arithmetic of any backend (a debug
+/// block's header and guards, an aligned block's padding) can overflow.
+pub const MAX_REQUEST: usize = isize::MAX as usize - 2 * ARENA_SIZE;
 /// Number of size classes: 16, 32, ..., 512.
 pub const NUM_CLASSES: usize = SMALL_MAX / ALIGNMENT;
 

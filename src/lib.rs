@@ -21,6 +21,8 @@
 
 #[cfg(not(loom))]
 pub mod config;
+#[cfg(not(loom))]
+pub mod options;
 pub(crate) mod sync;
 #[cfg(not(loom))]
 pub(crate) mod tls;

@@ -35,12 +35,15 @@ pub(crate) const HEAP: usize = 0;
 /// The allocator's heap lifecycle state.
 pub(crate) const HEAP_STATE: usize = 1;
 /// The collector's current runtime.
+#[allow(dead_code)] // the collector's, being moved onto it
 pub(crate) const RUNTIME: usize = 2;
 /// Library frames running user code (finalizers, callbacks, deallocations, traversals).
 pub(crate) const CALL_DEPTH: usize = 3;
 /// Nesting of deallocations (the trashcan).
+#[allow(dead_code)]
 pub(crate) const TRASH_DEPTH: usize = 4;
 /// The trashcan's list of deferred deallocations.
+#[allow(dead_code)]
 pub(crate) const TRASH_LIST: usize = 5;
 /// Words in the object (two spare).
 const WORDS: usize = 8;

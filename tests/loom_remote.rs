@@ -1,8 +1,14 @@
 //! loom models of the cross-thread free protocols in `alloc::remote`.
 //! Run with: RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release --test loom_remote
+//!
+//! The models call the sequences the allocator runs (`remote_free`, `RemoteWord::stay_full`,
+//! `quiesce`, `abandon_with`, `adopt`), the same functions `alloc::heap` and `alloc::thread`
+//! call, compiled against loom's atomics; only the test's blocks and the drain are its own.
 #![cfg(loom)]
 
-use arenagc::alloc::remote::{ABANDONED, Block, BlockStack, NORMAL, PushOutcome, RemoteWord};
+use arenagc::alloc::remote::{
+    self, ABANDONED, Block, BlockStack, NORMAL, PushOutcome, RemoteFree, RemoteWord,
+};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -22,21 +28,25 @@ fn drain(mut p: *mut Block, out: &mut Vec<usize>) {
     }
 }
 
-/// A remote free as `heap::free_remote` makes it: onto the pool's list, or (word `FULL`) onto
-/// the owner's delayed stack with the notification then ended. False when the pool is
-/// abandoned: the block was not given away, and the caller adopts the pool.
+/// A remote free as `thread::free_remote` makes it (`remote::remote_free`, with the owner's
+/// delayed stack). False when the pool is abandoned: the block was not given away, and the
+/// caller adopts the pool.
 fn remote_free(w: &RemoteWord, delayed: &BlockStack, b: usize) -> bool {
-    // SAFETY: the caller gives b to this free only.
-    match unsafe { w.push(b as *mut Block) } {
-        PushOutcome::Pushed => true,
-        PushOutcome::Notify => {
-            // SAFETY: the block was not pushed; we still own it.
-            unsafe { delayed.push(b as *mut Block) };
-            w.end_notify();
-            true
-        }
-        PushOutcome::Abandoned => false,
-    }
+    // SAFETY: the caller gives b to this free only; the stack outlives the call.
+    let outcome = unsafe { remote::remote_free(w, b as *mut Block, || delayed) };
+    outcome == RemoteFree::Done
+}
+
+/// Thread exit, steps 1 and 2 of `heap::abandon` for one pool: `quiesce`, then take the
+/// delayed stack.
+fn exit_steps_1_and_2(w: &RemoteWord, delayed: &BlockStack) -> *mut Block {
+    w.quiesce();
+    delayed.take_all()
+}
+
+/// Thread exit, step 3: `abandon_with`, taking pending remote frees.
+fn exit_step_3(w: &RemoteWord, got: &mut Vec<usize>) {
+    w.abandon_with(|list| drain(list, got));
 }
 
 /// Two remote freers push while the owner takes: every block is taken exactly once.
@@ -119,17 +129,9 @@ fn thread_exit_versus_remote_free_and_adoption() {
         };
         // Owner exit, steps 1-3 of heap::abandon.
         let mut got = Vec::new();
-        w.clear_full();
-        while w.state() == arenagc::alloc::remote::NOTIFYING {
-            loom::thread::yield_now();
-        }
-        drain(delayed.take_all(), &mut got);
-        loop {
-            match w.try_abandon() {
-                Ok(()) => break,
-                Err(list) => drain(list, &mut got),
-            }
-        }
+        let taken = exit_steps_1_and_2(&w, &delayed);
+        drain(taken, &mut got);
+        exit_step_3(&w, &mut got);
         let adopted = t.join().unwrap();
         // A notifier that started before clear_full finished before the wait ended, so the
         // delayed stack holds nothing new; whatever the freer did, the block is in one place.
@@ -147,8 +149,8 @@ fn thread_exit_versus_remote_free_and_adoption() {
 
 /// Thread exit against two remote frees into a full pool, with step 2 of `heap::abandon` as
 /// the heap does it: a delayed block freed into a pool that stays full. `rearm` says whether
-/// that free may arm `FULL` again (`local_free_slow`'s `try_mark_full`), as it did before the
-/// heap's `exiting` flag. At the end the delayed stack must be empty (the heap is gone after
+/// that free may arm `FULL` again (`free_local_slow`'s `stay_full` told the heap is not
+/// exiting), as it did before the heap's `exiting` flag. At the end the delayed stack must be empty (the heap is gone after
 /// `abandon`, so a block left there is lost) and each block held by exactly one party.
 fn exit_with_frees_into_a_full_pool(rearm: bool) {
     loom::model(move || {
@@ -173,29 +175,21 @@ fn exit_with_frees_into_a_full_pool(rearm: bool) {
                 adopted
             })
         };
-        // Owner exit. 1: no FULL, no notifier at work.
+        // Owner exit. 1: no FULL, no notifier at work; 2: take the delayed blocks.
         let mut got = Vec::new();
-        w.clear_full();
-        while w.state() == arenagc::alloc::remote::NOTIFYING {
-            loom::thread::yield_now();
-        }
-        // 2: the delayed blocks are freed locally; the pool stays full (one free block).
-        let taken = delayed.take_all();
-        if !taken.is_null() && rearm {
-            // What local_free_slow did: keep the pool off the lists and arm FULL for the next
-            // remote free, taking pending remote frees when the word has some.
-            while !w.try_mark_full() {
-                drain(w.take_all(), &mut got);
+        let taken = exit_steps_1_and_2(&w, &delayed);
+        if !taken.is_null() {
+            // 2, continued: the delayed blocks are freed locally and the pool stays full (one
+            // free block), so `heap::free_local_slow` keeps it off the lists with `stay_full`,
+            // telling it the heap is exiting; `rearm` lies about that (the code before the
+            // heap's `exiting` flag armed FULL here).
+            while let Err(list) = w.stay_full(!rearm) {
+                drain(list, &mut got);
             }
         }
         drain(taken, &mut got);
         // 3: abandon, taking pending remote frees.
-        loop {
-            match w.try_abandon() {
-                Ok(()) => break,
-                Err(list) => drain(list, &mut got),
-            }
-        }
+        exit_step_3(&w, &mut got);
         // The heap is gone now: whatever is still on its delayed stack is lost.
         let stranded = delayed.take_all();
         let adopted = t.join().unwrap();
@@ -258,8 +252,8 @@ fn owner_marks_full_again_while_the_notifier_finishes() {
             }
             loom::thread::yield_now();
         }
-        while !w.try_mark_full() {
-            drain(w.take_all(), &mut got);
+        while let Err(list) = w.stay_full(false) {
+            drain(list, &mut got);
         }
         t.join().unwrap();
         // The owner now looks only at its delayed stack; the list is for pools it watches.

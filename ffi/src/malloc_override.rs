@@ -198,11 +198,7 @@ extern "C" fn at_load() {
 }
 
 fn read_stats_env() {
-    // SAFETY: the name is NUL-terminated; getenv does not allocate.
-    let v = unsafe { libc::getenv(c"ARENAGC_STATS".as_ptr()) };
-    // SAFETY: a non-null getenv result is a NUL-terminated string.
-    let on = !v.is_null() && unsafe { *v } != 0 && unsafe { *v } != b'0' as libc::c_char;
-    STATS_AT_EXIT.store(on, Ordering::Relaxed);
+    STATS_AT_EXIT.store(arenagc::options::STATS.flag(), Ordering::Relaxed);
 }
 
 extern "C" fn print_stats_at_exit() {

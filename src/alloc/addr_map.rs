@@ -2,7 +2,8 @@
 //!
 //! A two-level radix tree indexed by arena number (`addr >> ARENA_BITS`): a static top level of
 //! `2^MAP_TOP_BITS` leaf pointers, and leaves of `2^MAP_LEAF_BITS` entries mapped on demand.
-//! An entry holds the arena's descriptor pointer, or null.
+//! An entry holds the arena's descriptor pointer, or null. The map sits below the arenas and
+//! stores that pointer opaquely (`*mut ()`); `arena.rs` converts.
 //!
 //! Invariants:
 //! - An entry is non-null exactly while its arena is mapped (set before the arena's first pool
@@ -17,13 +18,12 @@ use crate::config::{ADDRESS_BITS, ARENA_BITS, MAP_LEAF_BITS, MAP_TOP_BITS};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use super::arena::ArenaDesc;
 use super::os;
 
 const TOP_LEN: usize = 1 << MAP_TOP_BITS;
 const LEAF_LEN: usize = 1 << MAP_LEAF_BITS;
 
-type Leaf = [AtomicPtr<ArenaDesc>; LEAF_LEN];
+type Leaf = [AtomicPtr<()>; LEAF_LEN];
 
 static TOP: [AtomicPtr<Leaf>; TOP_LEN] = [const { AtomicPtr::new(ptr::null_mut()) }; TOP_LEN];
 
@@ -36,9 +36,10 @@ fn split(addr: usize) -> Option<(usize, usize)> {
     Some((n >> MAP_LEAF_BITS, n & (LEAF_LEN - 1)))
 }
 
-/// The descriptor of the arena holding `addr`, or null when `addr` is not in one of our arenas.
+/// The entry (descriptor) of the arena holding `addr`, or null when `addr` is not in one of our
+/// arenas.
 #[inline]
-pub fn lookup(addr: usize) -> *mut ArenaDesc {
+pub fn lookup(addr: usize) -> *mut () {
     let Some((top, leaf)) = split(addr) else {
         return ptr::null_mut();
     };
@@ -52,7 +53,7 @@ pub fn lookup(addr: usize) -> *mut ArenaDesc {
 
 /// Record `desc` for the arena at `base`. False when a leaf could not be mapped.
 /// Each arena has one writer (its `Arenas`); leaves are installed atomically.
-pub fn insert(base: usize, desc: *mut ArenaDesc) -> bool {
+pub fn insert(base: usize, desc: *mut ()) -> bool {
     let Some((top, leaf)) = split(base) else {
         return false;
     };

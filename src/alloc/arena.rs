@@ -161,7 +161,7 @@ impl Arenas {
             return false;
         }
         let base = os::map_arena();
-        if base.is_null() || !addr_map::insert(base as usize, slot) {
+        if base.is_null() || !addr_map::insert(base as usize, slot.cast()) {
             if !base.is_null() {
                 // SAFETY: just mapped, nothing refers into it.
                 unsafe { os::unmap_arena(base) };
@@ -235,9 +235,9 @@ impl Arenas {
     /// # Safety
     /// `pool` came from `alloc_pool`, is retired, and nothing refers into it.
     pub unsafe fn free_pool(&mut self, pool: *mut Pool) {
-        let a = addr_map::lookup(pool as usize);
+        let a = addr_map::lookup(pool as usize).cast::<ArenaDesc>();
         if a.is_null() {
-            super::fatal(
+            super::fatal::fatal(
                 "broken allocator invariant",
                 pool.cast(),
                 "pool outside every arena",
@@ -273,7 +273,9 @@ impl Arenas {
     /// The purge delay in milliseconds (read from the environment on first use).
     pub fn purge_delay(&mut self) -> u64 {
         if self.purge_delay == u64::MAX {
-            self.purge_delay = os::purge_delay_from_env(PURGE_DELAY_MS);
+            self.purge_delay = crate::options::PURGE_DELAY
+                .number()
+                .unwrap_or(PURGE_DELAY_MS);
         }
         self.purge_delay
     }
@@ -369,7 +371,7 @@ impl Arenas {
             if d.free_mask & 1 != 0 {
                 result = Err("the header page is marked as a free pool");
             }
-            if !core::ptr::eq(addr_map::lookup(d.base), d) {
+            if !core::ptr::eq(addr_map::lookup(d.base).cast::<ArenaDesc>(), d) {
                 result = Err("address map does not point at the arena's descriptor");
             }
             if d.nfreepools() > 0 {

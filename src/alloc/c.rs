@@ -2,18 +2,16 @@
 //! the `LD_PRELOAD` build are thin wrappers over these).
 //!
 //! - `malloc(0)` returns a distinct live pointer (a 16-byte block).
-//! - Sizes over `isize::MAX` and products that overflow fail with null and `errno = ENOMEM`.
+//! - Sizes over `config::MAX_REQUEST` and products that overflow fail with null and `errno = ENOMEM`.
 //! - `free(p)` decides small or large with the address map; a pointer inside an arena that is
 //!   not the start of a block handed out aborts with a message (interior pointer, pool not in
 //!   use); pointers outside our arenas go to the system allocator, whose own checks apply.
-//! - In debug mode every block carries guards and every free is checked (see `debug`).
+//! - Sizes are checked against `MAX_REQUEST` here, once; everything else goes to the backend in
+//!   use (`dispatch.rs`): in debug mode every block carries guards and every free is checked.
 
-use super::size_class::class_of;
-use super::{
-    debug, large, normal_mode, normal_mode_decided, owns, pool_of, raw_alloc, small_alloc,
-    small_free,
-};
-use crate::config::{ALIGNMENT, SMALL_MAX};
+use super::dispatch;
+use super::fatal::fatal_fmt;
+use crate::config::{ALIGNMENT, MAX_REQUEST};
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,27 +32,19 @@ fn enomem() -> *mut u8 {
     ptr::null_mut()
 }
 
-/// Allocate `size` bytes aligned to `align` (a power of two), zeroed if asked.
-#[inline(never)]
+/// Allocate `size` bytes aligned to `align` (a power of two), zeroed if asked; null with
+/// `errno = ENOMEM` on failure or for a size over `MAX_REQUEST`.
+#[inline(always)]
 fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
+    if size > MAX_REQUEST {
         return enomem();
     }
-    let p = if normal_mode() {
-        raw_alloc(size, align, zero)
-    } else {
-        debug::alloc(size, align, zero)
-    };
+    let p = dispatch::alloc(size, align, zero);
     if p.is_null() { enomem() } else { p }
 }
 
 #[inline]
 pub fn malloc(size: usize) -> *mut u8 {
-    // The fast path first: a small size in plain mode (decided) is served by the pools.
-    if size <= SMALL_MAX && normal_mode_decided() {
-        let (b, _) = small_alloc(class_of(size));
-        return if b.is_null() { enomem() } else { b };
-    }
     alloc(size, ALIGNMENT, false)
 }
 
@@ -137,37 +127,8 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    if !normal_mode() {
-        // SAFETY: a live debug block.
-        return unsafe { debug::size_of(p) };
-    }
-    if owns(p) {
-        checked_pool_block(p);
-        // SAFETY: checked: p starts a handed-out block, so its pool header is live.
-        unsafe { super::size_class::block_size((*pool_of(p)).class()) }
-    } else {
-        // SAFETY: a live system-allocator block.
-        unsafe { large::usable_size(p) }
-    }
-}
-
-#[inline(always)]
-fn checked_pool_block(p: *mut u8) {
-    // SAFETY: p is inside a mapped arena, so its header page is readable.
-    if !unsafe { (*pool_of(p)).is_block_start(p) } {
-        invalid_pool_free(p);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn invalid_pool_free(p: *mut u8) -> ! {
-    super::fatal(
-        "invalid free",
-        p,
-        "the pointer is inside an arena but is not the start of a block in use \
-         (interior pointer, or a block whose pool is not in use)",
-    )
+    // SAFETY: forwarded.
+    unsafe { dispatch::usable_size(p) }
 }
 
 /// # Safety
@@ -177,42 +138,8 @@ pub unsafe fn free(p: *mut u8) {
     if p.is_null() {
         return;
     }
-    if normal_mode_decided() && owns(p) {
-        // SAFETY: forwarded: p is live and inside an arena.
-        return unsafe { free_pool_block(p) };
-    }
     // SAFETY: forwarded.
-    unsafe { free_other(p) }
-}
-
-/// Free a block inside one of our arenas, after checking that it starts a block in use.
-///
-/// # Safety
-/// `p` is inside a mapped arena and, if it passes the check, live and not used again.
-#[inline(always)]
-unsafe fn free_pool_block(p: *mut u8) {
-    checked_pool_block(p);
-    // SAFETY: checked: p is a handed-out pool block.
-    unsafe { small_free(p) }
-}
-
-/// `free` off the fast path: debug mode (or mode not yet decided), or a large block.
-///
-/// # Safety
-/// As `free`; `p` is not null.
-#[inline(never)]
-unsafe fn free_other(p: *mut u8) {
-    if !normal_mode() {
-        // SAFETY: forwarded.
-        return unsafe { debug::free(p, None) };
-    }
-    if owns(p) {
-        // SAFETY: forwarded: p is inside an arena.
-        unsafe { free_pool_block(p) }
-    } else {
-        // SAFETY: forwarded: a system-allocator block.
-        unsafe { large::free(p) }
-    }
+    unsafe { dispatch::free(p) }
 }
 
 /// `free` with the size the caller allocated; a size the block cannot have aborts.
@@ -226,7 +153,7 @@ pub unsafe fn free_sized(p: *mut u8, size: usize) {
     // SAFETY: forwarded.
     let usable = unsafe { usable_size(p) };
     if size > usable {
-        super::fatal_fmt(
+        fatal_fmt(
             "free_sized size mismatch",
             p,
             format_args!("freed as {size} bytes but the block has only {usable}"),
@@ -263,29 +190,10 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         unsafe { free(p) };
         return ptr::null_mut();
     }
-    if size > isize::MAX as usize - 2 * crate::config::ARENA_SIZE {
+    if size > MAX_REQUEST {
         return enomem();
     }
     // SAFETY: p is live per the contract.
-    let old = unsafe { usable_size(p) };
-    if normal_mode() {
-        if owns(p) {
-            if size <= old && size > old.saturating_sub(ALIGNMENT) {
-                return p; // same class
-            }
-        } else if size > SMALL_MAX {
-            // SAFETY: a live system block of alignment 16.
-            let q = unsafe { large::realloc(p, size) };
-            return if q.is_null() { enomem() } else { q };
-        }
-    }
-    let q = malloc(size);
-    if !q.is_null() {
-        // SAFETY: both live and distinct.
-        unsafe {
-            ptr::copy_nonoverlapping(p, q, old.min(size));
-            free(p);
-        }
-    }
-    q
+    let q = unsafe { dispatch::realloc(p, None, size) };
+    if q.is_null() { enomem() } else { q }
 }

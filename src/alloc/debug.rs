@@ -14,13 +14,45 @@
 //! after it written), write after free, size mismatch, and pointer not from this allocator.
 //!
 //! Debug mode is chosen once, before the first allocation (cargo feature `debug`, or the
-//! environment variable `ARENAGC_DEBUG=1`), because it changes the layout of every block.
+//! environment variable `ARENAGC_DEBUG=1`; see `dispatch.rs`), because it changes the layout of
+//! every block. It is a backend wrapping the plain one: its underlying blocks come from
+//! `Plain`, and its quarantine lock is taken by the fork handlers only when it is in use
+//! (`init` registers it).
 
 use crate::config::{DEBUG_QUARANTINE, DEBUG_TAIL, FILL_FREED, FILL_GUARD, FILL_NEW};
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::backend::Backend;
+use super::fatal::fatal_fmt;
 use super::lock::SpinLock;
-use super::{addr_map, fatal_fmt, raw_alloc, raw_free};
+use super::plain::{self, Plain};
+use super::pool::pool_of;
+use super::size_class::{block_size, is_small};
+use super::{large, thread};
+
+/// The debug backend (see the module docs).
+pub(crate) struct Debug;
+
+/// Before the first debug block: have the fork handlers take the quarantine's lock.
+pub(crate) fn init() {
+    thread::add_fork_lock(QUARANTINE.raw());
+}
+
+impl Backend for Debug {
+    fn alloc(&self, size: usize, align: usize, zero: bool) -> *mut u8 {
+        alloc(size, align, zero)
+    }
+
+    unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
+        // SAFETY: forwarded.
+        unsafe { free(p, layout) }
+    }
+
+    unsafe fn usable_size(&self, p: *mut u8) -> usize {
+        // SAFETY: forwarded.
+        unsafe { size_of(p) }
+    }
+}
 
 const HEADER: usize = 16;
 
@@ -61,7 +93,7 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(len) = total(size, align) else {
         return core::ptr::null_mut();
     };
-    let base = raw_alloc(len, align.max(crate::config::ALIGNMENT), false);
+    let base = Plain.alloc(len, align.max(crate::config::ALIGNMENT), false);
     if base.is_null() {
         return base;
     }
@@ -103,7 +135,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
             format_args!("misaligned or null-page address"),
         );
     }
-    let ours = !addr_map::lookup(addr).is_null();
+    let ours = plain::owns(user);
     if ours {
         // A block of ours with alignment <= 16 starts exactly HEADER bytes before `user`, in the
         // same arena (an address at the very start of an arena would put it in the region
@@ -112,7 +144,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
         let same_arena = (base ^ addr) < crate::config::ARENA_SIZE;
         let block_start = same_arena && {
             // SAFETY: base lies in the mapped arena of addr, so its pool header is readable.
-            unsafe { (*super::pool_of(base as *const u8)).is_block_start(base as *const u8) }
+            unsafe { (*pool_of(base as *const u8)).is_block_start(base as *const u8) }
         };
         if !block_start {
             fatal_fmt(
@@ -123,7 +155,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
         }
     } else if layout.is_some_and(|(size, align)| {
         // The caller's layout says the underlying block is a pool block: it must be ours.
-        total(size, align).is_some_and(|t| super::is_small(t, align.max(crate::config::ALIGNMENT)))
+        total(size, align).is_some_and(|t| is_small(t, align.max(crate::config::ALIGNMENT)))
     }) {
         fatal_fmt(
             "pointer not from this allocator",
@@ -168,13 +200,13 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     let fits = len.is_some_and(|len| {
         if ours {
             // SAFETY: checked above: user - HEADER is a block start in a pool in use.
-            let class = unsafe { (*super::pool_of(user.sub(HEADER))).class() };
-            align <= crate::config::ALIGNMENT && len <= super::block_size(class)
+            let class = unsafe { (*pool_of(user.sub(HEADER))).class() };
+            align <= crate::config::ALIGNMENT && len <= block_size(class)
         } else {
             front(align) <= addr && {
                 // SAFETY: the header's pad lies before user (no wrap, checked), and a large
                 // debug block starts there (its glibc block), as the pad check below assumes.
-                len <= unsafe { super::large::usable_size(user.sub(front(align))) }
+                len <= unsafe { large::usable_size(user.sub(front(align))) }
             }
         }
     });
@@ -265,21 +297,9 @@ pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
                 format_args!("a freed {l}-byte block was written to while in quarantine"),
             );
         }
-        // SAFETY: the evicted block was handed to raw_alloc's allocator and is no longer used.
-        unsafe { raw_free(b) };
+        // SAFETY: the evicted block came from the plain backend and is no longer used.
+        unsafe { Plain.free(b, None) };
     }
-}
-
-/// Taken by the allocator's `fork` handlers, so a child never inherits it held.
-pub fn fork_lock() {
-    QUARANTINE.raw_lock();
-}
-
-/// # Safety
-/// `fork_lock` was called on this thread.
-pub unsafe fn fork_unlock() {
-    // SAFETY: per the contract.
-    unsafe { QUARANTINE.raw_unlock() }
 }
 
 /// Give every quarantined block back (for `trim` and tests).
@@ -297,7 +317,7 @@ pub fn flush_quarantine() {
                 format_args!("a freed {l}-byte block was written to while in quarantine"),
             );
         }
-        // SAFETY: quarantined blocks are ours and unused.
-        unsafe { raw_free(b as *mut u8) };
+        // SAFETY: quarantined blocks came from the plain backend and are unused.
+        unsafe { Plain.free(b as *mut u8, None) };
     }
 }

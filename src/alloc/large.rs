@@ -170,18 +170,11 @@ pub fn tune_system_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use crate::config::{SYSTEM_MMAP_THRESHOLD, SYSTEM_TRIM_THRESHOLD};
-        let set = |name: &core::ffi::CStr| {
-            // SAFETY: the name is NUL-terminated; getenv does not allocate.
-            !unsafe { libc::getenv(name.as_ptr()) }.is_null()
-        };
-        if set(c"MALLOC_TRIM_THRESHOLD_") || set(c"MALLOC_MMAP_THRESHOLD_") {
+        use crate::options::{GLIBC_MMAP_THRESHOLD, GLIBC_TRIM_THRESHOLD, GLIBC_TUNABLES};
+        if GLIBC_TRIM_THRESHOLD.is_set() || GLIBC_MMAP_THRESHOLD.is_set() {
             return false;
         }
-        // SAFETY: as above.
-        let t = unsafe { libc::getenv(c"GLIBC_TUNABLES".as_ptr()) };
-        if !t.is_null() {
-            // SAFETY: a non-null getenv result is a NUL-terminated string.
-            let tunables = unsafe { core::ffi::CStr::from_ptr(t) }.to_bytes();
+        if let Some(tunables) = GLIBC_TUNABLES.value() {
             if tunables.windows(12).any(|w| w == b"glibc.malloc") {
                 return false;
             }

@@ -1,39 +1,27 @@
 //! A tiny spin lock for the allocator's global state. It never allocates (so it can be taken
 //! inside `malloc`), backs off to `sched_yield` under contention, and can be held across
-//! `fork` by the atfork handlers (`raw_lock` / `raw_unlock`).
+//! `fork` by the atfork handlers (`raw_lock` / `raw_unlock`, or the bare `RawSpinLock` a layer
+//! registers with `thread::add_fork_lock`).
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_utils::Backoff;
 
-pub struct SpinLock<T> {
+/// The lock word alone, without the data it guards.
+pub struct RawSpinLock {
     locked: AtomicBool,
-    data: UnsafeCell<T>,
 }
 
-// SAFETY: access to `data` is serialized by `locked`.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for SpinLock<T> {}
-
-pub struct Guard<'a, T>(&'a SpinLock<T>);
-
-impl<T> SpinLock<T> {
-    pub const fn new(v: T) -> Self {
-        SpinLock {
+impl RawSpinLock {
+    pub const fn new() -> Self {
+        RawSpinLock {
             locked: AtomicBool::new(false),
-            data: UnsafeCell::new(v),
         }
     }
 
-    #[inline]
-    pub fn lock(&self) -> Guard<'_, T> {
-        self.raw_lock();
-        Guard(self)
-    }
-
-    pub fn raw_lock(&self) {
+    /// Take the lock, spinning then yielding while another thread holds it.
+    pub fn lock(&self) {
         if self
             .locked
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -57,9 +45,58 @@ impl<T> SpinLock<T> {
     }
 
     /// # Safety
+    /// The lock is held by the caller's `lock` (no guard of a `SpinLock` owns it).
+    pub unsafe fn unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
+impl Default for RawSpinLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct SpinLock<T> {
+    raw: RawSpinLock,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: access to `data` is serialized by `raw`.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+pub struct Guard<'a, T>(&'a SpinLock<T>);
+
+impl<T> SpinLock<T> {
+    pub const fn new(v: T) -> Self {
+        SpinLock {
+            raw: RawSpinLock::new(),
+            data: UnsafeCell::new(v),
+        }
+    }
+
+    #[inline]
+    pub fn lock(&self) -> Guard<'_, T> {
+        self.raw.lock();
+        Guard(self)
+    }
+
+    pub fn raw_lock(&self) {
+        self.raw.lock();
+    }
+
+    /// # Safety
     /// The lock is held by a `raw_lock` whose guard does not exist.
     pub unsafe fn raw_unlock(&self) {
-        self.locked.store(false, Ordering::Release);
+        // SAFETY: per the contract.
+        unsafe { self.raw.unlock() }
+    }
+
+    /// The lock word, for `thread::add_fork_lock`.
+    pub const fn raw(&self) -> &RawSpinLock {
+        &self.raw
     }
 
     /// Address of the protected value (stable; for identity, not for access without the lock).
@@ -85,6 +122,7 @@ impl<T> DerefMut for Guard<'_, T> {
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
-        self.0.locked.store(false, Ordering::Release);
+        // SAFETY: the guard owns the held lock.
+        unsafe { self.0.raw.unlock() }
     }
 }

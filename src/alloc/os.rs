@@ -122,21 +122,6 @@ pub fn now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
-/// The purge delay in milliseconds: `ARENAGC_PURGE_DELAY` if set to a number, else `default`.
-pub fn purge_delay_from_env(default: u64) -> u64 {
-    // SAFETY: the name is NUL-terminated; getenv does not allocate.
-    let v = unsafe { libc::getenv(c"ARENAGC_PURGE_DELAY".as_ptr()) };
-    if v.is_null() {
-        return default;
-    }
-    // SAFETY: a non-null getenv result is a NUL-terminated string.
-    let bytes = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
-    if bytes.is_empty() || bytes.len() > 12 || !bytes.iter().all(u8::is_ascii_digit) {
-        return default;
-    }
-    bytes.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'))
-}
-
 /// Reserve `bytes` of zeroed memory for an internal table (arena descriptors, map leaves,
 /// thread heaps). The kernel commits pages on first touch. Never freed.
 pub fn reserve_table(bytes: usize) -> *mut u8 {

@@ -36,26 +36,30 @@ use crate::config::{ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
 
-use super::heap::ThreadHeap;
 use super::remote::{Block, RemoteWord};
 use super::size_class::{CLASS_NONE, block_size, blocks_per_pool, is_block_offset, pool_limit};
+
+/// The owner back-pointer's type: a thread heap, seen from below as an opaque address. Pools
+/// sit below heaps in the layering, so this file never sees `ThreadHeap`; `alloc::heap`
+/// converts (`ThreadHeap::tag` / `ThreadHeap::from_tag`).
+pub enum HeapTag {}
 
 /// A pool's header. Fields other than the atomics are touched only by the owner heap (or, for
 /// a pool not owned by any heap, by whoever holds the global lock).
 #[repr(C, align(64))]
 pub struct Pool {
-    pub free: *mut Block,             // local free list (owner only)
-    pub nused: AtomicU16,             // blocks out (owner writes; statistics read)
-    pub bump: AtomicU16,              // offset of the first never-handed-out block (owner writes)
-    pub class: AtomicU8,              // size class; CLASS_NONE while not in use (owner writes)
-    pub in_full: bool,                // full: off the avail list (or on abandoned[1])
-    pub fresh: bool,                  // blocks at `bump..` are known zero
-    pub kept: bool,                   // empty, left on avail (counted in heap.nkept)
-    pub owner: AtomicPtr<ThreadHeap>, // owning heap; null when abandoned or not in use
-    pub remote: RemoteWord,           // remote frees + ownership state (see remote.rs)
-    pub next: *mut Pool,              // heap avail list / abandoned list / cache
-    pub prev: *mut Pool,              // heap avail list / abandoned list
-    pub owned_next: *mut Pool,        // owner heap's list of all its pools
+    pub free: *mut Block,          // local free list (owner only)
+    pub nused: AtomicU16,          // blocks out (owner writes; statistics read)
+    pub bump: AtomicU16,           // offset of the first never-handed-out block (owner writes)
+    pub class: AtomicU8,           // size class; CLASS_NONE while not in use (owner writes)
+    pub in_full: bool,             // full: off the avail list (or on abandoned[1])
+    pub fresh: bool,               // blocks at `bump..` are known zero
+    pub kept: bool,                // empty, left on avail (counted in heap.nkept)
+    pub owner: AtomicPtr<HeapTag>, // owning heap; null when abandoned or not in use
+    pub remote: RemoteWord,        // remote frees + ownership state (see remote.rs)
+    pub next: *mut Pool,           // heap avail list / abandoned list / cache
+    pub prev: *mut Pool,           // heap avail list / abandoned list
+    pub owned_next: *mut Pool,     // owner heap's list of all its pools
     pub owned_prev: *mut Pool,
 }
 
@@ -106,7 +110,7 @@ impl Pool {
     ///
     /// # Safety
     /// `pool` is a header slot of one of our arenas whose pool nobody else uses now.
-    pub unsafe fn init(pool: *mut Pool, class: usize, owner: *mut ThreadHeap, fresh: bool) {
+    pub unsafe fn init(pool: *mut Pool, class: usize, owner: *mut HeapTag, fresh: bool) {
         // SAFETY: the caller gives us exclusive use of the slot.
         unsafe {
             ptr::write(
@@ -144,7 +148,7 @@ impl Pool {
 
     /// Put a retired pool from a heap's cache in use for `class`. Its memory is known zero
     /// only if it came from the arena untouched (`fresh`, kept from `init_cached`).
-    pub fn reinit(&mut self, class: usize, owner: *mut ThreadHeap) {
+    pub fn reinit(&mut self, class: usize, owner: *mut HeapTag) {
         invariant!(
             self.used() == 0 && self.remote.is_empty() && self.class() == CLASS_NONE,
             "reusing a pool in use"
@@ -353,7 +357,7 @@ pub fn prefetch(p: *const u8) {
 #[cold]
 #[inline(never)]
 fn double_free(p: *const u8) -> ! {
-    super::fatal(
+    super::fatal::fatal(
         "double free",
         p,
         "the block is already at the head of its pool's free list",

@@ -43,6 +43,22 @@
 //! - Every block pushed is reachable from exactly one place: the pool list, a delayed stack,
 //!   or (after `take_all`) the owner's hands. Nothing is lost; nothing is handed out twice.
 //!
+//! # The sequences
+//!
+//! The steps above are combined into a few sequences, written here once and called by the heap
+//! (`alloc::heap`, `alloc::thread`) and by the loom models (`tests/loom_remote.rs`) alike, so the
+//! models check the code that ships:
+//!
+//! | sequence                | who        | steps                                                        |
+//! |-------------------------|------------|--------------------------------------------------------------|
+//! | `remote_free`           | any thread | `push`; on `Notify`: owner's delayed stack, `end_notify`     |
+//! | `RemoteWord::stay_full` | owner      | keep a full pool off the lists: `try_mark_full`, or take the |
+//! |                         |            | pending frees first; nothing at all in an exiting heap       |
+//! | `RemoteWord::quiesce`   | exiting    | thread exit step 1: `clear_full`, then wait out a notifier   |
+//! | `RemoteWord::abandon_with` | exiting | thread exit step 3: `try_abandon` until it succeeds, handing |
+//! |                         |            | pending frees to the caller                                  |
+//! | `RemoteWord::adopt`     | adopter    | `ABANDONED -> NORMAL`, under the abandoned list's lock       |
+//!
 //! # The delayed stack
 //!
 //! `BlockStack` is a lock-free stack that is only ever pushed onto (any thread) and emptied whole
@@ -272,6 +288,37 @@ impl RemoteWord {
         }
     }
 
+    /// Owner: a pool that stays off its heap's lists while full must bring the owner its next
+    /// remote free, so it is marked `FULL` (`try_mark_full`). That fails while remote frees are
+    /// pending: `Err(list)` hands them over (the caller frees them locally, and calls again if
+    /// the pool is still full). A heap that is `exiting` arms nothing: after its `quiesce` no word
+    /// of it may be `FULL` again, or a notifier could hand a block to the heap after its last
+    /// look at its delayed stack (the block would be lost); `abandon_with` takes such a pool's
+    /// pending frees instead.
+    pub fn stay_full(&self, exiting: bool) -> Result<(), *mut Block> {
+        if exiting || self.try_mark_full() {
+            return Ok(());
+        }
+        Err(self.take_all())
+    }
+
+    /// Exiting owner, step 1 for each pool: no new notifications (`FULL -> NORMAL`) and no
+    /// notifier still at work, so every block ever handed to the owner's delayed stack for this
+    /// pool is there now.
+    pub fn quiesce(&self) {
+        self.clear_full();
+        self.settled();
+    }
+
+    /// Exiting owner, step 3: abandon the pool, handing every pending remote free to `take`
+    /// first (the caller frees them locally). Afterwards the word is `ABANDONED` with an empty
+    /// list.
+    pub fn abandon_with(&self, mut take: impl FnMut(*mut Block)) {
+        while let Err(pending) = self.try_abandon() {
+            take(pending);
+        }
+    }
+
     /// In a child process after `fork` (one thread): a `NOTIFYING` word was left by a thread
     /// that does not exist here; make it `FULL` again so the next remote free notifies.
     pub fn rearm_after_fork(&self) {
@@ -356,121 +403,47 @@ impl BlockStack {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
+/// What became of a block given to [`remote_free`].
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum RemoteFree {
+    /// The owner has the block (on the pool's list or on its delayed stack).
+    Done,
+    /// The pool has no owner: the block was not given away; the caller adopts the pool (under
+    /// the abandoned list's lock, `RemoteWord::adopt`) and frees it locally, or, if another
+    /// thread adopted it first, frees it again against the new owner.
+    Abandoned,
+}
 
-    /// 16-byte aligned test blocks (the state bits need the low bits free).
-    #[repr(align(16))]
-    struct TestBlock(#[allow(dead_code)] [u64; 2]);
-
-    impl TestBlock {
-        fn as_mut_ptr(&mut self) -> *mut Block {
-            (self as *mut TestBlock).cast()
+/// A free by a thread that does not own the block's pool: the client side of the handoff.
+/// Pushes onto the pool's remote list; if the pool was `FULL` (its owner is not looking at it),
+/// hands the block to the owner's delayed stack instead, which `owner_delayed` names (called
+/// only then, while the word is `NOTIFYING`, so the owner cannot change), and ends the
+/// notification.
+///
+/// # Safety
+/// `block` is a live block of `word`'s pool, 16-byte aligned, and the caller gives it up (unless
+/// the outcome is `Abandoned`). `owner_delayed` returns the delayed stack of the pool's owner
+/// heap, live while the word is `NOTIFYING`.
+#[inline]
+pub unsafe fn remote_free(
+    word: &RemoteWord,
+    block: *mut Block,
+    owner_delayed: impl FnOnce() -> *const BlockStack,
+) -> RemoteFree {
+    // SAFETY: per the contract.
+    match unsafe { word.push(block) } {
+        PushOutcome::Pushed => RemoteFree::Done,
+        PushOutcome::Notify => {
+            // SAFETY: while NOTIFYING the owner cannot abandon the pool, so its heap (and the
+            // stack) is live; the block was not pushed, so we still own it.
+            unsafe { (*owner_delayed()).push(block) };
+            word.end_notify();
+            RemoteFree::Done
         }
-    }
-
-    fn blocks(n: usize) -> Vec<TestBlock> {
-        (0..n).map(|_| TestBlock([0; 2])).collect()
-    }
-
-    /// The length of a list of the test's blocks.
-    fn len(mut p: *mut Block) -> usize {
-        let mut n = 0;
-        while !p.is_null() {
-            n += 1;
-            // SAFETY: p is one of the test's blocks, linked by the word.
-            p = unsafe { (*p).next };
-        }
-        n
-    }
-
-    #[test]
-    fn push_take_all_keeps_every_block() {
-        let mut bs = blocks(5);
-        let w = RemoteWord::new();
-        for b in bs.iter_mut() {
-            // SAFETY: each box outlives the word's use of it.
-            assert_eq!(unsafe { w.push(b.as_mut_ptr()) }, PushOutcome::Pushed);
-        }
-        assert_eq!(len(w.take_all()), 5);
-        assert!(w.take_all().is_null());
-        assert_eq!(w.state(), NORMAL);
-    }
-
-    #[test]
-    fn full_pool_diverts_once_then_pushes() {
-        let mut bs = blocks(2);
-        let w = RemoteWord::new();
-        assert!(w.try_mark_full());
-        // SAFETY: boxes outlive the word.
-        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr()) }, PushOutcome::Notify);
-        assert_eq!(w.state(), NOTIFYING);
-        // SAFETY: as above.
-        assert_eq!(unsafe { w.push(bs[1].as_mut_ptr()) }, PushOutcome::Pushed);
-        w.end_notify();
-        assert_eq!(w.state(), NORMAL);
-        assert!(!w.take_all().is_null());
-    }
-
-    /// In a child after fork, a word caught NOTIFYING with frees on its list is re-armed FULL
-    /// with the list kept. Thread exit's `clear_full` must still turn it NORMAL (keeping the
-    /// list), or the next remote free would notify a heap that is going away.
-    #[test]
-    fn clear_full_keeps_the_list_of_a_word_rearmed_after_fork() {
-        let mut bs = blocks(3);
-        let w = RemoteWord::new();
-        w.arm_full();
-        // SAFETY: boxes outlive the word.
-        assert_eq!(unsafe { w.push(bs[0].as_mut_ptr()) }, PushOutcome::Notify);
-        // SAFETY: as above.
-        assert_eq!(unsafe { w.push(bs[1].as_mut_ptr()) }, PushOutcome::Pushed);
-        w.rearm_after_fork();
-        assert_eq!(w.state(), FULL);
-        w.clear_full();
-        assert_eq!(w.state(), NORMAL);
-        assert!(!w.is_empty(), "the pending free is kept");
-        // SAFETY: as above.
-        assert_eq!(unsafe { w.push(bs[2].as_mut_ptr()) }, PushOutcome::Pushed);
-        assert_eq!(len(w.take_all()), 2);
-    }
-
-    #[test]
-    fn mark_full_fails_with_pending_frees() {
-        let mut bs = blocks(1);
-        let w = RemoteWord::new();
-        // SAFETY: box outlives the word.
-        unsafe { w.push(bs[0].as_mut_ptr()) };
-        assert!(!w.try_mark_full());
-    }
-
-    #[test]
-    fn abandon_hands_back_pending_then_abandons() {
-        let mut bs = blocks(1);
-        let w = RemoteWord::new();
-        // SAFETY: box outlives the word.
-        unsafe { w.push(bs[0].as_mut_ptr()) };
-        assert!(w.try_abandon().is_err());
-        assert_eq!(w.try_abandon(), Ok(()));
-        // SAFETY: as above.
-        let outcome = unsafe { w.push(bs[0].as_mut_ptr()) };
-        assert_eq!(outcome, PushOutcome::Abandoned);
-        assert!(w.adopt());
-        assert!(!w.adopt());
-        assert_eq!(w.state(), NORMAL);
-    }
-
-    #[test]
-    fn block_stack_take_all() {
-        let mut bs = blocks(3);
-        let s = BlockStack::new();
-        assert!(s.take_all().is_null());
-        for b in bs.iter_mut() {
-            // SAFETY: boxes outlive the stack.
-            unsafe { s.push(b.as_mut_ptr()) };
-        }
-        assert!(!s.is_empty());
-        assert!(!s.take_all().is_null());
-        assert!(s.is_empty());
+        PushOutcome::Abandoned => RemoteFree::Abandoned,
     }
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "remote_tests.rs"]
+mod tests;

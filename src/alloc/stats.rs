@@ -11,7 +11,7 @@ use core::sync::atomic::Ordering;
 use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_SIZE, USABLE_POOLS};
 
 use super::arena::ArenaCounters;
-use super::heap::GLOBAL;
+use super::global::GLOBAL;
 use super::pool::index_of;
 use super::size_class::{CLASS_NONE, block_size, blocks_per_pool};
 
@@ -86,13 +86,13 @@ pub fn snapshot() -> AllocStats {
         pools_free: 0,
         large_bytes: 0,
         large_blocks: 0,
-        debug: super::debug_enabled(),
+        debug: super::dispatch::debug_enabled(),
     };
     for (i, c) in s.classes.iter_mut().enumerate() {
         c.block_size = block_size(i);
     }
     {
-        super::heap::ensure_process_init();
+        super::thread::ensure_process_init();
         let g = GLOBAL.lock();
         s.arenas = g.arenas.counters;
         s.arenas_free = g.arenas.free_arenas();

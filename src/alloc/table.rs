@@ -24,6 +24,10 @@ pub struct SlotTable<T, const CAP: usize> {
     free: *mut T, // slots given back, linked through Slot::free_link
 }
 
+// SAFETY: the table owns its slots (a mapping nothing else refers to); moving it moves the
+// right to use them, which is safe exactly when the slots' type may move between threads.
+unsafe impl<T: Send, const CAP: usize> Send for SlotTable<T, CAP> {}
+
 impl<T: Slot, const CAP: usize> SlotTable<T, CAP> {
     pub const fn new() -> Self {
         SlotTable {

@@ -2,6 +2,7 @@
 //! in a fresh thread, so it starts with an empty heap of its own.
 
 use super::arena::Arenas;
+use super::plain::{small_alloc, small_free};
 use super::pool::{Pool, pool_is_valid, pool_of};
 use super::remote::{FULL, NORMAL};
 use super::size_class::{blocks_per_pool, class_of};
@@ -107,13 +108,13 @@ fn empty_pools_go_through_a_bounded_cache_in_batches() {
         assert_eq!(pool_ref(first[0]).remote.state(), FULL);
         // The heap took its pools from the arenas a batch at a time (or adopted an abandoned
         // pool): at most one batch, less the pool in use, is cached.
-        assert!(heap::cached_pools() < HEAP_CACHE_BATCH);
+        assert!(thread::cached_pools() < HEAP_CACHE_BATCH);
         let per = blocks_per_pool(class_of(size));
         let v = alloc_n(size, per * 200);
         validate().unwrap();
         free_all(&v);
         // Emptied pools were retired into the cache, and half a cache at a time went back.
-        let cached = heap::cached_pools();
+        let cached = thread::cached_pools();
         assert!(
             (HEAP_POOL_CACHE / 2..=HEAP_POOL_CACHE).contains(&cached),
             "{cached} pools cached"
@@ -121,11 +122,11 @@ fn empty_pools_go_through_a_bounded_cache_in_batches() {
         validate().unwrap();
         // Another class reuses them.
         let w = alloc_n(16, blocks_per_pool(0) * 8);
-        assert_eq!(heap::cached_pools(), cached - 8);
+        assert_eq!(thread::cached_pools(), cached - 8);
         free_all(&w);
         free_all(&first);
         trim();
-        assert_eq!(heap::cached_pools(), 0);
+        assert_eq!(thread::cached_pools(), 0);
         validate().unwrap();
     });
 }
@@ -173,7 +174,7 @@ fn owner_waits_out_a_notification_it_has_already_received() {
         let pool = pool_ref(v[0]);
         assert!(pool.in_full);
         assert_eq!(pool.remote.state(), FULL);
-        let owner = heap::current() as usize;
+        let owner = thread::current() as usize;
         let (b1, b2) = (v[0], v[1]);
         let (tx, rx) = std::sync::mpsc::channel();
         let notifier = std::thread::spawn(move || {

@@ -1,0 +1,170 @@
+//! The backend in use, chosen once per process, and the entry points that route every request
+//! to it: both front doors (`ArenaAlloc` in `mod.rs`, the malloc family in `c.rs`) call these,
+//! and nothing else tests a mode.
+//!
+//! ```text
+//!  alloc / free / free_sized / realloc / usable_size
+//!     │ plain backend selected and a small request? ──> plain.rs fast path (inlined here)
+//!     └ otherwise (#[inline(never)]) ──> Plain's slow side, or the wrapper in use: &dyn Backend
+//! ```
+//!
+//! | `SELECTED`   | backend            | chosen by                                               |
+//! |--------------|--------------------|---------------------------------------------------------|
+//! | `UNSET`      | (none yet)         | the first request decides (`select`)                    |
+//! | `PLAIN`      | `Plain`            | the default                                             |
+//! | `DEBUG`      | `Debug` (Plain)    | cargo feature `debug`, or `ARENAGC_DEBUG` (`options`)   |
+//!
+//! Invariants:
+//! - `SELECTED` leaves `UNSET` once, before the first block is handed out, and never changes
+//!   again, so every block is freed by the backend that allocated it.
+//! - The check on the fast path is one relaxed load and a compare (the load of a value written
+//!   once); an undecided state takes the out-of-line path, which decides it.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use super::backend::Backend;
+use super::debug::{self, Debug};
+use super::plain::{self, Plain};
+use super::size_class::is_small;
+
+const UNSET: u8 = 0;
+const PLAIN: u8 = 1;
+const DEBUG: u8 = 2;
+
+static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
+
+/// The plain backend is in use (already decided). No call, so the fast paths stay leaf code.
+#[inline(always)]
+fn plain_selected() -> bool {
+    !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == PLAIN
+}
+
+/// The backend in use, deciding it on first use: `None` for the plain one (whose paths are
+/// called directly), else the wrapper.
+#[inline]
+fn wrapper() -> Option<&'static dyn Backend> {
+    match SELECTED.load(Ordering::Relaxed) {
+        PLAIN if !cfg!(feature = "debug") => None,
+        UNSET => select(),
+        _ => Some(&Debug),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn select() -> Option<&'static dyn Backend> {
+    let chosen = if cfg!(feature = "debug") || crate::options::DEBUG.flag() {
+        debug::init();
+        DEBUG
+    } else {
+        PLAIN
+    };
+    let now = match SELECTED.compare_exchange(UNSET, chosen, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => chosen,
+        Err(other) => other,
+    };
+    if now == PLAIN { None } else { Some(&Debug) }
+}
+
+/// Whether the debug backend is in use (deciding it now if nothing did yet).
+pub fn debug_enabled() -> bool {
+    wrapper().is_some()
+}
+
+/// `size` bytes aligned to `align` (a power of two), zeroed if `zero`; null when out of memory.
+#[inline(always)]
+pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if is_small(size, align) && plain_selected() {
+        return plain::small_alloc_sized(size, zero);
+    }
+    alloc_other(size, align, zero)
+}
+
+#[inline(never)]
+fn alloc_other(size: usize, align: usize, zero: bool) -> *mut u8 {
+    match wrapper() {
+        None => Plain.alloc(size, align, zero),
+        Some(b) => b.alloc(size, align, zero),
+    }
+}
+
+/// Free a block whose size and alignment the caller knows (Rust's `dealloc`).
+///
+/// # Safety
+/// `p` is a live block from `alloc(size, align, _)`, not used again.
+#[inline(always)]
+pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
+    if is_small(size, align) && plain_selected() {
+        if cfg!(debug_assertions) && !plain::owns(p) {
+            super::fatal::fatal(
+                "invalid free",
+                p,
+                "dealloc of a pointer not from this allocator",
+            );
+        }
+        // SAFETY: the caller frees a small block of the plain backend.
+        return unsafe { plain::small_free(p) };
+    }
+    // SAFETY: forwarded.
+    unsafe { free_other(p, Some((size, align))) }
+}
+
+/// Free a block by its address alone (C's `free`): the address map tells pool blocks from
+/// system blocks, and a pool pointer that is not a block in use aborts.
+///
+/// # Safety
+/// `p` is non-null and a live block from `alloc`, not used again (a pointer inside an arena
+/// that is not is caught and aborts).
+#[inline(always)]
+pub unsafe fn free(p: *mut u8) {
+    if plain_selected() && plain::owns(p) {
+        plain::check_pool_block(p);
+        // SAFETY: checked: p is a handed-out pool block.
+        return unsafe { plain::small_free(p) };
+    }
+    // SAFETY: forwarded.
+    unsafe { free_other(p, None) }
+}
+
+/// # Safety
+/// As `free_sized` / `free`.
+#[inline(never)]
+unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
+    // SAFETY: forwarded.
+    unsafe {
+        match wrapper() {
+            None => Plain.free(p, layout),
+            Some(b) => b.free(p, layout),
+        }
+    }
+}
+
+/// Usable bytes of a live block (at least what was asked for).
+///
+/// # Safety
+/// `p` is a live block from `alloc`.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    // SAFETY: forwarded.
+    unsafe {
+        match wrapper() {
+            None => Plain.usable_size(p),
+            Some(b) => b.usable_size(p),
+        }
+    }
+}
+
+/// Resize `p` to `new_size > 0` bytes; `layout` is its `(size, align)` when the caller knows
+/// it (Rust), `None` from C (alignment 16). Null when out of memory, `p` then untouched.
+///
+/// # Safety
+/// `p` is a live block from `alloc`; it is not used again unless null is returned.
+pub unsafe fn realloc(p: *mut u8, layout: Option<(usize, usize)>, new_size: usize) -> *mut u8 {
+    debug_assert!(layout.is_none_or(|(_, a)| a.is_power_of_two()) && new_size > 0);
+    // SAFETY: forwarded.
+    unsafe {
+        match wrapper() {
+            None => Plain.realloc(p, layout, new_size),
+            Some(b) => b.realloc(p, layout, new_size),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The plain backend: requests of at most 512 bytes with alignment at most 16 come from the
+//! pools through the calling thread's heap; the rest go to the system allocator (`large.rs`).
+//!
+//! ```text
+//!  small_alloc: TLS heap -> avail[class].head -> pool.take_block (free list pop, or bump)
+//!               | nothing there: thread::alloc_slow -> heap::alloc     (no lock, no atomic RMW)
+//!  small_free:  pool_of(b).owner == this heap? -> pool.put_block
+//!               |   revived a full pool / emptied one not current: heap::free_local_slow
+//!               | no: thread::free_remote (remote.rs's handoff, adoption of abandoned pools)
+//! ```
+//!
+//! The fast paths (`small_alloc`, `small_free`) are inlined into the entry points of
+//! `dispatch.rs`; everything else here is reached through them or through `Backend`.
+//!
+//! Invariants:
+//! - A block is small exactly when the address map says its address is in one of our arenas
+//!   (`owns`), and then it starts a block its pool handed out (`checked` on every free that did
+//!   not come with a layout).
+//! - The fast paths touch only the calling thread's heap and the pools it owns.
+
+use core::sync::atomic::Ordering;
+
+use crate::config::ALIGNMENT;
+
+use super::backend::Backend;
+use super::heap;
+use super::large;
+use super::pool::pool_of;
+use super::size_class::{block_size, class_of, is_small};
+use super::thread;
+use super::{addr_map, fatal};
+
+/// The plain backend (see the module docs).
+pub(crate) struct Plain;
+
+/// Is `ptr` inside one of our arenas? O(1), lock-free, never true for memory we do not hold.
+#[inline(always)]
+pub fn owns(ptr: *const u8) -> bool {
+    !addr_map::lookup(ptr as usize).is_null()
+}
+
+/// Allocate a small block of `class`. The bool says it is known to be zero.
+#[inline(always)]
+pub fn small_alloc(class: usize) -> (*mut u8, bool) {
+    let h = thread::current();
+    if !h.is_null() {
+        // SAFETY: h is the calling thread's live heap; pools on its lists are owned by it.
+        unsafe {
+            let p = (*h).avail[class].head();
+            if !p.is_null() {
+                let got = (*p).take_block();
+                if !got.0.is_null() {
+                    return got;
+                }
+            }
+        }
+    }
+    thread::alloc_slow(class)
+}
+
+/// A small block of `size` bytes, zeroed if asked (skipped when the block is known zero).
+#[inline(always)]
+pub fn small_alloc_sized(size: usize, zero: bool) -> *mut u8 {
+    let (b, known_zero) = small_alloc(class_of(size));
+    if zero && !known_zero && !b.is_null() {
+        // SAFETY: b is a fresh block of at least `size` bytes.
+        unsafe { b.write_bytes(0, size) };
+    }
+    b
+}
+
+/// Free a small block.
+///
+/// # Safety
+/// `b` is a live block handed out by `small_alloc`.
+#[inline(always)]
+pub unsafe fn small_free(b: *mut u8) {
+    let p = pool_of(b);
+    let h = thread::current();
+    // SAFETY: b is live, so its pool header is live. The owner check is sound: only this thread
+    // stores its own heap into a pool's owner, and only this thread clears it.
+    unsafe {
+        if (*p).owner.load(Ordering::Relaxed) == heap::ThreadHeap::tag(h) && !h.is_null() {
+            let n = (*p).put_block(b);
+            // Slow only to revive a full pool or to give back an empty one that is not the
+            // class's current pool (a hot alloc/free pair stays on this path).
+            if (*p).in_full || (n == 0 && (*h).avail[(*p).class()].head() != p) {
+                heap::free_local_slow(h, p, n);
+            }
+        } else {
+            thread::free_remote(b);
+        }
+    }
+}
+
+/// Abort unless `p`, inside one of our arenas, starts a block its pool has handed out.
+#[inline(always)]
+pub fn check_pool_block(p: *mut u8) {
+    // SAFETY: p is inside a mapped arena, so its header page is readable.
+    if !unsafe { (*pool_of(p)).is_block_start(p) } {
+        invalid_pool_free(p);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_pool_free(p: *mut u8) -> ! {
+    fatal::fatal(
+        "invalid free",
+        p,
+        "the pointer is inside an arena but is not the start of a block in use \
+         (interior pointer, or a block whose pool is not in use)",
+    )
+}
+
+impl Backend for Plain {
+    #[inline]
+    fn alloc(&self, size: usize, align: usize, zero: bool) -> *mut u8 {
+        if is_small(size, align) {
+            small_alloc_sized(size, zero)
+        } else {
+            large::alloc(size, align, zero)
+        }
+    }
+
+    #[inline]
+    unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
+        // SAFETY: per the contract.
+        unsafe {
+            match layout {
+                Some((size, align)) if is_small(size, align) => small_free(p),
+                Some(_) => {
+                    invariant!(!owns(p), "large free of a pool block");
+                    large::free(p)
+                }
+                None if owns(p) => {
+                    check_pool_block(p);
+                    small_free(p)
+                }
+                None => large::free(p),
+            }
+        }
+    }
+
+    unsafe fn usable_size(&self, p: *mut u8) -> usize {
+        if owns(p) {
+            check_pool_block(p);
+            // SAFETY: checked: p starts a handed-out block, so its pool header is live.
+            block_size(unsafe { (*pool_of(p)).class() })
+        } else {
+            // SAFETY: a live system-allocator block.
+            unsafe { large::usable_size(p) }
+        }
+    }
+
+    /// In place within a size class, and in glibc for blocks that stay large; moved otherwise.
+    unsafe fn realloc(
+        &self,
+        p: *mut u8,
+        layout: Option<(usize, usize)>,
+        new_size: usize,
+    ) -> *mut u8 {
+        let (old_small, old_size, align) = match layout {
+            Some((size, align)) => (is_small(size, align), size, align),
+            // SAFETY: p is a live block of ours.
+            None => (owns(p), unsafe { self.usable_size(p) }, ALIGNMENT),
+        };
+        let new_small = is_small(new_size, align);
+        if old_small && new_small && class_of(old_size) == class_of(new_size) {
+            return p;
+        }
+        if !old_small && !new_small && align <= ALIGNMENT {
+            // SAFETY: p is a live large block of alignment <= 16.
+            return unsafe { large::realloc(p, new_size) };
+        }
+        // SAFETY: per the contract.
+        unsafe { super::backend::realloc_by_moving(self, p, layout, new_size) }
+    }
+}

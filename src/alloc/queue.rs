@@ -1,0 +1,262 @@
+//! `PoolQueue`: the one intrusive doubly linked list of pools, used by every list of pools the
+//! allocator keeps.
+//!
+//! | list                          | links (`L`)  | kept by          | order                          |
+//! |-------------------------------|--------------|------------------|--------------------------------|
+//! | `avail[class]` (room to give) | `ByClass`    | a thread heap    | head = the current pool; pools |
+//! |                               |              |                  | revived by frees join the tail |
+//! | `cache` (retired, any class)  | `ByClass`    | a thread heap    | a stack (`PoolStack`)          |
+//! | `owned` (every pool it owns)  | `ByOwner`    | a thread heap    | any                            |
+//! | `abandoned[full][class]`      | `ByClass`    | `global::Global` | newest first                   |
+//!
+//! A pool carries two pairs of links in its header (`Pool::{next, prev}` and
+//! `Pool::{owned_next, owned_prev}`), so it can be on one `ByClass` list and its owner's
+//! `ByOwner` list at once; the link type parameter says which pair a queue uses.
+//!
+//! Invariants (the caller keeps them; `invariant!` checks the ends in debug builds):
+//! - `head` is null iff `tail` is null; following `next` from `head` reaches `tail`, and `prev`
+//!   from `tail` reaches `head`; the ends' outer links are null.
+//! - A pool is on at most one queue of each link kind, and its links of a kind are null while it
+//!   is on none.
+//! - A queue is changed only by whoever owns it (a heap's thread, or the holder of the lock that
+//!   guards it); nothing here is atomic.
+
+use core::marker::PhantomData;
+use core::ptr;
+
+use super::pool::Pool;
+
+/// Which pair of links in a pool's header a queue threads through.
+pub trait Links {
+    /// The `next` link of `p`.
+    ///
+    /// # Safety
+    /// `p` is a live pool header.
+    unsafe fn next(p: *mut Pool) -> *mut *mut Pool;
+    /// The `prev` link of `p`.
+    ///
+    /// # Safety
+    /// `p` is a live pool header.
+    unsafe fn prev(p: *mut Pool) -> *mut *mut Pool;
+}
+
+/// `Pool::next` / `Pool::prev`: a heap's avail lists and cache, the abandoned lists.
+pub enum ByClass {}
+
+/// `Pool::owned_next` / `Pool::owned_prev`: a heap's list of every pool it owns.
+pub enum ByOwner {}
+
+impl Links for ByClass {
+    #[inline(always)]
+    unsafe fn next(p: *mut Pool) -> *mut *mut Pool {
+        // SAFETY: p is a live header (the caller's contract).
+        unsafe { &raw mut (*p).next }
+    }
+    #[inline(always)]
+    unsafe fn prev(p: *mut Pool) -> *mut *mut Pool {
+        // SAFETY: as above.
+        unsafe { &raw mut (*p).prev }
+    }
+}
+
+impl Links for ByOwner {
+    #[inline(always)]
+    unsafe fn next(p: *mut Pool) -> *mut *mut Pool {
+        // SAFETY: p is a live header (the caller's contract).
+        unsafe { &raw mut (*p).owned_next }
+    }
+    #[inline(always)]
+    unsafe fn prev(p: *mut Pool) -> *mut *mut Pool {
+        // SAFETY: as above.
+        unsafe { &raw mut (*p).owned_prev }
+    }
+}
+
+/// A doubly linked list of pools through the links `L`.
+#[repr(C)]
+pub struct PoolQueue<L: Links> {
+    head: *mut Pool,
+    tail: *mut Pool,
+    _links: PhantomData<L>,
+}
+
+impl<L: Links> PoolQueue<L> {
+    /// An empty queue.
+    pub const fn new() -> Self {
+        PoolQueue {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            _links: PhantomData,
+        }
+    }
+
+    /// The first pool, or null.
+    #[inline(always)]
+    pub fn head(&self) -> *mut Pool {
+        self.head
+    }
+
+    /// The pool after `p` on its queue of this link kind, or null.
+    ///
+    /// # Safety
+    /// `p` is a live pool on a queue of kind `L`.
+    #[inline(always)]
+    pub unsafe fn next_of(p: *mut Pool) -> *mut Pool {
+        // SAFETY: per the contract.
+        unsafe { *L::next(p) }
+    }
+
+    /// Put `p` first.
+    ///
+    /// # Safety
+    /// `p` is a live pool on no queue of kind `L`; the caller owns this queue.
+    pub unsafe fn push_front(&mut self, p: *mut Pool) {
+        // SAFETY: per the contract; the queue's pools are live.
+        unsafe {
+            *L::prev(p) = ptr::null_mut();
+            *L::next(p) = self.head;
+            if self.head.is_null() {
+                self.tail = p;
+            } else {
+                *L::prev(self.head) = p;
+            }
+        }
+        self.head = p;
+    }
+
+    /// Put `p` last.
+    ///
+    /// # Safety
+    /// As [`push_front`](Self::push_front).
+    pub unsafe fn push_back(&mut self, p: *mut Pool) {
+        // SAFETY: per the contract; the queue's pools are live.
+        unsafe {
+            *L::next(p) = ptr::null_mut();
+            *L::prev(p) = self.tail;
+            if self.tail.is_null() {
+                self.head = p;
+            } else {
+                *L::next(self.tail) = p;
+            }
+        }
+        self.tail = p;
+    }
+
+    /// Take `p` off the queue; its links of this kind become null.
+    ///
+    /// # Safety
+    /// `p` is on this queue; the caller owns it.
+    pub unsafe fn remove(&mut self, p: *mut Pool) {
+        // SAFETY: per the contract; neighbours on the queue are live.
+        unsafe {
+            let (prev, next) = (*L::prev(p), *L::next(p));
+            if prev.is_null() {
+                invariant!(self.head == p, "pool not at the head of its list");
+                self.head = next;
+            } else {
+                *L::next(prev) = next;
+            }
+            if next.is_null() {
+                invariant!(self.tail == p, "pool not at the tail of its list");
+                self.tail = prev;
+            } else {
+                *L::prev(next) = prev;
+            }
+            *L::next(p) = ptr::null_mut();
+            *L::prev(p) = ptr::null_mut();
+        }
+    }
+
+    /// Take the first pool off the queue (null when empty).
+    ///
+    /// # Safety
+    /// The caller owns the queue.
+    pub unsafe fn pop_front(&mut self) -> *mut Pool {
+        let p = self.head;
+        if !p.is_null() {
+            // SAFETY: p is on this queue.
+            unsafe { self.remove(p) };
+        }
+        p
+    }
+
+    /// The pools in order. The next pool is read before a pool is yielded, so the caller may
+    /// take the yielded pool off the queue (and only that one) while iterating.
+    ///
+    /// # Safety
+    /// The caller owns the queue and changes it during the walk only as said.
+    pub unsafe fn iter(&self) -> impl Iterator<Item = *mut Pool> + use<L> {
+        let mut p = self.head;
+        core::iter::from_fn(move || {
+            if p.is_null() {
+                return None;
+            }
+            let cur = p;
+            // SAFETY: cur is on the queue, live (the caller's contract).
+            p = unsafe { Self::next_of(cur) };
+            Some(cur)
+        })
+    }
+}
+
+impl<L: Links> Default for PoolQueue<L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A stack of pools with its length (a heap's cache of retired pools).
+pub struct PoolStack {
+    queue: PoolQueue<ByClass>,
+    len: usize,
+}
+
+impl PoolStack {
+    /// An empty stack.
+    pub const fn new() -> Self {
+        PoolStack {
+            queue: PoolQueue::new(),
+            len: 0,
+        }
+    }
+
+    /// How many pools it holds.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no pool.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// # Safety
+    /// As [`PoolQueue::push_front`].
+    pub unsafe fn push(&mut self, p: *mut Pool) {
+        // SAFETY: per the contract.
+        unsafe { self.queue.push_front(p) };
+        self.len += 1;
+    }
+
+    /// The top pool, off the stack; null when empty.
+    ///
+    /// # Safety
+    /// The caller owns the stack.
+    pub unsafe fn pop(&mut self) -> *mut Pool {
+        // SAFETY: per the contract.
+        let p = unsafe { self.queue.pop_front() };
+        self.len -= usize::from(!p.is_null());
+        p
+    }
+
+    /// The pools, top first.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::iter`].
+    pub unsafe fn iter(&self) -> impl Iterator<Item = *mut Pool> + use<> {
+        // SAFETY: per the contract.
+        unsafe { self.queue.iter() }
+    }
+}

@@ -1,0 +1,374 @@
+//! Which heap a thread uses, and the lifecycle around it: a heap made on first use, given up at
+//! thread exit, the fallback heap for threads that have none, the one-time process setup, and
+//! the `fork` handlers. The entry points that need "the calling thread's heap" (the slow paths
+//! of the fast paths, `trim`, `validate`) start here and call `heap.rs` with an explicit heap.
+//!
+//! ```text
+//!  TLS HEAP, HEAP_STATE (crate::tls)   NEW ──first small alloc──> LIVE ──thread exit──> EXITED
+//!                                        │ (init_thread: setup,     │ (key destructor:
+//!                                        │  a heap from HEAPS)      │  heap::abandon)
+//!                                        └───── no heap to be had ──┴──> FALLBACK (under its lock)
+//!  HEAPS (SpinLock<SlotTable>)   thread heaps; the slots of exited threads are reused
+//!  FALLBACK (SpinLock<ThreadHeap>)  a heap for threads that have none (during thread exit, or
+//!                                   when the heap table could not be mapped)
+//!  KEY (pthread key, destructor thread_exit), fork handlers: set up once per process
+//! ```
+//!
+//! A thread gets a heap on its first small allocation (its pointer is a zero-initialized TLS
+//! word, so reading it never allocates) and registers a pthread key destructor that abandons
+//! the heap when the thread exits. glibc runs key destructors after Rust's thread-local
+//! destructors, so their frees still find the heap; anything later falls back to `FALLBACK`.
+//!
+//! Locks and their order (a lock is only ever taken while holding those before it):
+//! `KEY` (setup only) -> `FALLBACK` -> `HEAPS` / `GLOBAL`. `HEAPS` and `GLOBAL` are never held
+//! together. The fork handlers take the locks registered with `add_fork_lock` (the debug
+//! backend's quarantine, when that backend is in use), then `KEY`, `FALLBACK`, `HEAPS`, `GLOBAL`.
+//!
+//! Invariants:
+//! - `HEAP` is non-null exactly in state `LIVE`, and then names a heap only this thread uses.
+//! - Only the thread itself changes its TLS words.
+//! - A heap's slot goes back to `HEAPS` only after `heap::abandon` gave up all its pools.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+
+use crate::config::MAX_HEAPS;
+use crate::tls;
+
+use super::global::GLOBAL;
+use super::heap::{self, ThreadHeap};
+use super::lock::{RawSpinLock, SpinLock};
+use super::pool::{Pool, pool_of};
+use super::remote::{Block, RemoteFree, remote_free};
+use super::size_class::CLASS_NONE;
+use super::table::SlotTable;
+
+const NEW: u8 = 0;
+const LIVE: u8 = 1;
+const EXITED: u8 = 2;
+
+// The TLS words are zero at thread start.
+const _: () = assert!(NEW == 0);
+
+static HEAPS: SpinLock<SlotTable<ThreadHeap, MAX_HEAPS>> = SpinLock::new(SlotTable::new());
+static FALLBACK: SpinLock<ThreadHeap> = SpinLock::new(ThreadHeap::new());
+
+#[inline(always)]
+fn state() -> u8 {
+    tls::get::<{ tls::HEAP_STATE }>() as u8
+}
+
+#[inline(always)]
+fn set_state(s: u8) {
+    tls::set::<{ tls::HEAP_STATE }>(usize::from(s));
+}
+
+/// The calling thread's heap, or null if it has none (not yet made, or the thread is exiting).
+#[inline(always)]
+pub fn current() -> *mut ThreadHeap {
+    tls::get::<{ tls::HEAP }>() as *mut ThreadHeap
+}
+
+#[inline(always)]
+fn set_current(h: *mut ThreadHeap) {
+    tls::set::<{ tls::HEAP }>(h as usize);
+}
+
+/// Run `f` with the calling thread's heap: its own, a new one, or FALLBACK under its lock.
+///
+/// # Safety
+/// `f` treats the heap as the owner would (only the owning thread or FALLBACK's holder may).
+#[inline]
+pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
+    let h = current();
+    if !h.is_null() {
+        return f(h);
+    }
+    if state() == NEW {
+        let h = init_thread();
+        if !h.is_null() {
+            return f(h);
+        }
+    }
+    let guard = FALLBACK.lock();
+    let r = f(FALLBACK.data_ptr());
+    drop(guard);
+    r
+}
+
+#[cold]
+#[inline(never)]
+fn init_thread() -> *mut ThreadHeap {
+    set_state(EXITED); // re-entrant allocations during setup use FALLBACK
+    let key = thread_key();
+    let h = HEAPS.lock().take();
+    if h.is_null() {
+        return h;
+    }
+    // SAFETY: h is a slot nobody uses.
+    unsafe { ptr::write(h, ThreadHeap::new()) };
+    set_current(h);
+    set_state(LIVE);
+    if let Some(key) = key {
+        // SAFETY: key is a valid key; keys < 32 live in the thread descriptor (no allocation).
+        unsafe { libc::pthread_setspecific(key, h.cast()) };
+    }
+    h
+}
+
+extern "C" fn thread_exit(arg: *mut libc::c_void) {
+    set_current(ptr::null_mut());
+    set_state(EXITED);
+    let h = arg.cast::<ThreadHeap>();
+    if !h.is_null() {
+        // SAFETY: this is h's thread, at exit; nobody else owns h, and nothing uses it after.
+        unsafe {
+            heap::abandon(h);
+            HEAPS.lock().give_back(h);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// entry points with the calling thread's heap
+
+/// Allocation of a block of `class` when the fast path found nothing. Returns the block (null
+/// when out of memory) and whether it is known to be zero.
+#[cold]
+#[inline(never)]
+pub fn alloc_slow(class: usize) -> (*mut u8, bool) {
+    // SAFETY: heap::alloc acts as the heap's owner, which with_heap guarantees we are.
+    unsafe { with_heap(|h| heap::alloc(h, class)) }
+}
+
+/// A free of a small block whose pool the calling thread does not own: `remote::remote_free`,
+/// and if the pool was abandoned, adoption into this thread's heap.
+///
+/// # Safety
+/// `b` is a live block handed out by the pool allocator, and the caller gives it up.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_remote(b: *mut u8) {
+    let p = pool_of(b);
+    loop {
+        // SAFETY: b is a live block of p, so p's header is live; the owner read while the word
+        // is NOTIFYING is a live heap (remote.rs).
+        let outcome = unsafe {
+            remote_free(&(*p).remote, b.cast::<Block>(), || {
+                heap::delayed_of((*p).owner.load(Ordering::Acquire))
+            })
+        };
+        if outcome == RemoteFree::Done {
+            return;
+        }
+        let adopted = {
+            let mut g = GLOBAL.lock();
+            // SAFETY: p is live (b is in use in it); winning adopt puts it in our hands, and it
+            // was on the abandoned list (same critical section as ABANDONED, see global.rs).
+            unsafe {
+                let won = (*p).remote.adopt();
+                if won {
+                    g.abandoned_remove(p);
+                }
+                won
+            }
+        };
+        if adopted {
+            // SAFETY: we adopted p: nobody else owns it now; with_heap gives us a heap.
+            unsafe { with_heap(|h| heap::adopt_and_free(h, p, b)) };
+            return;
+        }
+        // Someone else adopted it first: free again against the new owner.
+    }
+}
+
+/// Give back the calling thread's kept empty pools, and unmap the free arenas now.
+pub fn trim() {
+    let h = current();
+    if !h.is_null() {
+        // SAFETY: h is the calling thread's own heap.
+        unsafe { heap::trim(h) };
+    }
+    ensure_process_init();
+    GLOBAL.lock().arenas.purge(true);
+}
+
+/// Check the calling thread's heap and the arenas.
+pub fn validate() -> Result<(), &'static str> {
+    let h = current();
+    if h.is_null() {
+        return Ok(());
+    }
+    // SAFETY: h is the calling thread's own heap.
+    unsafe { heap::is_valid(h)? };
+    // (A heap exists, so the one-time setup has run: no ensure_process_init here.)
+    GLOBAL.lock().arenas.arenas_are_valid()
+}
+
+/// Retired pools in the calling thread's cache (tests).
+#[cfg(test)]
+pub(crate) fn cached_pools() -> usize {
+    let h = current();
+    if h.is_null() {
+        return 0;
+    }
+    // SAFETY: h is the calling thread's own live heap.
+    unsafe { (*h).ncached() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one-time setup
+
+// KEY_STATE: KEY_UNSET until the process's first heap is set up, then KEY_READY (KEY holds the
+// key, never written again) or KEY_FAILED (no key: heaps are never abandoned, see init_thread).
+const KEY_UNSET: u8 = 0;
+const KEY_READY: u8 = 1;
+const KEY_FAILED: u8 = 2;
+static KEY_STATE: AtomicU8 = AtomicU8::new(KEY_UNSET);
+static KEY: SpinLock<libc::pthread_key_t> = SpinLock::new(0);
+
+/// The thread-exit key, created (with the fork handlers) by the process's first heap.
+fn thread_key() -> Option<libc::pthread_key_t> {
+    match KEY_STATE.load(Ordering::Acquire) {
+        // SAFETY: KEY's value was written before KEY_READY was published (Release) and is
+        // never written again, so reading it without the lock races with nothing.
+        KEY_READY => Some(unsafe { *KEY.data_ptr() }),
+        KEY_FAILED => None,
+        _ => process_init(),
+    }
+}
+
+/// For the entry points that take GLOBAL without a heap (statistics, trim, validate): make sure
+/// the one-time setup has run, so a fork can never find GLOBAL held and no handlers.
+pub(crate) fn ensure_process_init() {
+    if KEY_STATE.load(Ordering::Acquire) != KEY_UNSET {
+        return;
+    }
+    if state() == NEW {
+        // Set up this thread's heap the usual way: init_thread runs the setup in state EXITED,
+        // so an allocation inside it (glibc's atfork table, under the malloc replacement) uses
+        // FALLBACK instead of coming back for KEY.
+        // SAFETY: the closure does nothing with the heap.
+        unsafe { with_heap(|_| ()) };
+    } else {
+        // EXITED: a nested allocation would use FALLBACK, never KEY.
+        let _ = thread_key();
+    }
+}
+
+/// One-time setup, by the first heap (or `ensure_process_init`): the fork handlers, then the
+/// thread-exit key.
+///
+/// The handlers are registered before this thread takes GLOBAL for the first time, and every
+/// other thread waits here (on KEY) until they are, so no allocator lock other than KEY can be
+/// held by a thread while a fork finds no handlers. (A fork from a thread that never allocated,
+/// during this one call, can still find KEY held: the child's first heap would then wait on it.
+/// Only a constructor could close that window.) Once this is done KEY is taken only by the
+/// fork handlers.
+#[cold]
+#[inline(never)]
+fn process_init() -> Option<libc::pthread_key_t> {
+    let mut k = KEY.lock();
+    match KEY_STATE.load(Ordering::Acquire) {
+        KEY_READY => return Some(*k),
+        KEY_FAILED => return None,
+        _ => {}
+    }
+    // Its result is not checked: glibc fails only without memory for its table, and the process
+    // then forks without our handlers, as before any allocator existed (a child of a
+    // multi-threaded parent may find a lock held).
+    // SAFETY: the handlers are plain functions that only take and release our locks. Nested
+    // allocations (glibc's atfork table) run in state EXITED (init_thread), so they use
+    // FALLBACK and never come back here.
+    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // SAFETY: k is a valid out-pointer; the destructor has the required signature.
+    let ok = unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } == 0;
+    KEY_STATE.store(if ok { KEY_READY } else { KEY_FAILED }, Ordering::Release);
+    ok.then_some(*k)
+}
+
+// ---------------------------------------------------------------------------------------------
+// fork: every allocator lock in use is taken before and released after, so the child never
+// inherits a lock held by a thread that does not exist there.
+
+/// Locks of the layers above (the debug backend's quarantine) that the fork handlers take
+/// first and release last. Registered once each, before the layer first takes its lock.
+static FORK_LOCKS: [AtomicPtr<RawSpinLock>; 4] = [const { AtomicPtr::new(ptr::null_mut()) }; 4];
+static FORK_LOCKS_LEN: AtomicUsize = AtomicUsize::new(0);
+/// How many of FORK_LOCKS the prepare handler took (the parent and child handlers release
+/// those, even if one more was registered in between).
+static FORK_LOCKS_TAKEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Have the fork handlers take `lock` (a lock of a layer above: it must never be held while
+/// that layer takes an allocator lock, or while it allocates). At most 4; false when full.
+pub(crate) fn add_fork_lock(lock: &'static RawSpinLock) -> bool {
+    let i = FORK_LOCKS_LEN.fetch_add(1, Ordering::AcqRel);
+    if i >= FORK_LOCKS.len() {
+        return false;
+    }
+    FORK_LOCKS[i].store(ptr::from_ref(lock).cast_mut(), Ordering::Release);
+    true
+}
+
+extern "C" fn fork_prepare() {
+    let n = FORK_LOCKS_LEN.load(Ordering::Acquire).min(FORK_LOCKS.len());
+    let mut taken = 0;
+    for l in &FORK_LOCKS[..n] {
+        let l = l.load(Ordering::Acquire);
+        if l.is_null() {
+            break; // registered but not stored yet: it cannot be in use yet
+        }
+        // SAFETY: registered locks are statics.
+        unsafe { (*l).lock() };
+        taken += 1;
+    }
+    FORK_LOCKS_TAKEN.store(taken, Ordering::Relaxed);
+    KEY.raw_lock();
+    FALLBACK.raw_lock();
+    HEAPS.raw_lock();
+    GLOBAL.raw_lock();
+}
+
+/// # Safety
+/// `fork_prepare` took the locks on this thread.
+unsafe fn fork_unlock() {
+    // SAFETY: per the contract.
+    unsafe {
+        GLOBAL.raw_unlock();
+        HEAPS.raw_unlock();
+        FALLBACK.raw_unlock();
+        KEY.raw_unlock();
+        let taken = FORK_LOCKS_TAKEN.load(Ordering::Relaxed);
+        for l in FORK_LOCKS[..taken].iter().rev() {
+            (*l.load(Ordering::Acquire)).unlock();
+        }
+    }
+}
+
+extern "C" fn fork_parent() {
+    // SAFETY: fork_prepare took the locks on this thread.
+    unsafe { fork_unlock() }
+}
+
+extern "C" fn fork_child() {
+    // The child's only thread is this one. A thread caught between the two steps of a
+    // notification (remote.rs) left its pool's word NOTIFYING, and nobody here will end it:
+    // re-arm such pools as FULL, so the next remote free notifies again. (The block that thread
+    // was handing over, if it had not pushed it yet, is lost to the child: one block.)
+    {
+        // SAFETY: fork_prepare holds GLOBAL on this thread, the only one in the child.
+        let g = unsafe { &*GLOBAL.data_ptr() };
+        g.arenas.for_each(|d| {
+            for p in d.touched_pools() {
+                // SAFETY: touched pools have initialized headers; the child has no other
+                // thread, and only the atomic remote word is touched.
+                let p: &Pool = unsafe { &*p };
+                if p.class() != CLASS_NONE {
+                    p.remote.rearm_after_fork();
+                }
+            }
+        });
+    }
+    // SAFETY: the child's only thread is the one that took the locks in fork_prepare.
+    unsafe { fork_unlock() }
+}
