@@ -1,7 +1,12 @@
 //! # arenagc
 //!
-//! CPython's memory system rebuilt in Rust: a pymalloc-style, thread-aware global allocator
-//! (`ArenaAlloc`), and (in later layers) objects with a generational cycle collector and a C ABI.
+//! CPython's memory system rebuilt in Rust as a reusable library: a pymalloc-style, thread-aware
+//! global allocator ([`ArenaAlloc`], [`alloc`]), objects with a 16-byte header and type
+//! descriptors shared with C ([`object`]), CPython's generational cycle collector with weak
+//! references and PEP 442 finalizers ([`gc`], [`Gc`]), and a C ABI (the `arenagc-ffi` crate,
+//! `include/arenagc.h`).
+//!
+//! The allocator:
 //!
 //! ```no_run
 //! #[global_allocator]
@@ -10,12 +15,29 @@
 //! fn main() {
 //!     let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
 //!     drop(v);
-//!     println!("{}", arenagc::alloc::stats());
+//!     println!("{}", arenagc::alloc::stats()); // like sys._debugmallocstats()
 //! }
 //! ```
 //!
-//! Layers, with dependencies pointing one way only (see DESIGN.md):
-//! `gc -> object -> alloc -> os`.
+//! A cycle that reference counting cannot free, collected:
+//!
+//! ```
+//! use arenagc::{Gc, GcCell, Trace, gc};
+//!
+//! #[derive(Trace)]
+//! struct Node {
+//!     next: GcCell<Option<Gc<Node>>>,
+//! }
+//!
+//! let a = Gc::new(Node { next: GcCell::new(None) });
+//! let b = Gc::new(Node { next: GcCell::new(Some(a.clone())) });
+//! *a.next.borrow_mut() = Some(b.clone());
+//! drop((a, b));
+//! assert_eq!(gc::collect(2).unwrap(), 2);
+//! ```
+//!
+//! Layers, with dependencies pointing one way only (`ARCHITECTURE.md` in the repository):
+//! `ffi -> gc -> object -> alloc -> floor` (`config`, `options`, the TLS words).
 
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 

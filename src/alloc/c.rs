@@ -10,6 +10,7 @@
 //!   use (`dispatch.rs`): in debug mode every block carries guards and every free is checked.
 
 use super::dispatch;
+use super::size_class::is_small;
 use super::fatal::fatal_fmt;
 use crate::config::{ALIGNMENT, MAX_REQUEST};
 use core::ptr;
@@ -36,10 +37,14 @@ fn enomem() -> *mut u8 {
 /// `errno = ENOMEM` on failure or for a size over `MAX_REQUEST`.
 #[inline(always)]
 fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if size > MAX_REQUEST {
-        return enomem();
-    }
-    let p = dispatch::alloc(size, align, zero);
+    // Small requests first, so the pools' fast path pays no bound check.
+    let p = if is_small(size, align) {
+        dispatch::alloc(size, align, zero)
+    } else if size > MAX_REQUEST {
+        ptr::null_mut()
+    } else {
+        dispatch::alloc(size, align, zero)
+    };
     if p.is_null() { enomem() } else { p }
 }
 
