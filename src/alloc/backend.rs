@@ -61,6 +61,7 @@ pub(crate) trait Backend: Sync {
 ///
 /// # Safety
 /// As [`Backend::realloc`].
+#[inline]
 pub(crate) unsafe fn realloc_by_moving<B: Backend + ?Sized>(
     b: &B,
     p: *mut u8,

@@ -158,6 +158,7 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 ///
 /// # Safety
 /// `p` is a live block from `alloc`; it is not used again unless null is returned.
+#[inline]
 pub unsafe fn realloc(p: *mut u8, layout: Option<(usize, usize)>, new_size: usize) -> *mut u8 {
     debug_assert!(layout.is_none_or(|(_, a)| a.is_power_of_two()) && new_size > 0);
     // SAFETY: forwarded.

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  ThreadHeap
-//!    avail[class] ──> pool <─> pool <─> ...   pools with room; head = current     (PoolQueue)
+//!    avail[class] ──> pool <─> pool <─> ...   pools with room; head = current    (PoolQueues)
 //!    owned        ──> pool <─> pool <─> ...   every pool it owns; full ones are on
 //!                                              no other list                       (PoolQueue)
 //!    delayed      ──> block -> block           remote frees into FULL pools        (remote.rs)
@@ -47,7 +47,7 @@ use core::sync::atomic::Ordering;
 
 use super::global::GLOBAL;
 use super::pool::{HeapTag, Pool, pool_is_valid, pool_of};
-use super::queue::{ByClass, ByOwner, PoolQueue, PoolStack};
+use super::queue::{ByClass, ByOwner, PoolQueue, PoolQueues, PoolStack};
 use super::remote::{BlockStack, FULL, NOTIFYING};
 use super::size_class::{CLASS_NONE, blocks_per_pool};
 use super::table::Slot;
@@ -55,7 +55,7 @@ use super::table::Slot;
 /// A thread's allocation state (see the module docs).
 #[repr(C)]
 pub struct ThreadHeap {
-    pub avail: [PoolQueue<ByClass>; NUM_CLASSES], // pools with room, per class; head = current
+    pub avail: PoolQueues<ByClass, NUM_CLASSES>,  // pools with room, per class; head = current
     owned: PoolQueue<ByOwner>,                    // all pools it owns
     pub delayed: BlockStack,                      // blocks freed remotely into our FULL pools
     cache: PoolStack,                             // retired pools kept, <= HEAP_POOL_CACHE
@@ -77,7 +77,7 @@ impl Slot for ThreadHeap {
 impl ThreadHeap {
     pub const fn new() -> Self {
         ThreadHeap {
-            avail: [const { PoolQueue::new() }; NUM_CLASSES],
+            avail: PoolQueues::new(),
             owned: PoolQueue::new(),
             delayed: BlockStack::new(),
             cache: PoolStack::new(),
@@ -133,7 +133,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
             process_delayed(h);
         }
         loop {
-            let p = heap.avail[class].head();
+            let p = heap.avail.head(class);
             if p.is_null() {
                 break;
             }
@@ -151,7 +151,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
             }
             if (*p).remote.try_mark_full() {
                 // Full: off the avail list, on no list but `owned` (CPython's "full" state).
-                heap.avail[class].remove(p);
+                heap.avail.remove(class, p);
                 (*p).in_full = true;
             }
         }
@@ -184,7 +184,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
         (*p).collect_remote();
         (*p).in_full = false;
         heap.owned.push_front(p);
-        heap.avail[class].push_front(p);
+        heap.avail.push_front(class, p);
         let got = (*p).take_block();
         invariant!(!got.0.is_null(), "a new or adopted pool has room");
         got
@@ -254,12 +254,12 @@ pub unsafe fn free_local_slow(h: *mut ThreadHeap, p: *mut Pool, n: u32) {
             // used again, so a pool changes state less often. Its remote word may stay FULL
             // (see RemoteWord::clear_full).
             (*p).in_full = false;
-            heap.avail[class].push_back(p);
+            heap.avail.push_back(class, p);
         }
         if n == 0 {
             // Keep the current pool of a class so a hot alloc/free pair does not thrash, and
             // leave a few more where they are, so refilling them touches no list.
-            if heap.avail[class].head() == p {
+            if heap.avail.head(class) == p {
                 return;
             }
             if heap.nkept < HEAP_KEPT_POOLS {
@@ -290,7 +290,7 @@ pub unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
         let class = (*p).class();
         let heap = &mut *h;
         heap.owned.push_front(p);
-        heap.avail[class].push_back(p);
+        heap.avail.push_back(class, p);
         let n = (*p).put_block(b);
         if n == 0 {
             free_local_slow(h, p, n);
@@ -310,7 +310,7 @@ unsafe fn retire_to_cache(heap: &mut ThreadHeap, p: *mut Pool) {
     // SAFETY: per the contract.
     unsafe {
         let class = (*p).class();
-        heap.avail[class].remove(p);
+        heap.avail.remove(class, p);
         heap.owned.remove(p);
         (*p).remote.settled(); // no notifier at work
         (*p).retire();
@@ -363,7 +363,7 @@ pub unsafe fn trim(h: *mut ThreadHeap) {
         process_delayed(h);
         let heap = &mut *h;
         for class in 0..NUM_CLASSES {
-            for p in heap.avail[class].iter() {
+            for p in heap.avail.iter(class) {
                 (*p).collect_remote();
                 if (*p).used() == 0 {
                     if (*p).kept {
@@ -405,7 +405,7 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
                 break;
             }
             if !(*p).in_full {
-                heap.avail[(*p).class()].remove(p);
+                heap.avail.remove((*p).class(), p);
             }
             (*p).owner.store(ptr::null_mut(), Ordering::Release);
             // ABANDONED and on the abandoned list in one critical section: an adopter (who
@@ -444,7 +444,7 @@ pub unsafe fn is_valid(h: *mut ThreadHeap) -> Result<(), &'static str> {
         let heap = &*h;
         let (mut in_avail, mut kept) = (0usize, 0usize);
         for class in 0..NUM_CLASSES {
-            for p in heap.avail[class].iter() {
+            for p in heap.avail.iter(class) {
                 if (*p).in_full {
                     return Err("a full pool on an avail list");
                 }

@@ -46,7 +46,7 @@ pub fn small_alloc(class: usize) -> (*mut u8, bool) {
     if !h.is_null() {
         // SAFETY: h is the calling thread's live heap; pools on its lists are owned by it.
         unsafe {
-            let p = (*h).avail[class].head();
+            let p = (*h).avail.head(class);
             if !p.is_null() {
                 let got = (*p).take_block();
                 if !got.0.is_null() {
@@ -84,7 +84,7 @@ pub unsafe fn small_free(b: *mut u8) {
             let n = (*p).put_block(b);
             // Slow only to revive a full pool or to give back an empty one that is not the
             // class's current pool (a hot alloc/free pair stays on this path).
-            if (*p).in_full || (n == 0 && (*h).avail[(*p).class()].head() != p) {
+            if (*p).in_full || (n == 0 && (*h).avail.head((*p).class()) != p) {
                 heap::free_local_slow(h, p, n);
             }
         } else {
@@ -154,6 +154,7 @@ impl Backend for Plain {
     }
 
     /// In place within a size class, and in glibc for blocks that stay large; moved otherwise.
+    #[inline]
     unsafe fn realloc(
         &self,
         p: *mut u8,

@@ -3,11 +3,14 @@
 //!
 //! | list                          | links (`L`)  | kept by          | order                          |
 //! |-------------------------------|--------------|------------------|--------------------------------|
-//! | `avail[class]` (room to give) | `ByClass`    | a thread heap    | head = the current pool; pools |
+//! | `avail` (room, per class)     | `ByClass`    | a thread heap    | head = the current pool; pools |
 //! |                               |              |                  | revived by frees join the tail |
 //! | `cache` (retired, any class)  | `ByClass`    | a thread heap    | a stack (`PoolStack`)          |
 //! | `owned` (every pool it owns)  | `ByOwner`    | a thread heap    | any                            |
 //! | `abandoned[full][class]`      | `ByClass`    | `global::Global` | newest first                   |
+//!
+//! `PoolQueue` is one queue; `PoolQueues` is an array of them with the heads stored apart from
+//! the tails (a heap's `avail`); both run the one implementation (`Ends`).
 //!
 //! A pool carries two pairs of links in its header (`Pool::{next, prev}` and
 //! `Pool::{owned_next, owned_prev}`), so it can be on one `ByClass` list and its owner's
@@ -72,6 +75,93 @@ impl Links for ByOwner {
     }
 }
 
+/// The two ends of one queue, wherever they are stored: the one implementation of the list
+/// operations, used by [`PoolQueue`] (ends side by side) and [`PoolQueues`] (an array of heads
+/// apart from an array of tails, so the heads a fast path reads share few cache lines).
+struct Ends<'a, L: Links> {
+    head: &'a mut *mut Pool,
+    tail: &'a mut *mut Pool,
+    _links: PhantomData<L>,
+}
+
+impl<L: Links> Ends<'_, L> {
+    /// # Safety
+    /// `p` is a live pool on no queue of kind `L`; the caller owns this queue.
+    #[inline]
+    unsafe fn push_front(self, p: *mut Pool) {
+        // SAFETY: per the contract; the queue's pools are live.
+        unsafe {
+            *L::prev(p) = ptr::null_mut();
+            *L::next(p) = *self.head;
+            if self.head.is_null() {
+                *self.tail = p;
+            } else {
+                *L::prev(*self.head) = p;
+            }
+        }
+        *self.head = p;
+    }
+
+    /// # Safety
+    /// As `push_front`.
+    #[inline]
+    unsafe fn push_back(self, p: *mut Pool) {
+        // SAFETY: per the contract; the queue's pools are live.
+        unsafe {
+            *L::next(p) = ptr::null_mut();
+            *L::prev(p) = *self.tail;
+            if self.tail.is_null() {
+                *self.head = p;
+            } else {
+                *L::next(*self.tail) = p;
+            }
+        }
+        *self.tail = p;
+    }
+
+    /// # Safety
+    /// `p` is on this queue; the caller owns it.
+    #[inline]
+    unsafe fn remove(self, p: *mut Pool) {
+        // SAFETY: per the contract; neighbours on the queue are live.
+        unsafe {
+            let (prev, next) = (*L::prev(p), *L::next(p));
+            if prev.is_null() {
+                invariant!(*self.head == p, "pool not at the head of its list");
+                *self.head = next;
+            } else {
+                *L::next(prev) = next;
+            }
+            if next.is_null() {
+                invariant!(*self.tail == p, "pool not at the tail of its list");
+                *self.tail = prev;
+            } else {
+                *L::prev(next) = prev;
+            }
+            *L::next(p) = ptr::null_mut();
+            *L::prev(p) = ptr::null_mut();
+        }
+    }
+}
+
+/// The pools of a queue from `head` on. The next pool is read before a pool is yielded, so the
+/// caller may take the yielded pool off the queue (and only that one) while iterating.
+///
+/// # Safety
+/// `head` heads a queue of kind `L` the caller owns and changes during the walk only as said.
+unsafe fn walk<L: Links>(head: *mut Pool) -> impl Iterator<Item = *mut Pool> {
+    let mut p = head;
+    core::iter::from_fn(move || {
+        if p.is_null() {
+            return None;
+        }
+        let cur = p;
+        // SAFETY: cur is on the queue, live (the caller's contract).
+        p = unsafe { *L::next(cur) };
+        Some(cur)
+    })
+}
+
 /// A doubly linked list of pools through the links `L`.
 #[repr(C)]
 pub struct PoolQueue<L: Links> {
@@ -90,20 +180,19 @@ impl<L: Links> PoolQueue<L> {
         }
     }
 
+    #[inline(always)]
+    fn ends(&mut self) -> Ends<'_, L> {
+        Ends {
+            head: &mut self.head,
+            tail: &mut self.tail,
+            _links: PhantomData,
+        }
+    }
+
     /// The first pool, or null.
     #[inline(always)]
     pub fn head(&self) -> *mut Pool {
         self.head
-    }
-
-    /// The pool after `p` on its queue of this link kind, or null.
-    ///
-    /// # Safety
-    /// `p` is a live pool on a queue of kind `L`.
-    #[inline(always)]
-    pub unsafe fn next_of(p: *mut Pool) -> *mut Pool {
-        // SAFETY: per the contract.
-        unsafe { *L::next(p) }
     }
 
     /// Put `p` first.
@@ -111,17 +200,8 @@ impl<L: Links> PoolQueue<L> {
     /// # Safety
     /// `p` is a live pool on no queue of kind `L`; the caller owns this queue.
     pub unsafe fn push_front(&mut self, p: *mut Pool) {
-        // SAFETY: per the contract; the queue's pools are live.
-        unsafe {
-            *L::prev(p) = ptr::null_mut();
-            *L::next(p) = self.head;
-            if self.head.is_null() {
-                self.tail = p;
-            } else {
-                *L::prev(self.head) = p;
-            }
-        }
-        self.head = p;
+        // SAFETY: forwarded.
+        unsafe { self.ends().push_front(p) }
     }
 
     /// Put `p` last.
@@ -129,17 +209,8 @@ impl<L: Links> PoolQueue<L> {
     /// # Safety
     /// As [`push_front`](Self::push_front).
     pub unsafe fn push_back(&mut self, p: *mut Pool) {
-        // SAFETY: per the contract; the queue's pools are live.
-        unsafe {
-            *L::next(p) = ptr::null_mut();
-            *L::prev(p) = self.tail;
-            if self.tail.is_null() {
-                self.head = p;
-            } else {
-                *L::next(self.tail) = p;
-            }
-        }
-        self.tail = p;
+        // SAFETY: forwarded.
+        unsafe { self.ends().push_back(p) }
     }
 
     /// Take `p` off the queue; its links of this kind become null.
@@ -147,24 +218,8 @@ impl<L: Links> PoolQueue<L> {
     /// # Safety
     /// `p` is on this queue; the caller owns it.
     pub unsafe fn remove(&mut self, p: *mut Pool) {
-        // SAFETY: per the contract; neighbours on the queue are live.
-        unsafe {
-            let (prev, next) = (*L::prev(p), *L::next(p));
-            if prev.is_null() {
-                invariant!(self.head == p, "pool not at the head of its list");
-                self.head = next;
-            } else {
-                *L::next(prev) = next;
-            }
-            if next.is_null() {
-                invariant!(self.tail == p, "pool not at the tail of its list");
-                self.tail = prev;
-            } else {
-                *L::prev(next) = prev;
-            }
-            *L::next(p) = ptr::null_mut();
-            *L::prev(p) = ptr::null_mut();
-        }
+        // SAFETY: forwarded.
+        unsafe { self.ends().remove(p) }
     }
 
     /// Take the first pool off the queue (null when empty).
@@ -180,22 +235,84 @@ impl<L: Links> PoolQueue<L> {
         p
     }
 
-    /// The pools in order. The next pool is read before a pool is yielded, so the caller may
-    /// take the yielded pool off the queue (and only that one) while iterating.
+    /// The pools in order; the caller may take the yielded pool off while iterating.
     ///
     /// # Safety
     /// The caller owns the queue and changes it during the walk only as said.
     pub unsafe fn iter(&self) -> impl Iterator<Item = *mut Pool> + use<L> {
-        let mut p = self.head;
-        core::iter::from_fn(move || {
-            if p.is_null() {
-                return None;
-            }
-            let cur = p;
-            // SAFETY: cur is on the queue, live (the caller's contract).
-            p = unsafe { Self::next_of(cur) };
-            Some(cur)
-        })
+        // SAFETY: forwarded.
+        unsafe { walk::<L>(self.head) }
+    }
+}
+
+/// `N` queues of links `L`, their heads in one array and their tails in another (a heap's
+/// avail lists: the allocation fast path reads only heads, 8 of them per cache line).
+#[repr(C)]
+pub struct PoolQueues<L: Links, const N: usize> {
+    heads: [*mut Pool; N],
+    tails: [*mut Pool; N],
+    _links: PhantomData<L>,
+}
+
+impl<L: Links, const N: usize> PoolQueues<L, N> {
+    /// `N` empty queues.
+    pub const fn new() -> Self {
+        PoolQueues {
+            heads: [ptr::null_mut(); N],
+            tails: [ptr::null_mut(); N],
+            _links: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    fn ends(&mut self, i: usize) -> Ends<'_, L> {
+        Ends {
+            head: &mut self.heads[i],
+            tail: &mut self.tails[i],
+            _links: PhantomData,
+        }
+    }
+
+    /// The first pool of queue `i`, or null.
+    #[inline(always)]
+    pub fn head(&self, i: usize) -> *mut Pool {
+        self.heads[i]
+    }
+
+    /// As [`PoolQueue::push_front`], on queue `i`.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::push_front`].
+    pub unsafe fn push_front(&mut self, i: usize, p: *mut Pool) {
+        // SAFETY: forwarded.
+        unsafe { self.ends(i).push_front(p) }
+    }
+
+    /// As [`PoolQueue::push_back`], on queue `i`.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::push_front`].
+    pub unsafe fn push_back(&mut self, i: usize, p: *mut Pool) {
+        // SAFETY: forwarded.
+        unsafe { self.ends(i).push_back(p) }
+    }
+
+    /// As [`PoolQueue::remove`], on queue `i`.
+    ///
+    /// # Safety
+    /// `p` is on queue `i`; the caller owns it.
+    pub unsafe fn remove(&mut self, i: usize, p: *mut Pool) {
+        // SAFETY: forwarded.
+        unsafe { self.ends(i).remove(p) }
+    }
+
+    /// As [`PoolQueue::iter`], on queue `i`.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::iter`].
+    pub unsafe fn iter(&self, i: usize) -> impl Iterator<Item = *mut Pool> + use<L, N> {
+        // SAFETY: forwarded.
+        unsafe { walk::<L>(self.heads[i]) }
     }
 }
 
