@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Multi-threaded speed bench of the malloc replacement (not a test): threads.c's five shapes
+# (larson, rptest, glibc-thread, alloc-test, large) at several thread counts, under glibc (no
+# preload), arenagc, mimalloc and jemalloc (LD_PRELOAD), interleaved; one markdown table per
+# shape. See benches/README.md, "Multi-threaded workloads".
+#
+#   bash ffi/bench/threads.sh                                   # ROUNDS=5, every shape, T = 1 2 4 8 16
+#   ROUNDS=3 SHAPES="larson rptest" THREADS="1 4 16" bash ffi/bench/threads.sh
+#   ARENAGC_MALLOC=/path/libarenagc_malloc.so bash ffi/bench/threads.sh   # skip the cargo build
+#   ARENAGC_MALLOC_LARGE=/path/libarenagc_malloc.so ...   # adds a column (e.g. a large-pools build)
+#
+# Other knobs (read by threads.py): LARGE_THREADS (default "1"), DURATION (seconds per run of a
+# fixed-time shape, default 0.3), TIMEOUT (seconds before a run counts as hung, default 60).
+# A crash or hang is reported with the exact command, and the script then exits with status 1.
+#
+# Installs Debian's libmimalloc2.0 and libjemalloc2 with apt-get when they are missing.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+multiarch="$(gcc -print-multiarch)"
+libdir="/usr/lib/$multiarch"
+mimalloc="$libdir/libmimalloc.so.2"
+jemalloc="$libdir/libjemalloc.so.2"
+
+if [ ! -e "$mimalloc" ] || [ ! -e "$jemalloc" ]; then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libmimalloc2.0 libjemalloc2
+fi
+
+if [ -z "${ARENAGC_MALLOC:-}" ]; then
+    (cd "$root" && cargo build --release -p arenagc-malloc)
+    ARENAGC_MALLOC="${CARGO_TARGET_DIR:-$root/target}/release/libarenagc_malloc.so"
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+gcc -O2 -pthread -Wall -o "$work/threads" "$here/threads.c"
+
+allocs=("arenagc=$ARENAGC_MALLOC")
+if [ -n "${ARENAGC_MALLOC_LARGE:-}" ]; then allocs+=("arenagc-large=$ARENAGC_MALLOC_LARGE"); fi
+allocs+=("mimalloc=$mimalloc" "jemalloc=$jemalloc")
+echo "allocators: ${allocs[*]}" >&2
+python3 "$here/threads.py" "$work/threads" "${allocs[@]}"
