@@ -43,7 +43,7 @@ use crate::config::{
     HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_POOL_CACHE, NUM_CLASSES, REVIVE_FREE_BLOCKS,
 };
 use core::ptr;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::global::GLOBAL;
 use super::pool::{HeapTag, Pool, pool_is_valid, pool_of};
@@ -62,6 +62,35 @@ pub struct ThreadHeap {
     nkept: usize,                                 // empty pools left on avail, <= HEAP_KEPT_POOLS
     exiting: bool,                                // `abandon` has begun: never arm FULL again
     next_slot: *mut ThreadHeap,                   // free heap-slot list (`thread.rs`'s table)
+    pub large: LargeCounts,                       // this thread's share of the large blocks
+}
+
+/// A thread's share of the blocks in the system allocator: what it allocated minus what it
+/// freed (wrapping: a thread that frees blocks another allocated goes below zero; the sum over
+/// all threads is the total). Written only by the owner, with plain stores; read by statistics
+/// from any thread (`thread::large_totals`), hence atomics.
+#[derive(Default)]
+pub struct LargeCounts {
+    pub bytes: AtomicUsize,
+    pub blocks: AtomicUsize,
+}
+
+impl LargeCounts {
+    pub const fn new() -> Self {
+        LargeCounts {
+            bytes: AtomicUsize::new(0),
+            blocks: AtomicUsize::new(0),
+        }
+    }
+
+    /// Owner only: add (wrapping) to both counts, with no read-modify-write instruction.
+    #[inline(always)]
+    pub fn add(&self, bytes: usize, blocks: usize) {
+        let b = self.bytes.load(Ordering::Relaxed);
+        self.bytes.store(b.wrapping_add(bytes), Ordering::Relaxed);
+        let n = self.blocks.load(Ordering::Relaxed);
+        self.blocks.store(n.wrapping_add(blocks), Ordering::Relaxed);
+    }
 }
 
 // SAFETY: a ThreadHeap is used by one thread at a time (its owner, or the fallback's holder).
@@ -84,6 +113,7 @@ impl ThreadHeap {
             nkept: 0,
             exiting: false,
             next_slot: ptr::null_mut(),
+            large: LargeCounts::new(),
         }
     }
 

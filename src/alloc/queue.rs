@@ -204,15 +204,6 @@ impl<L: Links> PoolQueue<L> {
         unsafe { self.ends().push_front(p) }
     }
 
-    /// Put `p` last.
-    ///
-    /// # Safety
-    /// As [`push_front`](Self::push_front).
-    pub unsafe fn push_back(&mut self, p: *mut Pool) {
-        // SAFETY: forwarded.
-        unsafe { self.ends().push_back(p) }
-    }
-
     /// Take `p` off the queue; its links of this kind become null.
     ///
     /// # Safety

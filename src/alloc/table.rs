@@ -69,6 +69,13 @@ impl<T: Slot, const CAP: usize> SlotTable<T, CAP> {
         self.free = s;
     }
 
+    /// Every slot ever handed out (in use or freed), as raw pointers: for reading fields a
+    /// slot's user may be changing (atomics) without claiming the whole slot.
+    pub fn slot_ptrs(&self) -> impl Iterator<Item = *mut T> + '_ {
+        // SAFETY: slots [0, used) lie inside the reserved table.
+        (0..self.used).map(|i| unsafe { self.base.add(i) })
+    }
+
     /// Every slot ever handed out (in use or freed): the caller tells them apart.
     pub fn slots(&self) -> &[T] {
         if self.base.is_null() {

@@ -36,7 +36,7 @@ use crate::config::MAX_HEAPS;
 use crate::tls;
 
 use super::global::GLOBAL;
-use super::heap::{self, ThreadHeap};
+use super::heap::{self, LargeCounts, ThreadHeap};
 use super::lock::{RawSpinLock, SpinLock};
 use super::pool::{Pool, pool_of};
 use super::remote::{Block, RemoteFree, remote_free};
@@ -124,7 +124,15 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
         // SAFETY: this is h's thread, at exit; nobody else owns h, and nothing uses it after.
         unsafe {
             heap::abandon(h);
-            HEAPS.lock().give_back(h);
+            let mut heaps = HEAPS.lock();
+            // The counts move to the shared ones under HEAPS' lock, so `large_totals` sees them
+            // in exactly one place.
+            let c = &(*h).large;
+            let (bytes, blocks) = (c.bytes.load(Ordering::Relaxed), c.blocks.load(Ordering::Relaxed));
+            LARGE_ELSEWHERE.bytes.fetch_add(bytes, Ordering::Relaxed);
+            LARGE_ELSEWHERE.blocks.fetch_add(blocks, Ordering::Relaxed);
+            c.add(bytes.wrapping_neg(), blocks.wrapping_neg());
+            heaps.give_back(h);
         }
     }
 }
@@ -203,6 +211,47 @@ pub fn validate() -> Result<(), &'static str> {
     unsafe { heap::is_valid(h)? };
     // (A heap exists, so the one-time setup has run: no ensure_process_init here.)
     GLOBAL.lock().arenas.arenas_are_valid()
+}
+
+// ---------------------------------------------------------------------------------------------
+// the large blocks' counts
+
+/// Large blocks counted by threads that had no heap (during thread exit), and the counts of
+/// exited threads, folded in by `thread_exit`.
+static LARGE_ELSEWHERE: LargeCounts = LargeCounts::new();
+
+/// Count `bytes` and `blocks` (wrapping deltas) of large blocks for the calling thread: into
+/// its heap, made now if the thread has none yet, with plain stores; else into the shared
+/// counts.
+#[inline]
+pub fn count_large(bytes: usize, blocks: usize) {
+    let mut h = current();
+    if h.is_null() && state() == NEW {
+        h = init_thread();
+    }
+    if h.is_null() {
+        LARGE_ELSEWHERE.bytes.fetch_add(bytes, Ordering::Relaxed);
+        LARGE_ELSEWHERE.blocks.fetch_add(blocks, Ordering::Relaxed);
+    } else {
+        // SAFETY: h is the calling thread's live heap; only its owner writes its counts.
+        unsafe { (*h).large.add(bytes, blocks) };
+    }
+}
+
+/// The sums (wrapping) of every thread's large-block counts.
+pub fn large_totals() -> (usize, usize) {
+    let heaps = HEAPS.lock(); // no thread folds its counts in meanwhile
+    let mut bytes = LARGE_ELSEWHERE.bytes.load(Ordering::Relaxed);
+    let mut blocks = LARGE_ELSEWHERE.blocks.load(Ordering::Relaxed);
+    for h in heaps.slot_ptrs() {
+        // SAFETY: every slot ever handed out was written (ThreadHeap::new) before its index was
+        // published under this lock; the counts are atomics, read without touching the rest of
+        // a heap its owner may be changing.
+        let c = unsafe { &(*h).large };
+        bytes = bytes.wrapping_add(c.bytes.load(Ordering::Relaxed));
+        blocks = blocks.wrapping_add(c.blocks.load(Ordering::Relaxed));
+    }
+    (bytes, blocks)
 }
 
 /// Retired pools in the calling thread's cache (tests).
