@@ -129,6 +129,10 @@ void agc_trim(void);
    be passed, including NULL, freed and foreign pointers. */
 int agc_owns(const void *p);
 
+/* Check the calling thread's heap and every arena against the allocator's invariants (for
+   tests). AGC_OK, or AGC_ERR_STATE with the broken invariant in agc_last_error(). */
+int agc_validate(void);
+
 /* The message of the most recent failed agc_ call on the calling thread, or NULL if none has
    failed. The string stays valid until the next agc_ call on this thread. Never allocates. */
 const char *agc_last_error(void);

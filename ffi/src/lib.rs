@@ -35,7 +35,8 @@ use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 use error::{boundary, set_error};
 use types::{
-    AGC_ERR_IO, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_NUM_CLASSES, AGC_OK, AgcClassStats, AgcStats,
+    AGC_ERR_IO, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_NUM_CLASSES, AGC_OK, AgcClassStats,
+    AgcStats,
 };
 
 const _: () = assert!(AGC_NUM_CLASSES == arenagc::config::NUM_CLASSES);
@@ -237,6 +238,19 @@ pub extern "C" fn agc_trim() {
 #[unsafe(no_mangle)]
 pub extern "C" fn agc_owns(p: *const c_void) -> c_int {
     boundary("agc_owns", 0, || c_int::from(alloc::owns(p.cast())))
+}
+
+/// Check the calling thread's heap and every arena against the allocator's invariants.
+/// `AGC_OK`, or `AGC_ERR_STATE` with the broken invariant as the last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn agc_validate() -> c_int {
+    boundary("agc_validate", AGC_ERR_PANIC, || match alloc::validate() {
+        Ok(()) => AGC_OK,
+        Err(what) => {
+            set_error(format_args!("agc_validate: {what}"));
+            AGC_ERR_STATE
+        }
+    })
 }
 
 /// The message of the most recent failure of an `agc_` function on the calling thread, or

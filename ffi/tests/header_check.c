@@ -34,6 +34,7 @@ FN(int, agc_stats, (agc_stats_t *))
 FN(int, agc_stats_print, (FILE *))
 FN(void, agc_trim, (void))
 FN(int, agc_owns, (const void *))
+FN(int, agc_validate, (void))
 FN(const char *, agc_last_error, (void))
 FN(const char *, agc_version, (void))
 FN(agc_object *, agc_new, (const agc_type *))
@@ -105,6 +106,8 @@ int main(void) {
     p_agc_free(p);
     p_agc_free(q);
     p_agc_trim();
+    if (p_agc_validate() != AGC_OK)
+        return 1;
     if (p_agc_stats_print(NULL) != AGC_ERR_NULL || p_agc_last_error() == NULL)
         return 1;
     if (strcmp(p_agc_version(), AGC_VERSION_STRING) != 0)

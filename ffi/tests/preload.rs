@@ -243,3 +243,28 @@ fn glibc_thresholds_are_tuned_unless_the_environment_sets_them() {
     let (out, _) = run_ok(&mut Command::new(&exe));
     assert!(out.starts_with("mapped=1 "), "{out}");
 }
+
+/// fork under load, 1000 times, in plain and debug mode (and, in CI, the large-pools build):
+/// while 4 threads allocate and free across threads and 3 use stdio (getline reallocating
+/// under a FILE lock, fflush(NULL) holding stdio's list lock), and from a signal handler that
+/// interrupts a fork on the same thread. Every child allocates, frees, starts a thread and
+/// validates. The first deadlocked in debug mode, the second in every mode, before the fork
+/// handlers stopped waiting on stdio's lock order and became re-entrant.
+#[test]
+fn fork_with_stdio_threads_and_from_a_signal_handler_never_hangs() {
+    let exe = cc_test(
+        "fork_stdio",
+        "fork_stdio.c",
+        Link::Preload,
+        &["-std=gnu11", "-O2", "-ldl"],
+    );
+    for case in ["stdio", "signal"] {
+        for debug in ["0", "1"] {
+            let (out, _) = run_ok(preloaded(&exe).arg(case).env("ARENAGC_DEBUG", debug));
+            assert!(
+                out.starts_with(&format!("fork_stdio {case}: ok")),
+                "{case}, debug {debug}: {out}"
+            );
+        }
+    }
+}

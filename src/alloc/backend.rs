@@ -25,8 +25,9 @@ use crate::config::ALIGNMENT;
 /// An allocation backend (see the module docs).
 pub(crate) trait Backend: Sync {
     /// A block of `size` bytes aligned to `align` (a power of two), zeroed if `zero`; null when
-    /// out of memory.
-    fn alloc(&self, size: usize, align: usize, zero: bool) -> *mut u8;
+    /// out of memory. `by_address`: the caller will free it without its layout (C's `free`),
+    /// which lets the backend serve it from anywhere the address map tells apart (`lock.rs`).
+    fn alloc(&self, size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8;
 
     /// Free `p`.
     ///
@@ -73,7 +74,7 @@ pub(crate) unsafe fn realloc_by_moving<B: Backend + ?Sized>(
         // SAFETY: p is a live block of b.
         None => (unsafe { b.usable_size(p) }, ALIGNMENT),
     };
-    let q = b.alloc(new_size, align, false);
+    let q = b.alloc(new_size, align, false, layout.is_none());
     if !q.is_null() {
         // SAFETY: both blocks are live and distinct; the smaller size fits both.
         unsafe {

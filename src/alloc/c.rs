@@ -39,11 +39,11 @@ fn enomem() -> *mut u8 {
 fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     // Small requests first, so the pools' fast path pays no bound check.
     let p = if is_small(size, align) {
-        dispatch::alloc(size, align, zero)
+        dispatch::alloc::<true>(size, align, zero)
     } else if size > MAX_REQUEST {
         ptr::null_mut()
     } else {
-        dispatch::alloc(size, align, zero)
+        dispatch::alloc::<true>(size, align, zero)
     };
     if p.is_null() { enomem() } else { p }
 }

@@ -28,18 +28,18 @@ use super::lock::SpinLock;
 use super::plain::{self, Plain};
 use super::pool::pool_of;
 use super::size_class::{block_size, is_small};
-use super::{large, thread};
+use super::large;
 
 /// The debug backend (see the module docs).
 pub(crate) struct Debug;
 
 /// Before the first debug block: have the fork handlers take the quarantine's lock.
 pub(crate) fn init() {
-    thread::add_fork_lock(QUARANTINE.raw());
+    super::fork::add_lock(QUARANTINE.raw());
 }
 
 impl Backend for Debug {
-    fn alloc(&self, size: usize, align: usize, zero: bool) -> *mut u8 {
+    fn alloc(&self, size: usize, align: usize, zero: bool, _by_address: bool) -> *mut u8 {
         alloc(size, align, zero)
     }
 
@@ -93,7 +93,8 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(len) = total(size, align) else {
         return core::ptr::null_mut();
     };
-    let base = Plain.alloc(len, align.max(crate::config::ALIGNMENT), false);
+    // Underlying blocks are freed by address (Plain.free(_, None)).
+    let base = Plain.alloc(len, align.max(crate::config::ALIGNMENT), false, true);
     if base.is_null() {
         return base;
     }
@@ -282,11 +283,15 @@ pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
     let base = unsafe { user.sub(f) };
     // SAFETY: as above.
     unsafe { base.write_bytes(FILL_FREED, len) };
-    let evicted = {
-        let mut q = QUARANTINE.lock();
-        let i = q.next;
-        q.next = (i + 1) % DEBUG_QUARANTINE;
-        core::mem::replace(&mut q.slots[i], (base as usize, len))
+    let evicted = match QUARANTINE.lock_or_busy() {
+        Some(mut q) => {
+            let i = q.next;
+            q.next = (i + 1) % DEBUG_QUARANTINE;
+            core::mem::replace(&mut q.slots[i], (base as usize, len))
+        }
+        // A fork in progress on another thread holds the quarantine (lock.rs): this block skips
+        // it and is freed at once.
+        None => (base as usize, len),
     };
     if evicted.0 != 0 {
         let (b, l) = (evicted.0 as *mut u8, evicted.1);

@@ -72,19 +72,20 @@ pub fn debug_enabled() -> bool {
 }
 
 /// `size` bytes aligned to `align` (a power of two), zeroed if `zero`; null when out of memory.
+/// `BY_ADDRESS`: the caller frees it with `free` (by address), not `free_sized` (`backend.rs`).
 #[inline(always)]
-pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+pub fn alloc<const BY_ADDRESS: bool>(size: usize, align: usize, zero: bool) -> *mut u8 {
     if is_small(size, align) && plain_selected() {
-        return plain::small_alloc_sized(size, zero);
+        return plain::small_alloc_sized::<BY_ADDRESS>(size, zero);
     }
-    alloc_other(size, align, zero)
+    alloc_other(size, align, zero, BY_ADDRESS)
 }
 
 #[inline(never)]
-fn alloc_other(size: usize, align: usize, zero: bool) -> *mut u8 {
+fn alloc_other(size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
     match wrapper() {
-        None => Plain.alloc(size, align, zero),
-        Some(b) => b.alloc(size, align, zero),
+        None => Plain.alloc(size, align, zero, by_address),
+        Some(b) => b.alloc(size, align, zero, by_address),
     }
 }
 

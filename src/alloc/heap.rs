@@ -43,8 +43,9 @@ use crate::config::{
     HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_POOL_CACHE, NUM_CLASSES, REVIVE_FREE_BLOCKS,
 };
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
+use super::counter::LargeCounts;
 use super::global::GLOBAL;
 use super::pool::{HeapTag, Pool, pool_is_valid, pool_of};
 use super::queue::{ByClass, ByOwner, PoolQueue, PoolQueues, PoolStack};
@@ -63,34 +64,6 @@ pub struct ThreadHeap {
     exiting: bool,                                // `abandon` has begun: never arm FULL again
     next_slot: *mut ThreadHeap,                   // free heap-slot list (`thread.rs`'s table)
     pub large: LargeCounts,                       // this thread's share of the large blocks
-}
-
-/// A thread's share of the blocks in the system allocator: what it allocated minus what it
-/// freed (wrapping: a thread that frees blocks another allocated goes below zero; the sum over
-/// all threads is the total). Written only by the owner, with plain stores; read by statistics
-/// from any thread (`thread::large_totals`), hence atomics.
-#[derive(Default)]
-pub struct LargeCounts {
-    pub bytes: AtomicUsize,
-    pub blocks: AtomicUsize,
-}
-
-impl LargeCounts {
-    pub const fn new() -> Self {
-        LargeCounts {
-            bytes: AtomicUsize::new(0),
-            blocks: AtomicUsize::new(0),
-        }
-    }
-
-    /// Owner only: add (wrapping) to both counts, with no read-modify-write instruction.
-    #[inline(always)]
-    pub fn add(&self, bytes: usize, blocks: usize) {
-        let b = self.bytes.load(Ordering::Relaxed);
-        self.bytes.store(b.wrapping_add(bytes), Ordering::Relaxed);
-        let n = self.blocks.load(Ordering::Relaxed);
-        self.blocks.store(n.wrapping_add(blocks), Ordering::Relaxed);
-    }
 }
 
 // SAFETY: a ThreadHeap is used by one thread at a time (its owner, or the fallback's holder).
@@ -151,11 +124,12 @@ pub unsafe fn delayed_of(owner: *mut HeapTag) -> *const BlockStack {
 // allocation
 
 /// Allocation of a block of `class` when the fast path found nothing. Returns the block (null
-/// when out of memory) and whether it is known to be zero.
+/// when out of memory) and whether it is known to be zero; `None` when it needs `GLOBAL` and a
+/// fork in progress on another thread holds it (`lock.rs`: the caller decides whether to wait).
 ///
 /// # Safety
 /// The caller acts as the owner of `h`.
-pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
+pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> Option<(*mut u8, bool)> {
     // SAFETY: the caller owns h and so every pool on its lists.
     unsafe {
         let heap = &mut *h;
@@ -174,7 +148,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
             }
             let got = (*p).take_block();
             if !got.0.is_null() {
-                return got;
+                return Some(got);
             }
             if (*p).collect_remote() > 0 {
                 continue;
@@ -189,7 +163,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
         let p = if !heap.cache.is_empty() {
             cache_pop(heap, class)
         } else {
-            let mut g = GLOBAL.lock();
+            let mut g = GLOBAL.lock_or_busy()?;
             let p = g.adopt_with_room(class);
             if !p.is_null() {
                 (*p).owner.store(ThreadHeap::tag(h), Ordering::Release);
@@ -206,7 +180,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
                 }
                 drop(g);
                 if heap.cache.is_empty() {
-                    return (ptr::null_mut(), false);
+                    return Some((ptr::null_mut(), false));
                 }
                 cache_pop(heap, class)
             }
@@ -217,7 +191,7 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> (*mut u8, bool) {
         heap.avail.push_front(class, p);
         let got = (*p).take_block();
         invariant!(!got.0.is_null(), "a new or adopted pool has room");
-        got
+        Some(got)
     }
 }
 
@@ -366,7 +340,9 @@ unsafe fn cache_pop(heap: &mut ThreadHeap, class: usize) -> *mut Pool {
     }
 }
 
-/// Give cached pools back to their arenas, under one lock, until `keep` are left.
+/// Give cached pools back to their arenas, under one lock, until `keep` are left; nothing when a
+/// fork in progress on another thread holds the lock (the cache stays over its bound until the
+/// next time).
 ///
 /// # Safety
 /// The caller owns `heap`.
@@ -374,7 +350,9 @@ unsafe fn release_cached(heap: &mut ThreadHeap, keep: usize) {
     if heap.cache.len() <= keep {
         return;
     }
-    let mut g = GLOBAL.lock();
+    let Some(mut g) = GLOBAL.lock_or_busy() else {
+        return;
+    };
     while heap.cache.len() > keep {
         // SAFETY: cached pools are retired pools of this heap and on no other list.
         unsafe { g.arenas.free_pool(heap.cache.pop()) };

@@ -35,8 +35,10 @@ mod addr_map;
 mod arena;
 mod backend;
 pub mod c;
+mod counter;
 mod debug;
 mod dispatch;
+mod fork;
 mod global;
 mod heap;
 mod large;
@@ -120,12 +122,12 @@ pub fn validate() -> Result<(), &'static str> {
 unsafe impl GlobalAlloc for ArenaAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        dispatch::alloc(layout.size(), layout.align(), false)
+        dispatch::alloc::<false>(layout.size(), layout.align(), false)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        dispatch::alloc(layout.size(), layout.align(), true)
+        dispatch::alloc::<false>(layout.size(), layout.align(), true)
     }
 
     #[inline]

@@ -39,9 +39,12 @@ pub fn owns(ptr: *const u8) -> bool {
     !addr_map::lookup(ptr as usize).is_null()
 }
 
-/// Allocate a small block of `class`. The bool says it is known to be zero.
+/// Allocate a small block of `class`. The bool says it is known to be zero. `BY_ADDRESS`: the
+/// caller frees it by its address alone (C's `free`), so while a fork in progress on another
+/// thread holds a lock the slow path needs, the block may come from the system allocator
+/// instead of waiting (`lock.rs`); a Rust caller frees by layout, and waits.
 #[inline(always)]
-pub fn small_alloc(class: usize) -> (*mut u8, bool) {
+pub fn small_alloc<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
     let h = thread::current();
     if !h.is_null() {
         // SAFETY: h is the calling thread's live heap; pools on its lists are owned by it.
@@ -55,13 +58,28 @@ pub fn small_alloc(class: usize) -> (*mut u8, bool) {
             }
         }
     }
-    thread::alloc_slow(class)
+    small_alloc_slow::<BY_ADDRESS>(class)
+}
+
+#[cold]
+#[inline(never)]
+fn small_alloc_slow<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
+    loop {
+        if let Some(got) = thread::alloc_slow(class) {
+            return got;
+        }
+        if BY_ADDRESS {
+            // Freed by address, so `free` finds it outside our arenas and gives it to glibc.
+            return (large::alloc(block_size(class), ALIGNMENT, false), false);
+        }
+        thread::wait_for_fork();
+    }
 }
 
 /// A small block of `size` bytes, zeroed if asked (skipped when the block is known zero).
 #[inline(always)]
-pub fn small_alloc_sized(size: usize, zero: bool) -> *mut u8 {
-    let (b, known_zero) = small_alloc(class_of(size));
+pub fn small_alloc_sized<const BY_ADDRESS: bool>(size: usize, zero: bool) -> *mut u8 {
+    let (b, known_zero) = small_alloc::<BY_ADDRESS>(class_of(size));
     if zero && !known_zero && !b.is_null() {
         // SAFETY: b is a fresh block of at least `size` bytes.
         unsafe { b.write_bytes(0, size) };
@@ -115,9 +133,13 @@ fn invalid_pool_free(p: *mut u8) -> ! {
 
 impl Backend for Plain {
     #[inline]
-    fn alloc(&self, size: usize, align: usize, zero: bool) -> *mut u8 {
+    fn alloc(&self, size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
         if is_small(size, align) {
-            small_alloc_sized(size, zero)
+            if by_address {
+                small_alloc_sized::<true>(size, zero)
+            } else {
+                small_alloc_sized::<false>(size, zero)
+            }
         } else {
             large::alloc(size, align, zero)
         }

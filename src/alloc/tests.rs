@@ -16,7 +16,7 @@ fn in_fresh_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) ->
 fn alloc_n(size: usize, n: usize) -> Vec<usize> {
     (0..n)
         .map(|_| {
-            let (b, _) = small_alloc(class_of(size));
+            let (b, _) = small_alloc::<false>(class_of(size));
             assert!(!b.is_null());
             b as usize
         })

@@ -21,8 +21,11 @@
 //!
 //! Locks and their order (a lock is only ever taken while holding those before it):
 //! `KEY` (setup only) -> `FALLBACK` -> `HEAPS` / `GLOBAL`. `HEAPS` and `GLOBAL` are never held
-//! together. The fork handlers take the locks registered with `add_fork_lock` (the debug
-//! backend's quarantine, when that backend is in use), then `KEY`, `FALLBACK`, `HEAPS`, `GLOBAL`.
+//! together. The process setup registers them, in that order, with the fork handlers
+//! (`fork.rs`), which take them after any lock registered earlier (the debug backend's
+//! quarantine, when that backend is in use). While a fork is in progress, the malloc family
+//! never waits for them (`lock.rs`): `try_with_heap`, `alloc_slow` and `free_remote` report
+//! "busy" or defer instead.
 //!
 //! Invariants:
 //! - `HEAP` is non-null exactly in state `LIVE`, and then names a heap only this thread uses.
@@ -30,16 +33,18 @@
 //! - A heap's slot goes back to `HEAPS` only after `heap::abandon` gave up all its pools.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::config::MAX_HEAPS;
 use crate::tls;
 
 use super::global::GLOBAL;
-use super::heap::{self, LargeCounts, ThreadHeap};
-use super::lock::{RawSpinLock, SpinLock};
+use super::counter::LargeCounts;
+use super::heap::{self, ThreadHeap};
+use super::fork;
+use super::lock::{self, SpinLock};
 use super::pool::{Pool, pool_of};
-use super::remote::{Block, RemoteFree, remote_free};
+use super::remote::{Block, BlockStack, RemoteFree, remote_free};
 use super::size_class::CLASS_NONE;
 use super::table::SlotTable;
 
@@ -74,7 +79,8 @@ fn set_current(h: *mut ThreadHeap) {
     tls::set::<{ tls::HEAP }>(h as usize);
 }
 
-/// Run `f` with the calling thread's heap: its own, a new one, or FALLBACK under its lock.
+/// Run `f` with the calling thread's heap: its own, a new one, or FALLBACK under its lock
+/// (waiting for a fork in progress on another thread, if it holds those locks).
 ///
 /// # Safety
 /// `f` treats the heap as the owner would (only the owning thread or FALLBACK's holder may).
@@ -85,7 +91,7 @@ pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
         return f(h);
     }
     if state() == NEW {
-        let h = init_thread();
+        let h = init_thread(false);
         if !h.is_null() {
             return f(h);
         }
@@ -96,12 +102,47 @@ pub unsafe fn with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> R {
     r
 }
 
+/// [`with_heap`] for the malloc family, which must never wait for a fork in progress on another
+/// thread (`lock.rs`): `None` when the heap it would use needs a lock that fork holds.
+///
+/// # Safety
+/// As [`with_heap`].
+#[inline]
+pub unsafe fn try_with_heap<R>(f: impl FnOnce(*mut ThreadHeap) -> R) -> Option<R> {
+    let h = current();
+    if !h.is_null() {
+        return Some(f(h));
+    }
+    if state() == NEW {
+        let h = init_thread(true);
+        if !h.is_null() {
+            return Some(f(h));
+        }
+    }
+    let guard = FALLBACK.lock_or_busy()?;
+    let r = f(FALLBACK.data_ptr());
+    drop(guard);
+    Some(r)
+}
+
+/// Give the calling thread a heap; null when it cannot have one now (no slot, or `busy_ok` and
+/// a fork in progress holds the heap table: the thread stays `NEW` and tries again later).
 #[cold]
 #[inline(never)]
-fn init_thread() -> *mut ThreadHeap {
+fn init_thread(busy_ok: bool) -> *mut ThreadHeap {
     set_state(EXITED); // re-entrant allocations during setup use FALLBACK
     let key = thread_key();
-    let h = HEAPS.lock().take();
+    let h = if busy_ok {
+        match HEAPS.lock_or_busy() {
+            Some(mut heaps) => heaps.take(),
+            None => {
+                set_state(NEW);
+                return ptr::null_mut();
+            }
+        }
+    } else {
+        HEAPS.lock().take()
+    };
     if h.is_null() {
         return h;
     }
@@ -141,16 +182,52 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
 // entry points with the calling thread's heap
 
 /// Allocation of a block of `class` when the fast path found nothing. Returns the block (null
-/// when out of memory) and whether it is known to be zero.
+/// when out of memory) and whether it is known to be zero; `None` when it needs a lock that a
+/// fork in progress on another thread holds (the caller decides: `plain.rs`).
 #[cold]
 #[inline(never)]
-pub fn alloc_slow(class: usize) -> (*mut u8, bool) {
-    // SAFETY: heap::alloc acts as the heap's owner, which with_heap guarantees we are.
-    unsafe { with_heap(|h| heap::alloc(h, class)) }
+pub fn alloc_slow(class: usize) -> Option<(*mut u8, bool)> {
+    if !DEFERRED.is_empty() {
+        drain_deferred();
+    }
+    // SAFETY: heap::alloc acts as the heap's owner, which try_with_heap guarantees we are.
+    unsafe { try_with_heap(|h| heap::alloc(h, class)) }.flatten()
+}
+
+/// Wait until no fork is in progress on another thread (for callers that cannot do without a
+/// lock the fork holds).
+#[cold]
+pub fn wait_for_fork() {
+    let wait = crate::sync::Wait::new();
+    while lock::forking_elsewhere() {
+        wait.snooze();
+    }
+}
+
+/// Frees into abandoned pools that found `GLOBAL` held by a fork in progress on another thread
+/// (they never wait for one, `lock.rs`). The blocks stay in use in their pools until
+/// `drain_deferred` frees them again: the fork handlers do, after the fork, and so does the next
+/// allocation slow path of any thread.
+static DEFERRED: BlockStack = BlockStack::new();
+
+/// Free the deferred blocks again.
+#[cold]
+#[inline(never)]
+fn drain_deferred() {
+    let mut b = DEFERRED.take_all();
+    while !b.is_null() {
+        // SAFETY: deferred blocks are live blocks their freer gave up; each is freed once.
+        unsafe {
+            let next = (*b).next;
+            free_remote(b.cast());
+            b = next;
+        }
+    }
 }
 
 /// A free of a small block whose pool the calling thread does not own: `remote::remote_free`,
-/// and if the pool was abandoned, adoption into this thread's heap.
+/// and if the pool was abandoned, adoption into this thread's heap (deferred while a fork in
+/// progress on another thread holds the locks that needs).
 ///
 /// # Safety
 /// `b` is a live block handed out by the pool allocator, and the caller gives it up.
@@ -169,22 +246,30 @@ pub unsafe fn free_remote(b: *mut u8) {
         if outcome == RemoteFree::Done {
             return;
         }
-        let adopted = {
-            let mut g = GLOBAL.lock();
-            // SAFETY: p is live (b is in use in it); winning adopt puts it in our hands, and it
-            // was on the abandoned list (same critical section as ABANDONED, see global.rs).
-            unsafe {
-                let won = (*p).remote.adopt();
-                if won {
-                    g.abandoned_remove(p);
+        // SAFETY: the closure acts as the owner of the heap it is given (try_with_heap); b is
+        // still ours (not given away: Abandoned); winning `adopt` puts p in our hands, and it
+        // was on the abandoned list (same critical section as ABANDONED, see global.rs).
+        let adopted = unsafe {
+            try_with_heap(|h| {
+                let mut g = GLOBAL.lock_or_busy()?;
+                if !(*p).remote.adopt() {
+                    return Some(false);
                 }
-                won
-            }
+                g.abandoned_remove(p);
+                drop(g);
+                heap::adopt_and_free(h, p, b);
+                Some(true)
+            })
         };
-        if adopted {
-            // SAFETY: we adopted p: nobody else owns it now; with_heap gives us a heap.
-            unsafe { with_heap(|h| heap::adopt_and_free(h, p, b)) };
-            return;
+        match adopted.flatten() {
+            Some(true) => return,
+            Some(false) => {}
+            None => {
+                // A fork in progress on another thread holds a lock adoption needs.
+                // SAFETY: b was not given away (Abandoned); the stack takes it.
+                unsafe { DEFERRED.push(b.cast()) };
+                return;
+            }
         }
         // Someone else adopted it first: free again against the new owner.
     }
@@ -227,7 +312,7 @@ static LARGE_ELSEWHERE: LargeCounts = LargeCounts::new();
 pub fn count_large(bytes: usize, blocks: usize) {
     let mut h = current();
     if h.is_null() && state() == NEW {
-        h = init_thread();
+        h = init_thread(true);
     }
     if h.is_null() {
         LARGE_ELSEWHERE.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -323,101 +408,44 @@ fn process_init() -> Option<libc::pthread_key_t> {
         KEY_FAILED => return None,
         _ => {}
     }
-    // Its result is not checked: glibc fails only without memory for its table, and the process
-    // then forks without our handlers, as before any allocator existed (a child of a
-    // multi-threaded parent may find a lock held).
-    // SAFETY: the handlers are plain functions that only take and release our locks. Nested
-    // allocations (glibc's atfork table) run in state EXITED (init_thread), so they use
-    // FALLBACK and never come back here.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // The fork handlers take these in this order (the lock order), after any registered earlier
+    // (the debug quarantine's). Nested allocations (glibc's atfork table) run in state EXITED
+    // (init_thread), so they use FALLBACK and never come back here.
+    for l in [KEY.raw(), FALLBACK.raw(), HEAPS.raw(), GLOBAL.raw()] {
+        fork::add_lock(l);
+    }
+    fork::install(rearm_after_fork, after_fork);
     // SAFETY: k is a valid out-pointer; the destructor has the required signature.
     let ok = unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } == 0;
     KEY_STATE.store(if ok { KEY_READY } else { KEY_FAILED }, Ordering::Release);
     ok.then_some(*k)
 }
 
-// ---------------------------------------------------------------------------------------------
-// fork: every allocator lock in use is taken before and released after, so the child never
-// inherits a lock held by a thread that does not exist there.
-
-/// Locks of the layers above (the debug backend's quarantine) that the fork handlers take
-/// first and release last. Registered once each, before the layer first takes its lock.
-static FORK_LOCKS: [AtomicPtr<RawSpinLock>; 4] = [const { AtomicPtr::new(ptr::null_mut()) }; 4];
-static FORK_LOCKS_LEN: AtomicUsize = AtomicUsize::new(0);
-/// How many of FORK_LOCKS the prepare handler took (the parent and child handlers release
-/// those, even if one more was registered in between).
-static FORK_LOCKS_TAKEN: AtomicUsize = AtomicUsize::new(0);
-
-/// Have the fork handlers take `lock` (a lock of a layer above: it must never be held while
-/// that layer takes an allocator lock, or while it allocates). At most 4; false when full.
-pub(crate) fn add_fork_lock(lock: &'static RawSpinLock) -> bool {
-    let i = FORK_LOCKS_LEN.fetch_add(1, Ordering::AcqRel);
-    if i >= FORK_LOCKS.len() {
-        return false;
-    }
-    FORK_LOCKS[i].store(ptr::from_ref(lock).cast_mut(), Ordering::Release);
-    true
-}
-
-extern "C" fn fork_prepare() {
-    let n = FORK_LOCKS_LEN.load(Ordering::Acquire).min(FORK_LOCKS.len());
-    let mut taken = 0;
-    for l in &FORK_LOCKS[..n] {
-        let l = l.load(Ordering::Acquire);
-        if l.is_null() {
-            break; // registered but not stored yet: it cannot be in use yet
-        }
-        // SAFETY: registered locks are statics.
-        unsafe { (*l).lock() };
-        taken += 1;
-    }
-    FORK_LOCKS_TAKEN.store(taken, Ordering::Relaxed);
-    KEY.raw_lock();
-    FALLBACK.raw_lock();
-    HEAPS.raw_lock();
-    GLOBAL.raw_lock();
-}
-
-/// # Safety
-/// `fork_prepare` took the locks on this thread.
-unsafe fn fork_unlock() {
-    // SAFETY: per the contract.
-    unsafe {
-        GLOBAL.raw_unlock();
-        HEAPS.raw_unlock();
-        FALLBACK.raw_unlock();
-        KEY.raw_unlock();
-        let taken = FORK_LOCKS_TAKEN.load(Ordering::Relaxed);
-        for l in FORK_LOCKS[..taken].iter().rev() {
-            (*l.load(Ordering::Acquire)).unlock();
-        }
-    }
-}
-
-extern "C" fn fork_parent() {
-    // SAFETY: fork_prepare took the locks on this thread.
-    unsafe { fork_unlock() }
-}
-
-extern "C" fn fork_child() {
-    // The child's only thread is this one. A thread caught between the two steps of a
-    // notification (remote.rs) left its pool's word NOTIFYING, and nobody here will end it:
-    // re-arm such pools as FULL, so the next remote free notifies again. (The block that thread
-    // was handing over, if it had not pushed it yet, is lost to the child: one block.)
-    {
-        // SAFETY: fork_prepare holds GLOBAL on this thread, the only one in the child.
-        let g = unsafe { &*GLOBAL.data_ptr() };
-        g.arenas.for_each(|d| {
-            for p in d.touched_pools() {
-                // SAFETY: touched pools have initialized headers; the child has no other
-                // thread, and only the atomic remote word is touched.
-                let p: &Pool = unsafe { &*p };
-                if p.class() != CLASS_NONE {
-                    p.remote.rearm_after_fork();
-                }
+/// In the child after a fork, with every lock held (`fork.rs`): a thread caught between the two
+/// steps of a notification (remote.rs) left its pool's word NOTIFYING, and nobody here will end
+/// it: re-arm such pools as FULL, so the next remote free notifies again. (The block that thread
+/// was handing over, if it had not pushed it yet, is lost to the child: one block, a leak, not a
+/// block in two places.) Everything else a missing thread may have left half done is either
+/// under a lock the fork handlers held (so complete), or in its own heap, which the child never
+/// uses (its pools stay with it: a leak in the child).
+fn rearm_after_fork() {
+    // SAFETY: the fork handlers hold GLOBAL on this thread, the only one in the child.
+    let g = unsafe { &*GLOBAL.data_ptr() };
+    g.arenas.for_each(|d| {
+        for p in d.touched_pools() {
+            // SAFETY: touched pools have initialized headers; the child has no other thread, and
+            // only the atomic remote word is touched.
+            let p: &Pool = unsafe { &*p };
+            if p.class() != CLASS_NONE {
+                p.remote.rearm_after_fork();
             }
-        });
+        }
+    });
+}
+
+/// After a fork (parent and child), the locks released: make the frees deferred meanwhile.
+fn after_fork() {
+    if !DEFERRED.is_empty() {
+        drain_deferred();
     }
-    // SAFETY: the child's only thread is the one that took the locks in fork_prepare.
-    unsafe { fork_unlock() }
 }
