@@ -104,9 +104,16 @@ fn run_forks() -> Option<String> {
 /// Child body of the 1000-fork run: allocate, free, start a thread that does too, validate.
 fn child_with_thread() -> ! {
     let v: Vec<Vec<u8>> = (0..2000usize).map(|i| vec![i as u8; 1 + i % 700]).collect();
-    let ok = v.iter().enumerate().all(|(i, b)| b.iter().all(|&x| x == i as u8));
+    let ok = v
+        .iter()
+        .enumerate()
+        .all(|(i, b)| b.iter().all(|&x| x == i as u8));
     drop(v);
-    let t = std::thread::spawn(|| (0..1000usize).map(|i| vec![7u8; i % 300].len()).sum::<usize>());
+    let t = std::thread::spawn(|| {
+        (0..1000usize)
+            .map(|i| vec![7u8; i % 300].len())
+            .sum::<usize>()
+    });
     let threaded = matches!(t.join(), Ok(n) if n > 0);
     let valid = arenagc::alloc::validate().is_ok();
     let code = if !ok {
@@ -187,8 +194,16 @@ fn main() {
     for (name, run, debug) in [
         ("fork_with_threads_plain", "1", false),
         ("fork_with_threads_debug", "1", true),
-        ("fork_1000_times_children_start_threads_and_validate_plain", "many", false),
-        ("fork_1000_times_children_start_threads_and_validate_debug", "many", true),
+        (
+            "fork_1000_times_children_start_threads_and_validate_plain",
+            "many",
+            false,
+        ),
+        (
+            "fork_1000_times_children_start_threads_and_validate_debug",
+            "many",
+            true,
+        ),
     ] {
         let mut cmd = Command::new(&exe);
         cmd.env("ARENAGC_FORK_CHILD_RUN", run)

@@ -10,8 +10,8 @@
 //!   use (`dispatch.rs`): in debug mode every block carries guards and every free is checked.
 
 use super::dispatch;
-use super::size_class::is_small;
 use super::fatal::fatal_fmt;
+use super::size_class::is_small;
 use crate::config::{ALIGNMENT, MAX_REQUEST};
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};

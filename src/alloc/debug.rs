@@ -24,11 +24,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::backend::Backend;
 use super::fatal::fatal_fmt;
+use super::large;
 use super::lock::SpinLock;
 use super::plain::{self, Plain};
 use super::pool::pool_of;
 use super::size_class::{block_size, is_small};
-use super::large;
 
 /// The debug backend (see the module docs).
 pub(crate) struct Debug;

@@ -56,14 +56,14 @@ use super::table::Slot;
 /// A thread's allocation state (see the module docs).
 #[repr(C)]
 pub struct ThreadHeap {
-    pub avail: PoolQueues<ByClass, NUM_CLASSES>,  // pools with room, per class; head = current
-    owned: PoolQueue<ByOwner>,                    // all pools it owns
-    pub delayed: BlockStack,                      // blocks freed remotely into our FULL pools
-    cache: PoolStack,                             // retired pools kept, <= HEAP_POOL_CACHE
-    nkept: usize,                                 // empty pools left on avail, <= HEAP_KEPT_POOLS
-    exiting: bool,                                // `abandon` has begun: never arm FULL again
-    next_slot: *mut ThreadHeap,                   // free heap-slot list (`thread.rs`'s table)
-    pub large: LargeCounts,                       // this thread's share of the large blocks
+    pub avail: PoolQueues<ByClass, NUM_CLASSES>, // pools with room, per class; head = current
+    owned: PoolQueue<ByOwner>,                   // all pools it owns
+    pub delayed: BlockStack,                     // blocks freed remotely into our FULL pools
+    cache: PoolStack,                            // retired pools kept, <= HEAP_POOL_CACHE
+    nkept: usize,                                // empty pools left on avail, <= HEAP_KEPT_POOLS
+    exiting: bool,                               // `abandon` has begun: never arm FULL again
+    next_slot: *mut ThreadHeap,                  // free heap-slot list (`thread.rs`'s table)
+    pub large: LargeCounts,                      // this thread's share of the large blocks
 }
 
 // SAFETY: a ThreadHeap is used by one thread at a time (its owner, or the fallback's holder).

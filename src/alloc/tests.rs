@@ -509,7 +509,11 @@ fn large_blocks_are_counted_per_thread() {
             .map(|i| super::large::alloc(1000 + 100 * i, 16, false) as usize)
             .collect();
         let after = share();
-        assert_eq!(after.1 - before.1, 10, "the allocating thread counts its blocks");
+        assert_eq!(
+            after.1 - before.1,
+            10,
+            "the allocating thread counts its blocks"
+        );
         let bytes = after.0 - before.0;
         assert!(bytes >= (0..10).map(|i| 1000 + 100 * i).sum::<usize>() as isize);
         tx.send(blocks).unwrap();

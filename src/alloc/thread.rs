@@ -38,10 +38,10 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use crate::config::MAX_HEAPS;
 use crate::tls;
 
-use super::global::GLOBAL;
 use super::counter::LargeCounts;
-use super::heap::{self, ThreadHeap};
 use super::fork;
+use super::global::GLOBAL;
+use super::heap::{self, ThreadHeap};
 use super::lock::{self, SpinLock};
 use super::pool::{Pool, pool_of};
 use super::remote::{Block, BlockStack, RemoteFree, remote_free};
@@ -169,7 +169,10 @@ extern "C" fn thread_exit(arg: *mut libc::c_void) {
             // The counts move to the shared ones under HEAPS' lock, so `large_totals` sees them
             // in exactly one place.
             let c = &(*h).large;
-            let (bytes, blocks) = (c.bytes.load(Ordering::Relaxed), c.blocks.load(Ordering::Relaxed));
+            let (bytes, blocks) = (
+                c.bytes.load(Ordering::Relaxed),
+                c.blocks.load(Ordering::Relaxed),
+            );
             LARGE_ELSEWHERE.bytes.fetch_add(bytes, Ordering::Relaxed);
             LARGE_ELSEWHERE.blocks.fetch_add(blocks, Ordering::Relaxed);
             c.add(bytes.wrapping_neg(), blocks.wrapping_neg());
