@@ -84,10 +84,11 @@ pub const PURGE_DELAY_MS: u64 = 100;
 
 /// The malloc replacement's glibc policy (`alloc::large::tune_system_allocator`): free memory
 /// kept at the top of glibc's heap before it trims, and the size from which glibc maps a block
-/// on its own, measured on the C batch bench and python3 (see the function). glibc's defaults
-/// are 128 KiB and 128 KiB, raised by its dynamic adjustment up to 64 MiB and 32 MiB.
+/// on its own, measured on the C batch bench and the large-block loop (see the function).
+/// glibc's defaults are 128 KiB and 128 KiB, raised by its dynamic adjustment up to 64 MiB and
+/// 32 MiB (its `DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit): these are the ceilings it converges to.
 pub const SYSTEM_TRIM_THRESHOLD: usize = 64 << 20;
-pub const SYSTEM_MMAP_THRESHOLD: usize = 4 << 20;
+pub const SYSTEM_MMAP_THRESHOLD: usize = 32 << 20;
 
 /// A full pool goes back on its heap's avail list once it has this many free blocks, not at
 /// the first free: with random frees most pools are full, and reviving each at one free block
@@ -145,3 +146,40 @@ const _: () = assert!(POOL_SIZE < u16::MAX as usize);
 const _: () = assert!(POOL_SIZE / SMALL_MAX >= 4);
 const _: () = assert!(MAP_TOP_BITS + MAP_LEAF_BITS + ARENA_BITS == ADDRESS_BITS);
 const _: () = assert!(ARENA_SIZE % POOL_SIZE == 0);
+
+// =============================================================================================
+// Collector tunables (`gc`, and the trashcan of `object`). `gc` re-exports the first three
+// under these names (`gc::NUM_GENERATIONS`, `gc::DEFAULT_THRESHOLDS`, `gc::TRASH_LIMIT`).
+// =============================================================================================
+
+/// Generations of tracked objects, youngest first (the permanent generation of `gc::freeze`
+/// is not counted). CPython's 3. The `gc` functions returning one value per generation as a
+/// tuple (`get_count`, `get_threshold`) and the C ABI's `AGC_GC_GENERATIONS` assume 3.
+pub const NUM_GENERATIONS: usize = 3;
+
+/// Collection thresholds of generations 0, 1, 2 (CPython's): generation 0 is collected when
+/// its count (tracked allocations minus frees) exceeds 700; generation `i > 0` when it has
+/// seen more than 10 collections of generation `i - 1`. `gc::set_threshold` changes them per
+/// runtime.
+pub const DEFAULT_THRESHOLDS: [usize; NUM_GENERATIONS] = [700, 10, 10];
+
+/// How deep deallocations nest before the trashcan puts the next one off to the outermost
+/// deallocation (CPython's `Py_TRASHCAN` limit, 50). Deeper nesting costs stack (a C
+/// `dealloc` that drops its last reference to the next object recurses through the library
+/// once per object); shallower defers more objects. 50 levels of the deepest path measured
+/// (a C dealloc through `agc_object_decref`) fit a 256 KiB thread stack with room to spare
+/// (`ffi/tests/trashcan.c`).
+pub const TRASH_LIMIT: usize = 50;
+
+/// A full collection also needs `long_lived_pending > long_lived_total / 4` (CPython's rule
+/// since 3.2): the objects that survived younger collections since the last full one must
+/// exceed 25% of those the last one found alive, so the total cost of full collections stays
+/// linear in the number of objects made.
+pub const FULL_COLLECTION_PENDING_DIVISOR: usize = 4;
+
+const _: () = assert!(
+    NUM_GENERATIONS == 3,
+    "get_count/get_threshold return triples"
+);
+const _: () = assert!(TRASH_LIMIT >= 1);
+const _: () = assert!(FULL_COLLECTION_PENDING_DIVISOR >= 1);

@@ -32,7 +32,7 @@
 //! the dynamic loader, or from pthread functions during the core's own thread setup) cannot
 //! recurse. Fork and thread exit are handled by the core (`pthread_atfork`, a pthread key
 //! destructor). At load it tunes glibc's trim and mmap thresholds for the large blocks
-//! (`arenagc::alloc::tune_system_allocator`: 64 MiB and 4 MiB, unless the environment sets
+//! (`arenagc::alloc::tune_system_allocator`: 64 MiB and 32 MiB, unless the environment sets
 //! glibc's own). With `ARENAGC_STATS=1` in the environment at start, the statistics table is
 //! written to stderr at exit (a `.fini_array` entry, so it runs after `atexit` handlers and
 //! the destructors of every library loaded after this one).

@@ -184,7 +184,7 @@ fn stress_threads_cross_thread_frees_thread_exit_and_fork() {
     }
 }
 
-/// The preload library tunes glibc for the large blocks (4 MiB mmap threshold, 64 MiB trim
+/// The preload library tunes glibc for the large blocks (32 MiB mmap threshold, 64 MiB trim
 /// threshold: `arenagc::alloc::tune_system_allocator`), and leaves glibc alone when the
 /// environment sets glibc's own thresholds.
 #[test]
@@ -208,13 +208,18 @@ fn glibc_thresholds_are_tuned_unless_the_environment_sets_them() {
                 .unwrap_or_else(|| panic!("no {name} in {out:?}"));
             v.parse().unwrap()
         };
-        (field("mapped="), field("keepcost="))
+        (field("mapped="), field("keepcost="), field("mapped16="))
     };
-    // Tuned: the 1 MiB block came from the heap, and the freed 2 MB stayed at its top.
-    let (mapped, keep) = run(&[]);
+    // Tuned: the 1 MiB and the 16 MiB block came from the heap, and the freed 2 MB stayed at its
+    // top.
+    let (mapped, keep, mapped16) = run(&[]);
     assert_eq!(
         mapped, 0,
         "a 1 MiB block was mapped: the mmap threshold was not raised"
+    );
+    assert_eq!(
+        mapped16, 0,
+        "a 16 MiB block was mapped: the mmap threshold is below glibc's own ceiling (32 MiB)"
     );
     assert!(
         keep >= 1 << 20,
@@ -232,7 +237,7 @@ fn glibc_thresholds_are_tuned_unless_the_environment_sets_them() {
         )],
     ];
     for env in glibc_env {
-        let (mapped, keep) = run(env);
+        let (mapped, keep, _) = run(env);
         assert_eq!(mapped, 1, "{env:?}: the 1 MiB block should be mapped");
         assert!(
             keep <= 256 << 10,

@@ -161,8 +161,11 @@ pub fn trim() {
 /// allocates them again had its heap top trimmed and faulted in again each round (the C batch
 /// bench: 31 000 page faults against mimalloc's 8 600; with these values 8 100 and 25% less time).
 /// glibc's own dynamic thresholds go as high (a 64 MiB trim threshold after a 32 MiB block), but
-/// only after the program has freed a mapped block; setting them turns that adjustment off, so
-/// both are set. `alloc::trim` (`agc_trim`, or `malloc_trim`) gives the free memory back.
+/// only after the program has freed a mapped block; setting either turns that adjustment off,
+/// so both are set, to the ceilings it would reach. A 4 MiB mmap threshold (until 2026-12)
+/// made every block of 5..25 MiB in a loop an `mmap`/`munmap` pair with fresh page faults: the
+/// large-block loop ran 3.5x slower than glibc; at 32 MiB it runs as glibc does (the batch bench
+/// the same). `alloc::trim` (`agc_trim`, or `malloc_trim`) gives the free memory back.
 ///
 /// Not for `libarenagc.so` or a Rust program using `ArenaAlloc`: there glibc may also serve the
 /// program's own `malloc`, whose policy is not ours to change.
