@@ -118,10 +118,15 @@ pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
 /// that is not is caught and aborts).
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    if plain_selected() && plain::owns(p) {
-        plain::check_pool_block(p);
-        // SAFETY: checked: p is a handed-out pool block.
-        return unsafe { plain::small_free(p) };
+    if plain_selected() {
+        if plain::owns(p) {
+            plain::check_pool_block(p);
+            // SAFETY: checked: p is a handed-out pool block.
+            return unsafe { plain::small_free(p) };
+        }
+        // SAFETY: not in our arenas, so a block of the system allocator (the address map has
+        // answered; asking it again in `Plain::free` would cost a second lookup).
+        return unsafe { plain::free_large(p) };
     }
     // SAFETY: forwarded.
     unsafe { free_other(p, None) }

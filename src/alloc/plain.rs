@@ -111,6 +111,16 @@ pub unsafe fn small_free(b: *mut u8) {
     }
 }
 
+/// Free a block of the system allocator (one the address map says is not ours).
+///
+/// # Safety
+/// `p` is a live block of `large.rs`, not used again.
+#[inline(never)]
+pub unsafe fn free_large(p: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe { large::free(p) }
+}
+
 /// Abort unless `p`, inside one of our arenas, starts a block its pool has handed out.
 #[inline(always)]
 pub fn check_pool_block(p: *mut u8) {
