@@ -4,6 +4,8 @@
 //!  underlying block:  [ pad (0xFD) | header (16 B) | payload (size B) | tail guard (8 B, 0xFD) ]
 //!                                                   ^ pointer handed out, aligned to `align`
 //!  header: size: u64 | serial: u32 | align_shift: u8 | 3 guard bytes (0xFD)
+//!          align_shift's top bit (SYSTEM_BLOCK): the underlying block is glibc's although its
+//!          size is small (taken while a fork on another thread held the pools' lock, lock.rs)
 //! ```
 //!
 //! New payloads are filled with 0xCD (or zeroed for `alloc_zeroed`/`calloc`). On free the header
@@ -66,6 +68,9 @@ struct Header {
 
 const _: () = assert!(core::mem::size_of::<Header>() == HEADER);
 
+/// `Header::align_shift` bit: the underlying block came from the system allocator.
+const SYSTEM_BLOCK: u8 = 0x80;
+
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
 struct Quarantine {
@@ -106,7 +111,8 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         user.sub(HEADER).cast::<Header>().write(Header {
             size: size as u64,
             serial: SERIAL.fetch_add(1, Ordering::Relaxed).wrapping_add(1),
-            align_shift: align.trailing_zeros() as u8,
+            align_shift: align.trailing_zeros() as u8
+                | if plain::owns(base) { 0 } else { SYSTEM_BLOCK },
             guard: [FILL_GUARD; 3],
         });
         user.write_bytes(if zero { 0 } else { FILL_NEW }, size);
@@ -155,9 +161,14 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
             );
         }
     } else if layout.is_some_and(|(size, align)| {
-        // The caller's layout says the underlying block is a pool block: it must be ours.
+        // The caller's layout says the underlying block is a pool block: it must be ours, unless
+        // its header says the pools were busy with a fork when it was made.
         total(size, align).is_some_and(|t| is_small(t, align.max(crate::config::ALIGNMENT)))
-    }) {
+    }) && {
+        // SAFETY: the caller guarantees 16 readable bytes before user.
+        let h = unsafe { &*user.sub(HEADER).cast::<Header>() };
+        h.guard != [FILL_GUARD; 3] || h.align_shift & SYSTEM_BLOCK == 0
+    } {
         fatal_fmt(
             "pointer not from this allocator",
             user,
@@ -173,7 +184,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
             format_args!("the block was already freed (filled with 0xDD)"),
         );
     }
-    if h.guard != [FILL_GUARD; 3] || h.align_shift > 40 {
+    if h.guard != [FILL_GUARD; 3] || h.align_shift & !SYSTEM_BLOCK > 40 {
         if !ours {
             fatal_fmt(
                 "pointer not from this allocator",
@@ -194,7 +205,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
         );
     }
     let size = h.size as usize;
-    let align = 1usize << h.align_shift;
+    let align = 1usize << (h.align_shift & !SYSTEM_BLOCK);
     // The guards matched, but an overflow from the block below reaches `size` before it
     // reaches the guards: check the header against the underlying block before using it.
     let len = total(size, align);
