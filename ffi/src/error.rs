@@ -1,12 +1,15 @@
 //! The panic boundary and the thread-local last-error message.
 //!
-//! Every exported body runs inside [`boundary`] (directly, or through [`api`] for the object,
-//! gc and runtime functions, which also count the thread's call nesting; the exceptions are
-//! `agc_version`, which cannot fail, and the preload build's `malloc`, `calloc`, `realloc` and
-//! `free`: see `malloc_override.rs`): a Rust panic is caught there, recorded as the calling
-//! thread's last error, and turned into the function's failure value (NULL, a negative
-//! `AGC_ERR_*` code, or nothing for `void` functions). Failures that are not panics record
-//! their message with [`set_error`].
+//! Every exported body runs inside [`boundary`] (directly, or through [`api`] / [`call`] for
+//! the object, gc and runtime functions; the exceptions are `agc_version`, which cannot fail,
+//! and the preload build's `malloc`, `calloc`, `realloc` and `free`: see `malloc_override.rs`):
+//! a Rust panic is caught there, recorded as the calling thread's last error, and turned into
+//! the function's failure value (NULL, a negative `AGC_ERR_*` code, or nothing for `void`
+//! functions). Failures that are not panics record their message with [`set_error`].
+//!
+//! Whether a call comes from code the library runs (a finalizer, a callback, a dealloc, a
+//! traverse, a visitor) is the core's to know (`arenagc::gc::check_runtime_switch`): this file
+//! counts nothing.
 //!
 //! The message lives in a fixed thread-local buffer: recording or reading it never allocates and
 //! takes no lock, so it is safe inside the allocator's own failure paths.
@@ -25,40 +28,10 @@ thread_local! {
     static MSG: UnsafeCell<[u8; MSG_CAP]> = const { UnsafeCell::new([0; MSG_CAP]) };
 }
 
-/// How many object, gc and runtime functions (`api`) the calling thread is inside: 1 in a
-/// call made by the program, more when the innermost was called from user code the library
-/// runs (a finalizer, a weakref or gc callback, a dealloc, a traverse, a visitor). Kept in the
-/// allocator's initial-exec thread-local words (`alloc::api_nesting`): an access is one load.
-pub(crate) fn depth() -> usize {
-    arenagc::alloc::api_nesting()
-}
-
-/// Counts one `api` call for as long as it lives; restores the count it found.
-struct Depth(usize);
-
-impl Depth {
-    #[inline(always)]
-    fn enter() -> Depth {
-        let d = arenagc::alloc::api_nesting();
-        arenagc::alloc::set_api_nesting(d + 1);
-        Depth(d)
-    }
-}
-
-impl Drop for Depth {
-    #[inline(always)]
-    fn drop(&mut self) {
-        arenagc::alloc::set_api_nesting(self.0);
-    }
-}
-
-/// [`boundary`] for the object, gc and runtime functions, which can run user code: they also
-/// count the thread's nesting ([`depth`]), so the runtime functions can refuse to switch
-/// runtimes in the middle of another call. (The allocation functions run no user code and
-/// skip it.)
+/// [`boundary`] for the object, gc and runtime functions (the ones that can run user code; the
+/// core marks that itself, so this is the boundary and nothing more).
 #[inline(always)]
 pub(crate) fn api<R>(func: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
-    let _depth = Depth::enter();
     boundary(func, on_panic, f)
 }
 

@@ -9,7 +9,7 @@
 //!        (the C id is `CallbackId::get`: unique in the process, so one of another runtime is
 //!        not found)
 //!  agc_gc_get_objects / _referrers / _referents(visit, data) ─> gc::get_* (strong refs held
-//!        while the visitor runs)
+//!        while the visitor runs, inside gc::raw::CallbackScope: no runtime switch from it)
 //! ```
 
 use core::ffi::{c_int, c_uint, c_void};
@@ -308,6 +308,8 @@ unsafe fn visit_all(
     data: *mut c_void,
 ) -> isize {
     let mut n = 0;
+    // The visitor is user code the library runs: no runtime switch from inside it.
+    let _scope = gc::raw::CallbackScope::enter();
     for o in &objs {
         n += 1;
         // SAFETY: `objs` holds a reference to each object while it is visited.

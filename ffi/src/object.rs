@@ -5,8 +5,11 @@
 //!  agc_new / agc_new_var(type[, n]) ──> checks the agc_type ──> gc::raw::new_object_var_zeroed
 //!                                        (counts gen 0; payload zeroed by the core)
 //!  agc_track / agc_untrack ──> gc::raw::track / untrack
-//!  agc_decref (inline in the header) ─ count reaches 0 ─> agc_object_decref ─> type->dealloc
-//!  a C dealloc:  agc_finalize_from_dealloc ─> (drop its references) ─> agc_object_del
+//!  agc_decref (inline in the header) ─ count reaches 0 ─> agc_object_decref ─> object::decref
+//!        ─> the core's trashcan (at most 50 deallocations nest; deeper ones are put off to the
+//!           outermost, so a chain of any length is freed in bounded stack) ─> type->dealloc
+//!  a C dealloc:  agc_finalize_from_dealloc ─> (drop its references) ─> agc_object_del: the
+//!        steps of the core's one deallocation protocol (gc/dealloc.rs), which Gc<T> uses too
 //!  agc_weakref_new / _get / _count ──> gc::raw::weakref_new / weakref_get / getweakrefcount
 //! ```
 //!

@@ -5,8 +5,8 @@
 //!  agc_runtime  = Box<AgcRuntime { Runtime, attached, waiting: counts }>
 //!  LIVE         = every runtime not freed (a freed or foreign handle is refused, not used)
 //!  ATTACHED     = per thread: stack of Attachment { runtime, AttachGuard }   innermost last
-//!  attach(rt):  live, not on this thread's stack, not from a callback -> waiting += 1 (under
-//!               LIVE's lock) -> Runtime::attach (waits like a GIL) -> attached += 1, push
+//!  attach(rt):  live, not from a callback, not on this thread's stack -> waiting += 1 (under
+//!               LIVE's lock) -> Runtime::try_attach (waits like a GIL) -> attached += 1, push
 //!  detach(rt):  live, not from a callback, rt is the innermost -> pop (the guard drops:
 //!               detached, next waiter runs)
 //!  free(rt):    under LIVE's lock: live, nobody attached or waiting -> unregister, drop the
@@ -16,8 +16,9 @@
 //!
 //! A thread with no runtime attached uses its own default runtime (the core creates it).
 //! Attach and detach are refused from code the library runs (finalizers, callbacks, dealloc,
-//! traverse, visitors: `error::depth() > 1`): the call that runs it holds the runtime's state
-//! and goes on with it afterwards, so switching runtimes there would let another thread into a
+//! traverse, visitors): the core's rule (`gc::check_runtime_switch`, `Runtime::try_attach`),
+//! which knows when it runs user code; the call that runs it holds the runtime's state and
+//! goes on with it afterwards, so switching runtimes there would let another thread into a
 //! runtime in the middle of a collection, or leave the rest of the call on the wrong one.
 
 use core::cell::RefCell;
@@ -27,9 +28,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 
-use arenagc::gc::{AttachGuard, Runtime};
+use arenagc::gc::{self, AttachGuard, GcError, Runtime};
 
-use crate::error::{api, call, depth, set_error};
+use crate::error::{api, call, set_error};
 use crate::types::{AGC_ERR_NULL, AGC_ERR_STATE, AGC_OK};
 
 /// `agc_runtime` (opaque in C).
@@ -117,16 +118,15 @@ fn check(
     Ok(unsafe { &*rt })
 }
 
-/// Refuse `func` when called from code the library runs (see the module doc).
+/// The core's refusal of a runtime switch, as `func`'s error.
+fn refused(func: &str, e: GcError) -> c_int {
+    set_error(format_args!("{func}: {e}"));
+    AGC_ERR_STATE
+}
+
+/// Refuse `func` when called from code the library runs (the core's rule, see the module doc).
 fn not_from_a_callback(func: &str) -> Result<(), c_int> {
-    if depth() > 1 {
-        set_error(format_args!(
-            "{func}: called from code the library runs (a finalizer, a weakref or gc callback, \
-             a dealloc, a traverse or a visitor); attach and detach around library calls only"
-        ));
-        return Err(AGC_ERR_STATE);
-    }
-    Ok(())
+    gc::check_runtime_switch().map_err(|e| refused(func, e))
 }
 
 /// Free a runtime no thread is attached to or waiting for (`AGC_ERR_STATE` otherwise; nothing
@@ -190,7 +190,13 @@ pub unsafe extern "C" fn agc_runtime_attach(rt: *mut AgcRuntime) -> c_int {
         // SAFETY: r lives until agc_runtime_free, which refuses while this thread is counted
         // waiting and then attached, so the guard never outlives it; guards drop innermost
         // first (detach checks the order, and the stack ends from the top at thread exit).
-        let guard = unsafe { r.rt.attach() };
+        let guard = match unsafe { r.rt.try_attach() } {
+            Ok(g) => g,
+            Err(e) => {
+                r.waiting.fetch_sub(1, Ordering::AcqRel);
+                return Err(refused("agc_runtime_attach", e));
+            }
+        };
         r.attached.fetch_add(1, Ordering::AcqRel);
         r.waiting.fetch_sub(1, Ordering::AcqRel);
         let at = Attachment {

@@ -71,7 +71,8 @@ pub type AgcType = arenagc::object::TypeObject;
 /// was asked, an index past the end, unknown flag bits).
 pub const AGC_ERR_VALUE: c_int = -4;
 /// `AGC_ERR_STATE`: the call is not allowed in the current state (a refcount already zero, a
-/// runtime still attached, detaching a runtime that is not the innermost attached one).
+/// runtime still attached, detaching a runtime that is not the innermost attached one,
+/// attaching or detaching from code the library runs).
 pub const AGC_ERR_STATE: c_int = -5;
 
 /// `AGC_TPFLAGS_HAVE_GC`: objects of the type have a GC head and may be tracked.

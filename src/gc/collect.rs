@@ -28,28 +28,36 @@
 //!   reaches. What remains is garbage (all of it, given exact `traverse` functions).
 //! - Objects reachable from a legacy finalizer are never cleared: they go to `old` (and those
 //!   with `del`, or all with `DEBUG_SAVEALL`, to `garbage`).
-//! - The `subtract_refs` and `move_unreachable` visits are also inlined into Rust `trace` code
-//!   (`Tracer` recognizes them by a marker `arg` and by function address), so the two paths
-//!   must stay equivalent.
+//! - The `subtract_refs` and `move_unreachable` visits live in `visit.rs`, which `Tracer` shares:
+//!   Rust `trace` code inlines them (recognised by a marker `arg` and by function address).
 //! - A panic must not unwind through a phase: finalizers and `clear` run behind `extern "C"`
 //!   trampolines (a panic aborts), Rust weakref callbacks abort on panic; gc callbacks run
 //!   before and after the phases, where unwinding is safe (the `collecting` mark is reset).
 //! - User code (weakref callbacks, finalizers, `clear` → `Drop`) runs only after
 //!   `move_legacy_finalizer_reachable`, when every list is a plain list again; it may free
-//!   objects of any list (they unlink themselves) and allocate (into generation 0); a nested
-//!   collection returns at once because `collecting` is set by the caller.
+//!   objects of any list (they unlink themselves, or the trashcan unlinks them) and allocate
+//!   (into generation 0); a nested collection returns at once because `collecting` is set by
+//!   the caller, who also marks the thread as running library code (no runtime switch).
+//! - Every object this file frees goes through `object::decref`, hence the trashcan.
+//!
+//! May touch: `list.rs`, `visit.rs`, `weakref.rs` (clearing, callbacks), `runtime.rs` (the
+//! state), `any.rs` (`garbage` entries), `diag.rs`. Not the handles, not the scheduler.
 
 use core::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
-use super::handle::AnyGc;
+use super::any::AnyGc;
+use super::diag::{
+    DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, abort_with, gc_eprintln,
+};
 use super::list::{self, Head, next, prev, set_next, set_prev};
-use super::runtime::{GcState, NUM_GENERATIONS};
+use super::runtime::GcState;
+use super::visit::{Reach, decref_marker, gc_refs, visit_decref, visit_reachable};
 use super::weakref;
-use super::{DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE};
+use crate::config::NUM_GENERATIONS;
 use crate::object::{
-    self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, PREV_FLAGS,
-    PREV_SHIFT, PREV_STICKY, as_gc, from_gc, type_of,
+    self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, PREV_SHIFT,
+    PREV_STICKY, as_gc, from_gc, type_of,
 };
 
 /// Collect `generation` (merging the younger ones). Returns (collected, uncollectable, time).
@@ -69,8 +77,8 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
             let sizes: Vec<usize> = (0..NUM_GENERATIONS)
                 .map(|i| list::size(st.gen_head(i)))
                 .collect();
-            super::gc_eprintln!("gc: collecting generation {generation}...");
-            super::gc_eprintln!("gc: objects in each generation: {sizes:?}");
+            gc_eprintln!("gc: collecting generation {generation}...");
+            gc_eprintln!("gc: objects in each generation: {sizes:?}");
         }
         if generation + 1 < NUM_GENERATIONS {
             let c = &st.gens[generation + 1].count;
@@ -173,7 +181,7 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         s.set(v);
         let dt = t0.elapsed();
         if debug & DEBUG_STATS != 0 {
-            super::gc_eprintln!(
+            gc_eprintln!(
                 "gc: done, {collected} unreachable, {uncollectable} uncollectable, {:.4}s elapsed",
                 dt.as_secs_f64()
             );
@@ -188,7 +196,7 @@ struct AbortOnUnwind;
 
 impl Drop for AbortOnUnwind {
     fn drop(&mut self) {
-        super::abort_with(format_args!(
+        abort_with(format_args!(
             "a panic unwound into the cycle collector (from user code it runs)"
         ));
     }
@@ -199,7 +207,7 @@ unsafe fn debug_list(what: &str, l: Head) {
     unsafe {
         list::for_each(l, |g| {
             let o = from_gc(g);
-            super::gc_eprintln!("gc: {what} <{} {:p}>", type_of(o).name_str(), o);
+            gc_eprintln!("gc: {what} <{} {:p}>", type_of(o).name_str(), o);
         });
     }
 }
@@ -218,18 +226,6 @@ unsafe fn is_collecting_gc(obj: *mut ObjectHeader) -> Option<Head> {
             None
         }
     }
-}
-
-#[inline(always)]
-unsafe fn gc_refs(g: Head) -> usize {
-    // SAFETY: caller passes a node in the refs phase.
-    unsafe { (*g).prev >> PREV_SHIFT }
-}
-
-#[inline(always)]
-unsafe fn set_refs(g: Head, refs: usize) {
-    // SAFETY: as above.
-    unsafe { (*g).prev = ((*g).prev & PREV_FLAGS) | (refs << PREV_SHIFT) }
 }
 
 /// `update_refs` + `subtract_refs` + `move_unreachable`: afterwards `base` holds what is
@@ -264,40 +260,6 @@ unsafe fn update_refs(containers: Head) -> usize {
     n
 }
 
-pub(crate) unsafe extern "C" fn visit_decref(obj: *mut ObjectHeader, _: *mut c_void) -> c_int {
-    // SAFETY: obj is null (a C traverse passing an empty field: skipped, like Py_VISIT) or a
-    // live referent.
-    unsafe {
-        if !obj.is_null() && type_of(obj).is_gc() {
-            decref_gc(as_gc(obj));
-        }
-    }
-    0
-}
-
-static DECREF_MARKER: u8 = 0;
-
-/// The `arg` `subtract_refs` passes with `visit_decref`, so that Rust traces recognize it and
-/// inline the decrement. A marker is a certain test; comparing function addresses, as `Tracer`
-/// does for `visit_reachable`, can miss when the compiler duplicates a function (a miss only
-/// loses the inlined path: the visit function is then called).
-#[inline(always)]
-pub(crate) fn decref_marker() -> *mut c_void {
-    &DECREF_MARKER as *const u8 as *mut c_void
-}
-
-/// `visit_decref` on an object known to have a GcHead.
-#[inline(always)]
-pub(crate) unsafe fn decref_gc(g: Head) {
-    // SAFETY: g is the head of a live GC object.
-    unsafe {
-        // Saturate: a traverse visiting more references than exist must not wrap.
-        if (*g).prev & PREV_COLLECTING != 0 && gc_refs(g) > 0 {
-            (*g).prev -= 1 << PREV_SHIFT;
-        }
-    }
-}
-
 /// Subtract the references between objects of `containers` from their gc_refs.
 unsafe fn subtract_refs(containers: Head) {
     // SAFETY: valid list of live objects.
@@ -308,56 +270,11 @@ unsafe fn subtract_refs(containers: Head) {
     }
 }
 
-/// `move_unreachable`'s state, shared with `visit_reachable`.
-pub(crate) struct Reach {
-    young: Head,
-    /// Objects moved back from the unreachable list.
-    revived: usize,
-}
-
-pub(crate) unsafe extern "C" fn visit_reachable(obj: *mut ObjectHeader, arg: *mut c_void) -> c_int {
-    // SAFETY: obj is null (skipped) or a live referent; arg is move_unreachable's Reach.
-    unsafe {
-        if !obj.is_null() && type_of(obj).is_gc() {
-            reach_gc(as_gc(obj), arg);
-        }
-    }
-    0
-}
-
-/// `visit_reachable` on an object known to have a GcHead.
-#[inline(always)]
-pub(crate) unsafe fn reach_gc(g: Head, arg: *mut c_void) {
-    // SAFETY: arg is move_unreachable's Reach.
-    let reach = unsafe { &mut *(arg as *mut Reach) };
-    let reachable = reach.young;
-    // SAFETY: g is the head of a live GC object; `reachable` is move_unreachable's young list.
-    unsafe {
-        if (*g).prev & PREV_COLLECTING == 0 {
-            return;
-        }
-        if (*g).next & NEXT_UNREACHABLE != 0 {
-            // Tentatively unreachable, but reachable after all: back to young's tail, where
-            // move_unreachable will scan it again.
-            let p = prev(g);
-            let n = ((*g).next & !NEXT_UNREACHABLE) as Head;
-            (*p).next = (*g).next; // keeps the UNREACHABLE bit of p's link
-            set_prev(n, p);
-            list::append(g, reachable);
-            set_refs(g, 1);
-            reach.revived += 1;
-        } else if gc_refs(g) == 0 {
-            // Not scanned yet: tell move_unreachable it is reachable.
-            set_refs(g, 1);
-        }
-    }
-}
-
 /// Move objects of `young` with gc_refs 0 and not reachable from one with gc_refs > 0 to
 /// `unreachable` (whose nodes get NEXT_UNREACHABLE). Restores young's prev pointers. Returns
 /// the number of objects left on `unreachable`.
 unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
-    let mut reach = Reach { young, revived: 0 };
+    let mut reach = Reach::new(young);
     let mut moved = 0usize;
     let arg = &mut reach as *mut Reach as *mut c_void;
     // SAFETY: young is in the refs phase; only next links are trusted while scanning, and prev
@@ -385,7 +302,7 @@ unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
         set_prev(young, prv);
         (*unreachable).next &= !NEXT_UNREACHABLE;
     }
-    moved - reach.revived
+    moved - reach.revived()
 }
 
 /// What `move_legacy_finalizers` saw in the unreachable set.

@@ -1,13 +1,24 @@
-//! `Gc<T>`, the safe strong handle; `AnyGc`, the untyped one; how a Rust value becomes an
-//! object (its `TypeObject`, built at compile time per `T`); and deallocation with the trashcan.
+//! The typed handles and what they hold: [`Trace`] (what a Rust value reports to the
+//! collector), [`Gc<T>`] (the safe strong handle), [`Weak<T>`] (the weak one), how a Rust value
+//! becomes an object (its `TypeObject`, built at compile time per `T`), and the Rust side of the
+//! deallocation protocol.
+//!
+//! | item            | role                                                                   |
+//! |-----------------|------------------------------------------------------------------------|
+//! | [`Trace`]       | a value that can live in a `Gc` (its trait and `Gc` name each other, so they share this file) |
+//! | `RustObject<T>` | the memory after the `GcHead`: header, then the value                  |
+//! | `TypeFor<T>`    | the compile-time `TypeObject` of `T`: traverse/clear/finalize/del/dealloc trampolines |
+//! | [`Gc<T>`]       | one counted reference; the last drop deallocates                       |
+//! | [`Weak<T>`]     | one counted reference to a weakref object (`Trace` for both: `cell.rs`) |
+//! | `new_weakref`   | the counted allocation of a weakref object (`Gc::downgrade*`, `raw::weakref_new`) |
 //!
 //! # Invariants
 //!
 //! - A `Gc<T>` owns one unit of the object's refcount; clone increments, drop decrements, and
-//!   the drop to zero deallocates at once: finalizer (once), legacy del, untrack, weakrefs
-//!   cleared (callbacks run), value dropped, memory returned to the allocator.
+//!   the drop to zero deallocates at once (through the object layer's trashcan, as every
+//!   deallocation): the protocol of `dealloc.rs`, with the value as the payload.
 //! - Every `Gc` object is tracked from creation until deallocation, except while the trashcan
-//!   defers it (untracked on `trash_list`; tracked again while a finalizer can see it).
+//!   defers it (untracked, count < 0; tracked again while a finalizer can see it).
 //! - `PREV_CLEARED` (in the `GcHead`) is set exactly when the value has been dropped (by the
 //!   collector's `clear` on garbage, or by deallocation); after that the value is never read
 //!   again: `Deref` panics with a clear message, `trace` visits nothing, `clear` and `dealloc`
@@ -15,30 +26,58 @@
 //! - A `Gc` object is its `GcHead`, its `ObjectHeader` and the value: 32 bytes of overhead. The
 //!   weakref list head, when there is one, lives in the runtime's side table
 //!   (`WEAKLIST_SIDE_TABLE`, `PREV_HAS_WEAKREFS`).
-//! - Trashcan: at most `TRASH_LIMIT` deallocations nest; a deeper one is deferred on the
-//!   runtime's `trash_list` (linked through the untracked object's `GcHead.prev`) and run by
-//!   the outermost deallocation, so dropping a chain of any length uses bounded stack.
-//! - `Gc` is `!Send` and `!Sync`: refcounts are plain integers owned by one thread.
+//! - `Weak<T>` owns one reference to a weakref object; `upgrade` succeeds exactly while the
+//!   weakref is live and its referent's count is above zero.
+//! - `Gc` and `Weak` are `!Send` and `!Sync`: refcounts are plain integers owned by one thread.
+//!
+//! May touch: `dealloc.rs` (the protocol), `schedule.rs` (counted allocation), `weakref.rs`,
+//! `runtime.rs`, `list.rs`, `trace.rs` (`Tracer`), `any.rs` (`AnyGc`, the sealed traits).
 
+use core::alloc::Layout;
 use core::cell::UnsafeCell;
-use core::ffi::{c_int, c_void};
+use core::ffi::{CStr, c_int, c_void};
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::NonNull;
 
+use super::any::{AnyGc, AsObject, Edge, sealed};
+use super::dealloc;
 use super::list;
-use super::runtime::{GcState, current};
+use super::runtime::current;
 use super::schedule;
-use super::trace::{Trace, Tracer};
-use super::weakref::{self, Weak, WeakCallback};
+use super::trace::Tracer;
+use super::weakref::{self, WEAKREF_TYPE, WeakCallback, WeakRefObject, weakref_get};
 use crate::object::{
-    self, ObjectHeader, PREV_CLEARED, PREV_FINALIZED, PREV_HAS_WEAKREFS, PREV_MASK, PREV_STICKY,
-    TPFLAGS_HAVE_GC, TypeObject, VisitProc, WEAKLIST_SIDE_TABLE, as_gc, from_gc, type_of,
+    self, ObjectHeader, PREV_CLEARED, TPFLAGS_HAVE_GC, TypeObject, VisitProc, WEAKLIST_SIDE_TABLE,
+    as_gc,
 };
 
-/// How deep deallocations nest before the trashcan defers them (CPython's 50).
-pub const TRASH_LIMIT: usize = 50;
+/// A value that can live in a [`Gc`]: it reports the `Gc`s and `Weak`s it owns.
+///
+/// Use `#[derive(Trace)]` (fields marked `#[trace(skip)]` are not traced; a type attribute
+/// `#[trace(finalize = path)]` or `#[trace(legacy_del = path)]` names a `fn(&Gc<Self>)`).
+///
+/// # Safety
+/// `trace` must visit every `Gc` and `Weak` the value owns, each exactly once, the same set on
+/// every call while the value is not mutated, and must not create, drop or mutate `Gc`s.
+/// Missing an edge only keeps objects alive; visiting a reference the value does not own can
+/// make the collector clear an object that is still in use.
+pub unsafe trait Trace: Sized + 'static {
+    /// Report each owned `Gc`/`Weak` to `tracer`.
+    fn trace(&self, tracer: &mut Tracer);
+
+    /// The type name shown by debug output.
+    const NAME: &'static CStr = c"object";
+
+    /// PEP 442 finalizer: runs at most once per object, before the object (or its cycle) is
+    /// torn down; it may resurrect the object by storing a clone of the `Gc`.
+    const FINALIZE: Option<fn(&Gc<Self>)> = None;
+
+    /// Legacy finalizer (`__del__` before PEP 442): it runs each time the count drops to zero,
+    /// and a cycle containing such an object is never collected; it goes to `gc::garbage`.
+    const LEGACY_DEL: Option<fn(&Gc<Self>)> = None;
+}
 
 /// The memory of a `Gc<T>` object after its `GcHead`.
 #[repr(C)]
@@ -130,132 +169,65 @@ unsafe extern "C" fn del_tramp<T: Trace>(obj: *mut ObjectHeader) {
 }
 
 unsafe extern "C" fn dealloc_tramp<T: Trace>(obj: *mut ObjectHeader) {
-    // SAFETY: called at refcount zero.
-    unsafe { dealloc::<T>(obj) }
+    // SAFETY: called at refcount zero, inside the trashcan (object::dealloc or its drain).
+    unsafe { dealloc_body::<T>(obj) }
 }
 
-/// Call `f` on an object whose count is zero, lending it one reference; true when `f`
-/// resurrected it (kept a reference).
-unsafe fn call_resurrecting(
-    st: &GcState,
-    obj: *mut ObjectHeader,
-    f: object::DestructorProc,
-) -> bool {
-    // SAFETY: obj is live with refcount 0; the GcHead is ours.
-    unsafe {
-        // Deferred by the trashcan (untracked): track again while user code can see it.
-        list::track(as_gc(obj), st.gen_head(0));
-        object::call_lending_reference(obj, f)
-    }
-}
-
-/// Deallocate a `Gc<T>` object whose count reached zero.
+/// The drop of a `Gc<T>`'s last reference: the body inside the object layer's trashcan, called
+/// directly (the trashcan calls `dealloc_tramp` for an object it put off).
 #[inline(never)]
 unsafe fn dealloc<T: Trace>(obj: *mut ObjectHeader) {
+    // SAFETY: obj is a live Gc<T> object with refcount 0; dealloc_body deallocates it, as its
+    // type's dealloc (dealloc_tramp) does.
+    unsafe { object::dealloc_with(obj, |o| dealloc_body::<T>(o)) }
+}
+
+/// Deallocate a `Gc<T>` object whose count reached zero: the protocol of `dealloc.rs`, with
+/// the compile-time type (so its tests fold away) and the value as the payload. Inlined into
+/// both callers, so neither path pays a call more than the trashcan's.
+#[inline(always)]
+unsafe fn dealloc_body<T: Trace>(obj: *mut ObjectHeader) {
     let st = current();
-    let depth = st.trash_depth.get();
-    if depth >= TRASH_LIMIT {
-        // SAFETY: obj has refcount 0 and is ours to defer.
-        unsafe { trash_deposit(st, obj) };
-        return;
-    }
-    let nesting = Nesting::enter(st, depth + 1);
-    // SAFETY: obj is live with refcount 0.
-    unsafe { dealloc_body::<T>(st, obj) };
-    drop(nesting);
-    if depth == 0 && !st.trash_list.get().is_null() {
-        trash_drain(st);
-    }
-}
-
-/// Sets the trashcan depth, and restores it on drop, also when a `Drop` impl panics (the
-/// object being freed then leaks, as with `Rc`, but the trashcan keeps working).
-struct Nesting<'a> {
-    st: &'a GcState,
-    restore: usize,
-}
-
-impl<'a> Nesting<'a> {
-    #[inline(always)]
-    fn enter(st: &'a GcState, depth: usize) -> Nesting<'a> {
-        let restore = st.trash_depth.replace(depth);
-        Nesting { st, restore }
-    }
-}
-
-impl Drop for Nesting<'_> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        self.st.trash_depth.set(self.restore);
-    }
-}
-
-unsafe fn dealloc_body<T: Trace>(st: &GcState, obj: *mut ObjectHeader) {
-    let o = obj as *mut RustObject<T>;
+    let ty = TypeFor::<T>::TYPE;
     // SAFETY: obj is a live RustObject<T> with refcount 0; nobody else can reach it except
-    // through weak references, which are cleared before the value goes.
+    // through weak references, which read it as dying and are cleared before the value goes.
     unsafe {
-        let gc = as_gc(obj);
-        if (*gc).prev & PREV_CLEARED == 0 {
-            if T::FINALIZE.is_some() && (*gc).prev & PREV_FINALIZED == 0 {
-                (*gc).prev |= PREV_FINALIZED;
-                if call_resurrecting(st, obj, finalize_tramp::<T>) {
-                    return;
-                }
+        if !is_cleared(obj) {
+            if T::FINALIZE.is_some() && dealloc::finalize_once(st, obj, ty, finalize_tramp::<T>) {
+                return;
             }
-            if T::LEGACY_DEL.is_some() && call_resurrecting(st, obj, del_tramp::<T>) {
+            if T::LEGACY_DEL.is_some() && dealloc::legacy_del(st, obj, ty, del_tramp::<T>) {
                 return;
             }
         }
-        list::untrack(gc);
-        if (*gc).prev & PREV_HAS_WEAKREFS != 0 {
-            weakref::clear_weakrefs(obj);
-        }
-        drop_value::<T>(o);
-        object::object_free(obj);
-    }
-    schedule::note_free(st);
-}
-
-/// Defer the deallocation of `obj` (refcount 0) to the outermost deallocation.
-unsafe fn trash_deposit(st: &GcState, obj: *mut ObjectHeader) {
-    // SAFETY: obj is a live GC object with refcount 0.
-    unsafe {
-        let gc = as_gc(obj);
-        list::untrack(gc);
-        (*gc).prev = ((*gc).prev & PREV_STICKY) | st.trash_list.get() as usize;
-        st.trash_list.set(gc);
+        // A value without drop glue runs no code: no need to mark it cleared first.
+        let o = obj as *mut RustObject<T>;
+        dealloc::release(st, obj, ty, || {
+            if core::mem::needs_drop::<T>() {
+                drop_value::<T>(o)
+            }
+        });
     }
 }
 
-/// Run the deferred deallocations; nesting restarts at 1 so they cannot recurse into here.
-#[cold]
-#[inline(never)]
-fn trash_drain(st: &GcState) {
-    let _nesting = Nesting::enter(st, 1);
-    loop {
-        let gc = st.trash_list.get();
-        if gc.is_null() {
-            break;
-        }
-        // SAFETY: nodes on trash_list are untracked objects with refcount 0, linked via prev.
-        unsafe {
-            st.trash_list.set(((*gc).prev & PREV_MASK) as list::Head);
-            (*gc).prev &= PREV_STICKY;
-            let obj = from_gc(gc);
-            (type_of(obj).dealloc)(obj);
-        }
-    }
-}
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// Something that is (a handle to) an object: `Gc<T>` or `AnyGc`.
-pub trait AsObject: sealed::Sealed {
-    /// The object pointer (borrowed; valid while `self` is).
-    fn as_object(&self) -> *mut ObjectHeader;
+/// A new weakref object (refcount 1, tracked) to `obj`, counted against generation 0 first
+/// (which may collect), or a panic if `obj`'s type does not support weak references or `obj`
+/// is dying. Out of memory aborts, as `Box::new` does.
+///
+/// # Safety
+/// `obj` must be a live object of the current runtime.
+pub(crate) unsafe fn new_weakref(
+    obj: *mut ObjectHeader,
+    callback: Option<WeakCallback>,
+) -> *mut ObjectHeader {
+    // SAFETY: caller's contract.
+    unsafe { weakref::check_target(obj) };
+    let st = current();
+    let wr = schedule::alloc_counted(st, &WEAKREF_TYPE, Layout::new::<WeakRefObject>());
+    // SAFETY: a fresh object of WEAKREF_TYPE; obj is live (the caller holds a reference, so a
+    // collection run by the allocation cannot free it) and passed check_target.
+    unsafe { weakref::init(st, wr, obj, callback) };
+    wr
 }
 
 /// A strong, counted reference to a `T` managed by the cycle collector.
@@ -275,6 +247,15 @@ impl<T: Trace> AsObject for Gc<T> {
     }
 }
 
+impl<T: Trace> Edge for Gc<T> {
+    const GC_OBJECT: bool = true;
+
+    #[inline(always)]
+    fn edge_object(&self) -> *mut ObjectHeader {
+        self.as_object()
+    }
+}
+
 impl<T: Trace> Gc<T> {
     /// Move `value` into a new tracked object in the current runtime (may first run an
     /// automatic collection).
@@ -287,11 +268,8 @@ impl<T: Trace> Gc<T> {
             )
         };
         let st = current();
-        let obj = schedule::alloc_counted(
-            st,
-            TypeFor::<T>::TYPE,
-            core::alloc::Layout::new::<RustObject<T>>(),
-        );
+        let layout = Layout::new::<RustObject<T>>();
+        let obj = schedule::alloc_counted(st, TypeFor::<T>::TYPE, layout);
         let o = obj as *mut RustObject<T>;
         // SAFETY: obj is a fresh object of RustObject<T>'s size; its header is initialized.
         unsafe {
@@ -335,7 +313,7 @@ impl<T: Trace> Gc<T> {
     /// A weak reference (no callback).
     pub fn downgrade(this: &Gc<T>) -> Weak<T> {
         // SAFETY: the object is live and its type supports weak references.
-        unsafe { Weak::from_weakref(weakref::weakref_new(this.as_object(), None)) }
+        unsafe { Weak::from_weakref(new_weakref(this.as_object(), None)) }
     }
 
     /// A weak reference whose `callback` runs once when the object dies (unless the weak
@@ -343,7 +321,7 @@ impl<T: Trace> Gc<T> {
     pub fn downgrade_with_callback(this: &Gc<T>, callback: impl FnOnce() + 'static) -> Weak<T> {
         let cb = WeakCallback::Rust(Box::new(callback));
         // SAFETY: as for downgrade.
-        unsafe { Weak::from_weakref(weakref::weakref_new(this.as_object(), Some(cb))) }
+        unsafe { Weak::from_weakref(new_weakref(this.as_object(), Some(cb))) }
     }
 
     /// Number of weak references to the object (`weakref.getweakrefcount`).
@@ -437,71 +415,76 @@ impl<T: Trace + core::fmt::Debug> core::fmt::Debug for Gc<T> {
     }
 }
 
-/// An untyped strong reference to any object (what `get_objects`, `garbage`, `get_referrers`
-/// return). Clone takes a reference, drop gives it up.
-pub struct AnyGc {
-    ptr: NonNull<ObjectHeader>,
-    _not_send: PhantomData<*const ()>,
+/// A weak reference to a `Gc<T>`: does not keep the value alive; `upgrade` gives a `Gc` while
+/// the object lives. Owns a counted weakref object.
+pub struct Weak<T: Trace> {
+    wr: NonNull<ObjectHeader>,
+    _not_send: PhantomData<*const T>,
 }
 
-impl sealed::Sealed for AnyGc {}
-impl AsObject for AnyGc {
-    #[inline(always)]
-    fn as_object(&self) -> *mut ObjectHeader {
-        self.ptr.as_ptr()
-    }
-}
-
-impl AnyGc {
-    /// Take a new reference to `obj`.
+impl<T: Trace> Weak<T> {
+    /// Adopt the reference to the weakref object `wr`.
     ///
     /// # Safety
-    /// `obj` must be a live object of the calling thread's current runtime.
-    pub unsafe fn from_borrowed(obj: *mut ObjectHeader) -> AnyGc {
-        // SAFETY: caller's contract.
+    /// `wr` must be a live weakref object whose referent (if any) is a `Gc<T>` object.
+    unsafe fn from_weakref(wr: *mut ObjectHeader) -> Weak<T> {
+        // SAFETY: new_weakref never returns null.
+        let wr = unsafe { NonNull::new_unchecked(wr) };
+        let _not_send = PhantomData;
+        Weak { wr, _not_send }
+    }
+
+    /// A strong reference, or `None` once the object died (or its cycle was collected).
+    pub fn upgrade(&self) -> Option<Gc<T>> {
+        // SAFETY: our weakref object is live; a live referent is a Gc<T> object.
         unsafe {
-            object::incref(obj);
-            AnyGc {
-                ptr: NonNull::new_unchecked(obj),
-                _not_send: PhantomData,
+            let r = weakref_get(self.wr.as_ptr());
+            if r.is_null() {
+                return None;
             }
+            object::incref(r);
+            Some(Gc::from_raw(r))
         }
     }
 
-    /// The object's type name.
-    pub fn type_name(&self) -> String {
-        // SAFETY: a live object; the type it was created with has a valid name (name_str).
-        unsafe { type_of(self.as_object()).name_str() }.into_owned()
-    }
-
-    /// Whether this is the object of `other`.
-    pub fn is(&self, other: &impl AsObject) -> bool {
-        self.as_object() == other.as_object()
-    }
-
-    /// Strong references to the object.
-    pub fn strong_count(&self) -> usize {
-        // SAFETY: live object.
-        unsafe { (*self.as_object()).refcnt as usize }
+    /// Whether the weak reference was cleared.
+    pub fn is_dead(&self) -> bool {
+        // SAFETY: our weakref object is live.
+        unsafe { weakref_get(self.wr.as_ptr()).is_null() }
     }
 }
 
-impl Clone for AnyGc {
-    fn clone(&self) -> AnyGc {
-        // SAFETY: live object.
-        unsafe { AnyGc::from_borrowed(self.as_object()) }
+impl<T: Trace> sealed::Sealed for Weak<T> {}
+
+impl<T: Trace> Edge for Weak<T> {
+    const GC_OBJECT: bool = true;
+
+    #[inline(always)]
+    fn edge_object(&self) -> *mut ObjectHeader {
+        self.wr.as_ptr()
     }
 }
 
-impl Drop for AnyGc {
+impl<T: Trace> Clone for Weak<T> {
+    fn clone(&self) -> Weak<T> {
+        // SAFETY: live weakref object.
+        unsafe { object::incref(self.wr.as_ptr()) };
+        Weak {
+            wr: self.wr,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl<T: Trace> Drop for Weak<T> {
     fn drop(&mut self) {
         // SAFETY: we own one reference.
-        unsafe { object::decref(self.as_object()) }
+        unsafe { object::decref(self.wr.as_ptr()) }
     }
 }
 
-impl core::fmt::Debug for AnyGc {
+impl<T: Trace> core::fmt::Debug for Weak<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "<{} at {:p}>", self.type_name(), self.as_object())
+        write!(f, "(Weak)")
     }
 }

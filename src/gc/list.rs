@@ -17,8 +17,11 @@
 //!
 //! [`gc_list_is_valid`] checks all of this plus the expected flags, and the collector runs it
 //! at each phase in debug builds (CPython's `validate_list`).
+//!
+//! May touch: the `GcHead`s of the object layer (and its `untrack_head`, the one unlink, which
+//! the trashcan shares). No other file of `gc`.
 
-use crate::object::{GcHead, NEXT_UNREACHABLE, PREV_COLLECTING, PREV_MASK, PREV_STICKY};
+use crate::object::{GcHead, NEXT_UNREACHABLE, PREV_COLLECTING, PREV_MASK, untrack_head};
 
 /// A pointer to a node or sentinel.
 pub(crate) type Head = *mut GcHead;
@@ -104,36 +107,16 @@ pub(crate) unsafe fn track(node: Head, list: Head) {
     }
 }
 
-/// `remove` when `node` is tracked; a no-op when it is not.
+/// Unlink `node` from its list and mark it untracked (`next = 0`, only the `PREV_STICKY` flags
+/// kept); a no-op when it is untracked already. The object layer's `untrack_head`, which the
+/// trashcan uses too: one unlink.
 ///
 /// # Safety
 /// `node` is a live node, on a valid list or untracked (`next == 0`).
 #[inline(always)]
 pub(crate) unsafe fn untrack(node: Head) {
     // SAFETY: caller's contract.
-    unsafe {
-        if (*node).next != 0 {
-            remove(node);
-        }
-    }
-}
-
-/// Unlink `node` from its list and mark it untracked (`next = 0`, only the `PREV_STICKY` flags
-/// kept).
-///
-/// # Safety
-/// `node` must be on a valid list.
-#[inline(always)]
-pub(crate) unsafe fn remove(node: Head) {
-    // SAFETY: caller's contract; neighbours are live.
-    unsafe {
-        let p = prev(node);
-        let n = next(node);
-        set_next(p, n);
-        set_prev(n, p);
-        (*node).next = 0;
-        (*node).prev &= PREV_STICKY;
-    }
+    unsafe { untrack_head(node) }
 }
 
 /// Move `node` from its list to the end of `list`.
@@ -297,7 +280,7 @@ mod tests {
             assert_eq!((size(a), size(b)), (0, 4));
             gc_list_is_valid(b, false, false).unwrap();
             assert!(gc_list_is_valid(b, true, false).is_err());
-            remove(&mut nodes[1]);
+            untrack(&mut nodes[1]);
             assert_eq!(nodes[1].next, 0);
             assert_eq!(nodes[1].prev, PREV_FINALIZED);
             assert_eq!(size(b), 3);

@@ -1,18 +1,28 @@
 //! The generational cycle collector and its `gc`-module surface (CPython's `Modules/gcmodule.c`
-//! and `Python/gc.c`, rebuilt).
+//! and `Python/gc.c`, rebuilt). This file is the front door: the public functions, the `raw`
+//! API for C-style callers, the re-exports; every other file is below it and none reaches up.
 //!
 //! ```text
-//!  Gc<T> / Weak<T> / AnyGc (handle.rs, weakref.rs)      Trace, GcCell, derive (trace.rs)
-//!        | new: count, maybe collect, track in gen 0      | traverse = Trace::trace
-//!        v                                                v
-//!  runtime.rs: per-thread default runtime | explicit Runtime (attach waits, like a GIL)
-//!        generations 0,1,2 + permanent, counts, thresholds, stats, garbage, callbacks, trashcan
-//!        v
-//!  schedule.rs: counts, thresholds, automatic collection, callbacks around a collection
-//!        v
-//!  collect.rs: update_refs -> subtract_refs -> move_unreachable -> legacy finalizers ->
-//!              weakrefs -> finalizers -> resurrection -> clear        (list.rs: the lists)
+//!  handle.rs  Trace, Gc<T>, Weak<T>; Rust objects' TypeObject   cell.rs  GcCell, std impls
+//!     │ new: count, maybe collect, track in gen 0      │ drop to 0: the trashcan (object layer)
+//!     v                                                v
+//!  schedule.rs  counts, thresholds, automatic      dealloc.rs  the deallocation protocol:
+//!     │         collection, gc callbacks              │        finalize once, untrack, weakrefs,
+//!     v                                               │        free + uncount (Rust and C alike)
+//!  collect.rs  update_refs -> subtract_refs -> move_unreachable -> legacy finalizers ->
+//!     │        weakrefs -> finalizers -> resurrection -> clear
+//!     v                                               v
+//!  weakref.rs  weakref objects, clearing, callbacks   trace.rs  Tracer ──> visit.rs  the
+//!     v                                                           gc_refs visits (shared)
+//!  runtime.rs  GcState, current() (TLS word RUNTIME), Runtime / AttachGuard, the re-entrancy rule
+//!     v
+//!  floor: list.rs (intrusive lists) · any.rs (AnyGc, AsObject, Edge) · diag.rs (GcError,
+//!         DEBUG_*, gc_eprintln!, abort_with)
 //! ```
+//!
+//! Each file lists what it may touch; the use graph among them has no circle
+//! (`tests/architecture.rs` checks it). Tunables are in `crate::config` (re-exported here:
+//! `NUM_GENERATIONS`, `DEFAULT_THRESHOLDS`, `TRASH_LIMIT`).
 //!
 //! # Invariants
 //!
@@ -25,78 +35,41 @@
 //!   (drops the references it holds), which lets reference counting free it.
 //! - A finalizer runs at most once per object; objects reachable from a legacy finalizer are
 //!   never cleared; weakrefs to garbage are all cleared before any of their callbacks runs.
+//! - The runtime does not switch while the library runs user code on the thread (see
+//!   `runtime.rs`): `Runtime::try_attach` and [`check_runtime_switch`] refuse, `attach` panics.
 
-/// `eprintln!` that never panics (it does when stderr is closed or a broken pipe): the gc
-/// prints from inside collections and right before aborting, where a panic must not start.
-macro_rules! gc_eprintln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-pub(crate) use gc_eprintln;
-
-/// Print `msg` to stderr (never panicking) and abort the process.
-#[cold]
-#[inline(never)]
-pub(crate) fn abort_with(msg: core::fmt::Arguments<'_>) -> ! {
-    gc_eprintln!("arenagc: fatal error: {msg}");
-    std::process::abort()
-}
-
+mod any;
+mod cell;
 mod collect;
+mod dealloc;
+mod diag;
 mod handle;
 mod list;
 mod runtime;
 mod schedule;
 mod trace;
+mod visit;
 mod weakref;
 
 use core::cell::RefCell;
 use core::ffi::{c_int, c_void};
 use std::rc::Rc;
 
-pub use handle::{AnyGc, AsObject, Gc, TRASH_LIMIT};
-pub use list::gc_list_is_valid;
-pub use runtime::{
-    AttachGuard, CallbackInfo, DEFAULT_THRESHOLDS, GenStats, NUM_GENERATIONS, Phase, Runtime,
+pub use crate::config::{DEFAULT_THRESHOLDS, NUM_GENERATIONS, TRASH_LIMIT};
+pub use any::{AnyGc, AsObject, Edge};
+pub use cell::GcCell;
+pub use diag::{
+    DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, GcError,
 };
-pub use trace::{GcCell, Trace, Tracer};
-pub use weakref::{WEAKREF_TYPE, Weak, WeakCallback};
+pub use handle::{Gc, Trace, Weak};
+pub use list::gc_list_is_valid;
+pub use runtime::{AttachGuard, CallbackInfo, GenStats, Phase, Runtime, check_runtime_switch};
+pub use trace::Tracer;
+pub use weakref::{WEAKREF_TYPE, WeakCallback};
 
 use crate::object::{self, ObjectHeader, as_gc, from_gc, type_of};
 use list::Head;
-use runtime::current;
-
-/// Print statistics during collection.
-pub const DEBUG_STATS: u32 = 1;
-/// Print collectable objects found.
-pub const DEBUG_COLLECTABLE: u32 = 2;
-/// Print uncollectable objects found.
-pub const DEBUG_UNCOLLECTABLE: u32 = 4;
-/// Save all unreachable objects in `garbage` instead of freeing them.
-pub const DEBUG_SAVEALL: u32 = 32;
-/// Debug a leaking program: COLLECTABLE | UNCOLLECTABLE | SAVEALL.
-pub const DEBUG_LEAK: u32 = DEBUG_COLLECTABLE | DEBUG_UNCOLLECTABLE | DEBUG_SAVEALL;
-
-/// An error from the `gc` functions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GcError {
-    /// A generation number outside `0..NUM_GENERATIONS`.
-    InvalidGeneration(usize),
-}
-
-impl core::fmt::Display for GcError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            GcError::InvalidGeneration(g) => {
-                write!(f, "invalid generation {g} (must be 0..{NUM_GENERATIONS})")
-            }
-        }
-    }
-}
-
-impl std::error::Error for GcError {}
+use runtime::{UserCode, current};
 
 fn check_gen(generation: usize) -> Result<(), GcError> {
     if generation < NUM_GENERATIONS {
@@ -211,6 +184,8 @@ pub fn get_referrers(obj: &impl AsObject) -> Vec<AnyGc> {
     let st = current();
     let target = obj.as_object();
     let mut out = Vec::new();
+    // Traverse functions are user code (C types').
+    let _user_code = UserCode::enter();
     for i in 0..NUM_GENERATIONS {
         let l = st.gen_head(i);
         // SAFETY: generation lists hold live objects; traverse only reports.
@@ -232,9 +207,11 @@ pub fn get_referrers(obj: &impl AsObject) -> Vec<AnyGc> {
 pub fn get_referents(obj: &impl AsObject) -> Vec<AnyGc> {
     let o = obj.as_object();
     let mut found: Vec<*mut ObjectHeader> = Vec::new();
+    let user_code = UserCode::enter();
     // SAFETY: o is live; the visited referents are live while o is.
     unsafe {
         object::traverse(o, visit_collect, &mut found as *mut _ as *mut c_void);
+        drop(user_code);
         found.into_iter().map(|r| AnyGc::from_borrowed(r)).collect()
     }
 }
@@ -357,7 +334,9 @@ pub fn remove_callback(id: CallbackId) -> bool {
     removed.is_some()
 }
 
-/// Untyped object functions for callers that build their own types (the C ABI).
+/// Untyped object functions for callers that build their own types (the C ABI). The pieces
+/// of a C `dealloc` are the steps of the one deallocation protocol (`dealloc.rs`) that
+/// `Gc<T>` uses too.
 pub mod raw {
     use super::*;
 
@@ -406,12 +385,7 @@ pub mod raw {
     /// afterwards.
     pub unsafe fn free_object(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
-        unsafe {
-            if type_of(obj).is_gc() {
-                schedule::note_free(current());
-            }
-            object::object_free(obj);
-        }
+        unsafe { dealloc::free_object(obj) }
     }
 
     /// Start tracking `obj` (generation 0). No-op if already tracked.
@@ -433,33 +407,22 @@ pub mod raw {
     pub unsafe fn untrack(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
         unsafe {
-            if object::is_tracked(obj) {
-                list::remove(as_gc(obj));
+            if type_of(obj).is_gc() {
+                list::untrack(as_gc(obj));
             }
         }
     }
 
     /// For a type's `dealloc` (the object's refcount just reached zero): run the type's
     /// `finalize` unless it ran before (GC objects remember, as the collector does), lending
-    /// the object one reference. True when the finalizer resurrected it.
+    /// the object one reference and tracking it while the finalizer runs. True when the
+    /// finalizer resurrected it.
     ///
     /// # Safety
     /// `obj` is live with refcount 0, inside its type's `dealloc`.
     pub unsafe fn finalize_from_dealloc(obj: *mut ObjectHeader) -> bool {
-        // SAFETY: caller's contract; GC objects have a GcHead.
-        unsafe {
-            let ty = type_of(obj);
-            let Some(finalize) = ty.finalize else {
-                return false;
-            };
-            if object::is_finalized(obj) {
-                return false;
-            }
-            if ty.is_gc() {
-                (*as_gc(obj)).prev |= object::PREV_FINALIZED;
-            }
-            object::call_lending_reference(obj, finalize)
-        }
+        // SAFETY: caller's contract.
+        unsafe { dealloc::finalize_from_dealloc(obj) }
     }
 
     /// The end of a type's `dealloc`: untrack `obj`, clear the weak references still pointing
@@ -470,11 +433,7 @@ pub mod raw {
     /// used again.
     pub unsafe fn del_object(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
-        unsafe {
-            untrack(obj);
-            weakref::clear_weakrefs(obj); // nothing to do (and no allocation) when there are none
-            free_object(obj);
-        }
+        unsafe { dealloc::del_object(obj) }
     }
 
     /// Clear the weakrefs to a dying `obj` and run their callbacks.
@@ -483,10 +442,36 @@ pub mod raw {
     /// `obj` is live and about to be freed.
     pub unsafe fn clear_weakrefs(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
-        unsafe { weakref::clear_weakrefs(obj) }
+        unsafe { dealloc::clear_weakrefs(obj) }
     }
 
-    pub use super::weakref::{getweakrefcount, is_weakref, weakref_get, weakref_new};
+    /// A new weakref object (refcount 1, tracked) to `obj`, counted against generation 0
+    /// (which may collect first); a panic if `obj`'s type does not support weak references or
+    /// `obj` is being deallocated.
+    ///
+    /// # Safety
+    /// `obj` must be a live object of the current runtime.
+    pub unsafe fn weakref_new(
+        obj: *mut ObjectHeader,
+        callback: Option<WeakCallback>,
+    ) -> *mut ObjectHeader {
+        // SAFETY: caller's contract.
+        unsafe { handle::new_weakref(obj, callback) }
+    }
+
+    pub use super::weakref::{getweakrefcount, is_weakref, weakref_get};
+
+    /// Marks, while it lives, that the caller runs user code on behalf of the library on this
+    /// thread (the C ABI's visitors): runtime switches are refused meanwhile, as they are
+    /// inside deallocations and collections (see [`check_runtime_switch`]).
+    pub struct CallbackScope(#[allow(dead_code)] UserCode);
+
+    impl CallbackScope {
+        /// Start the mark (it ends when the value drops).
+        pub fn enter() -> CallbackScope {
+            CallbackScope(UserCode::enter())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,15 @@
 //! Runtimes: the collector state (generations, counts, thresholds, stats, `garbage`, debug
-//! flags, callbacks, the trashcan) and which one the calling thread uses.
+//! flags, callbacks, the weakref side table), which one the calling thread uses, and the rule
+//! that it does not change while library-run code is on the thread's stack.
+//!
+//! | item                  | role                                                              |
+//! |-----------------------|-------------------------------------------------------------------|
+//! | `GcState`             | one runtime's collector state (all `Cell`/`RefCell`)              |
+//! | `current()`           | the thread's current runtime: the crate TLS word `RUNTIME` (one load; the default runtime is made on first use, on a cold path) |
+//! | [`Runtime`]           | an explicit runtime threads attach to one at a time (like a GIL)  |
+//! | [`AttachGuard`]       | one attachment; detaches on drop                                  |
+//! | `UserCode`            | marks library-run user code on this thread (TLS word `CALL_DEPTH`) |
+//! | [`check_runtime_switch`] | the re-entrancy rule, as a value                               |
 //!
 //! # Invariants
 //!
@@ -15,21 +25,35 @@
 //! - The generation sentinels live in a `Box` and never move; a runtime is freed only when all
 //!   its lists and `garbage` are empty (otherwise it is leaked, so objects that outlive it stay
 //!   valid).
+//! - **The re-entrancy rule**: the current runtime does not change while the library runs user
+//!   code on this thread, that is while
+//!
+//!   `library code runs  <=>  TRASH_DEPTH > 0 (a deallocation)  or  CALL_DEPTH > 0`
+//!
+//!   where `CALL_DEPTH` counts the live `UserCode` marks: a collection with its callbacks
+//!   (`schedule::Collecting`), the traversals of `get_referrers` / `get_referents`, weakref
+//!   callbacks run outside a deallocation, and the C ABI's visitors (`raw::CallbackScope`).
+//!   The call that runs such code holds the runtime's state and goes on with it afterwards;
+//!   a switch there would let another thread into a runtime mid-collection, or run the rest of
+//!   the call (and the trashcan's deferred objects) under the wrong runtime. `try_attach` and
+//!   [`check_runtime_switch`] refuse with `GcError::SwitchFromLibraryCode`; `attach` panics;
+//!   dropping an `AttachGuard` there aborts.
+//!
+//! May touch: `list.rs` (the sentinels), `any.rs` (`garbage`), `diag.rs`; the object layer's
+//! trashcan state (`deallocating`, `drain_trash`); the TLS words `RUNTIME` and `CALL_DEPTH`.
 
 use core::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use super::AnyGc;
+use super::any::AnyGc;
+use super::diag::{GcError, abort_with};
 use super::list::{self, Head};
-use crate::object::{GcHead, ObjectHeader};
-use std::collections::HashMap;
-
-/// Default thresholds of generations 0, 1, 2 (CPython's).
-pub const DEFAULT_THRESHOLDS: [usize; 3] = [700, 10, 10];
-/// Number of generations (the permanent one not counted).
-pub const NUM_GENERATIONS: usize = 3;
+use crate::config::{DEFAULT_THRESHOLDS, NUM_GENERATIONS};
+use crate::object::{self, GcHead, ObjectHeader};
+use crate::tls::{self, CALL_DEPTH, RUNTIME};
 
 /// Per-generation statistics (CPython's `gc.get_stats()` entries).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -86,10 +110,6 @@ pub(crate) struct GcState {
     pub stats: [Cell<GenStats>; NUM_GENERATIONS],
     pub garbage: RefCell<Vec<AnyGc>>,
     pub callbacks: RefCell<Vec<(u64, Callback)>>,
-    /// Nesting of deallocations (the trashcan).
-    pub trash_depth: Cell<usize>,
-    /// Deallocations deferred by the trashcan, linked through `GcHead.prev`.
-    pub trash_list: Cell<Head>,
     /// Weakref list heads of side-table objects that have weakrefs (`PREV_HAS_WEAKREFS`),
     /// boxed so that a head's address is stable while it is in use.
     pub weak_table: RefCell<HashMap<usize, Box<Cell<*mut ObjectHeader>>>>,
@@ -117,8 +137,6 @@ impl GcState {
             stats: Default::default(),
             garbage: RefCell::new(Vec::new()),
             callbacks: RefCell::new(Vec::new()),
-            trash_depth: Cell::new(0),
-            trash_list: Cell::new(core::ptr::null_mut()),
             weak_table: RefCell::new(HashMap::new()),
         });
         // SAFETY: the sentinels are inside the box and never move.
@@ -137,6 +155,14 @@ impl GcState {
         self.gens[i].head.get()
     }
 
+    /// Count a freed tracked object: generation 0's count is allocations minus frees, never
+    /// below zero.
+    #[inline(always)]
+    pub fn note_free(&self) {
+        let g0 = &self.gens[0];
+        g0.count.set(g0.count.get().saturating_sub(1));
+    }
+
     /// Whether every list and `garbage` is empty (the state can be freed).
     fn is_idle(&self) -> bool {
         // SAFETY: the sentinels are initialized lists.
@@ -149,9 +175,20 @@ impl GcState {
 }
 
 thread_local! {
-    static CURRENT: Cell<*const GcState> = const { Cell::new(core::ptr::null()) };
+    // Cold: read by the thread-exit cleanup only (the hot word is the TLS slot RUNTIME).
     static DEFAULT: Cell<*const GcState> = const { Cell::new(core::ptr::null()) };
     static DEFAULT_GUARD: DefaultGuard = const { DefaultGuard };
+}
+
+/// The current runtime pointer (the TLS word `RUNTIME`), null before first use.
+#[inline(always)]
+fn current_ptr() -> *const GcState {
+    tls::get::<RUNTIME>() as *const GcState
+}
+
+#[inline(always)]
+fn set_current(st: *const GcState) {
+    tls::set::<RUNTIME>(st as usize);
 }
 
 /// Frees the thread's default runtime at thread exit when nothing of it is left.
@@ -160,12 +197,14 @@ struct DefaultGuard;
 impl Drop for DefaultGuard {
     fn drop(&mut self) {
         let st = DEFAULT.with(|d| d.get());
-        if st.is_null() || CURRENT.with(|c| c.get()) != st {
+        if st.is_null() || current_ptr() != st {
             return;
         }
+        // What a panic left in the trashcan belongs to this runtime: free it while it lives.
+        before_switch();
         // SAFETY: st is this thread's default runtime, created by new_boxed and leaked.
         if unsafe { (*st).is_idle() } {
-            CURRENT.with(|c| c.set(core::ptr::null()));
+            set_current(core::ptr::null());
             DEFAULT.with(|d| d.set(core::ptr::null()));
             // SAFETY: no object of this runtime remains; nothing else points at it.
             drop(unsafe { Box::from_raw(st as *mut GcState) });
@@ -179,11 +218,11 @@ impl Drop for DefaultGuard {
 /// thread exit and are only freed when empty).
 #[inline(always)]
 pub(crate) fn current() -> &'static GcState {
-    let p = CURRENT.with(|c| c.get());
+    let p = current_ptr();
     if p.is_null() {
         return make_default();
     }
-    // SAFETY: a non-null CURRENT is a live runtime (see the module invariants).
+    // SAFETY: a non-null RUNTIME word is a live runtime (see the module invariants).
     unsafe { &*p }
 }
 
@@ -191,13 +230,57 @@ pub(crate) fn current() -> &'static GcState {
 #[inline(never)]
 fn make_default() -> &'static GcState {
     let st: &'static GcState = Box::leak(GcState::new_boxed());
-    CURRENT.with(|c| c.set(st));
+    set_current(st);
     DEFAULT.with(|d| d.set(st));
     // Registering the guard fails only during thread teardown; then the runtime is leaked.
     let _ = DEFAULT_GUARD.try_with(|_| ());
     st
 }
 
+/// Marks library-run user code on this thread for as long as it lives (the TLS word
+/// `CALL_DEPTH`, restored on drop, also when a panic unwinds): runtime switches are refused
+/// meanwhile. Deallocations need no mark (the trashcan's depth says so).
+pub(crate) struct UserCode(usize);
+
+impl UserCode {
+    #[inline]
+    pub(crate) fn enter() -> UserCode {
+        let d = tls::get::<CALL_DEPTH>();
+        tls::set::<CALL_DEPTH>(d + 1);
+        UserCode(d)
+    }
+}
+
+impl Drop for UserCode {
+    #[inline]
+    fn drop(&mut self) {
+        tls::set::<CALL_DEPTH>(self.0);
+    }
+}
+
+/// Whether the library runs user code on this thread (see the re-entrancy rule above).
+#[inline]
+fn in_library_code() -> bool {
+    tls::get::<CALL_DEPTH>() != 0 || object::deallocating()
+}
+
+/// `Ok` when the calling thread may switch runtimes (attach or detach) now: not from code the
+/// library runs (a deallocation with its `Drop` impls and C `dealloc`s, a collection with its
+/// finalizers, weakref and gc callbacks, a traversal for `get_referrers` / `get_referents`, a
+/// visitor the C ABI calls); else `Err(GcError::SwitchFromLibraryCode)`.
+pub fn check_runtime_switch() -> Result<(), GcError> {
+    if in_library_code() {
+        Err(GcError::SwitchFromLibraryCode)
+    } else {
+        Ok(())
+    }
+}
+
+/// Before a runtime switch: finish what the trashcan still holds from a panic, under the
+/// runtime it belongs to.
+fn before_switch() {
+    object::drain_trash();
+}
 /// An explicitly created runtime that threads attach to one at a time (like a GIL), so that
 /// several threads can share one object heap.
 pub struct Runtime {
@@ -241,15 +324,41 @@ impl Runtime {
     /// run by whichever thread is attached when a collection runs: they must be safe to use from
     /// any thread that attaches (in effect `Send`). Guards of different runtimes on one thread
     /// must drop in reverse order of creation.
+    ///
+    /// # Panics
+    /// When called from code the library runs on this thread (a `Drop` impl or C `dealloc` run
+    /// by a deallocation, a finalizer, a weakref or gc callback, a `trace`/`traverse`, a C
+    /// visitor): the call running it holds the current runtime and goes on with it afterwards.
+    /// Nothing has changed then (no runtime attached, none waited for). [`try_attach`] returns
+    /// the refusal as an error instead.
+    ///
+    /// [`try_attach`]: Runtime::try_attach
+    #[track_caller]
     pub unsafe fn attach(&self) -> AttachGuard<'_> {
+        // SAFETY: forwarded: the caller keeps attach's contract.
+        match unsafe { self.try_attach() } {
+            Ok(g) => g,
+            Err(e) => panic!("Runtime::attach: {e}"),
+        }
+    }
+
+    /// [`attach`](Runtime::attach), or `Err(GcError::SwitchFromLibraryCode)` (nothing done) when
+    /// called from code the library runs.
+    ///
+    /// # Safety
+    /// As [`attach`](Runtime::attach).
+    pub unsafe fn try_attach(&self) -> Result<AttachGuard<'_>, GcError> {
+        check_runtime_switch()?;
+        before_switch();
         let mut a = self.attached.lock().unwrap_or_else(|e| e.into_inner());
         while *a {
             a = self.released.wait(a).unwrap_or_else(|e| e.into_inner());
         }
         *a = true;
         drop(a);
-        let previous = CURRENT.with(|c| c.replace(self.state));
-        AttachGuard { rt: self, previous }
+        let previous = current_ptr();
+        set_current(self.state);
+        Ok(AttachGuard { rt: self, previous })
     }
 }
 
@@ -265,6 +374,10 @@ impl Drop for Runtime {
 }
 
 /// The attachment of the calling thread to a [`Runtime`]; detaches on drop.
+///
+/// Dropping it from code the library runs (see [`Runtime::attach`]) aborts the process with a
+/// message: it can neither detach there nor stay attached for good (other threads would wait
+/// forever), and a panic in `drop` could unwind into a collection.
 pub struct AttachGuard<'a> {
     rt: &'a Runtime,
     previous: *const GcState,
@@ -272,7 +385,11 @@ pub struct AttachGuard<'a> {
 
 impl Drop for AttachGuard<'_> {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.previous));
+        if let Err(e) = check_runtime_switch() {
+            abort_with(format_args!("an AttachGuard was dropped there: {e}"));
+        }
+        before_switch();
+        set_current(self.previous);
         *self.rt.attached.lock().unwrap_or_else(|e| e.into_inner()) = false;
         self.rt.released.notify_one();
     }

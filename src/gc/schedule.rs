@@ -11,20 +11,28 @@
 //!   except that a full collection also needs `long_lived_pending > long_lived_total / 4`
 //!   (so the total cost of full collections stays linear in the number of objects).
 //! - `collecting` is set for the whole of a collection, callbacks included, and cleared by a
-//!   guard, also when a callback panics.
+//!   guard, also when a callback panics; the same guard marks the thread as running library
+//!   code (`runtime::UserCode`), so no runtime switch happens meanwhile.
+//! - Frees are counted where objects are freed (`GcState::note_free`, from the deallocation
+//!   protocol), allocations here, before the memory is taken (a collection may run first).
+//!
+//! May touch: `collect.rs` (the collection), `runtime.rs` (the state, the user-code mark).
 
 use std::time::Duration;
 
 use super::collect::collect_main;
-use super::runtime::{CallbackInfo, GcState, NUM_GENERATIONS, Phase};
+use super::runtime::{CallbackInfo, GcState, Phase, UserCode};
+use crate::config::{FULL_COLLECTION_PENDING_DIVISOR, NUM_GENERATIONS};
 
-/// Count a new tracked object; collect when generation 0 is over its threshold.
+/// Count a new tracked object; collect when generation 0 is over its threshold. `enabled` is
+/// tested here, as CPython's `_PyObject_GC_Link` does: with automatic collection off the count
+/// stays over the threshold, and every allocation would otherwise call out to find that out.
 #[inline(always)]
 pub(crate) fn note_alloc(st: &GcState) {
     let g0 = &st.gens[0];
     let c = g0.count.get() + 1;
     g0.count.set(c);
-    if c > g0.threshold.get() {
+    if c > g0.threshold.get() && st.enabled.get() {
         maybe_collect(st);
     }
 }
@@ -47,46 +55,47 @@ pub(crate) fn alloc_counted(
     obj
 }
 
-/// Count a freed tracked object.
-#[inline(always)]
-pub(crate) fn note_free(st: &GcState) {
-    let g0 = &st.gens[0];
-    g0.count.set(g0.count.get().saturating_sub(1));
-}
-
 #[cold]
 #[inline(never)]
 fn maybe_collect(st: &GcState) {
-    if st.enabled.get() && st.gens[0].threshold.get() != 0 && !st.collecting.get() {
+    if st.gens[0].threshold.get() != 0 && !st.collecting.get() {
         let _running = Collecting::enter(st);
         collect_generations(st);
     }
 }
 
-/// Marks a collection as running; clears the mark on drop, also when a gc callback panics
-/// (callbacks run only while every list is consistent).
-pub(crate) struct Collecting<'a>(&'a GcState);
+/// Marks a collection as running, and the thread as running library code; clears both on
+/// drop, also when a gc callback panics (callbacks run only while every list is consistent).
+pub(crate) struct Collecting<'a> {
+    st: &'a GcState,
+    _user_code: UserCode,
+}
 
 impl<'a> Collecting<'a> {
     pub(crate) fn enter(st: &'a GcState) -> Collecting<'a> {
         st.collecting.set(true);
-        Collecting(st)
+        Collecting {
+            st,
+            _user_code: UserCode::enter(),
+        }
     }
 }
 
 impl Drop for Collecting<'_> {
     fn drop(&mut self) {
-        self.0.collecting.set(false);
+        self.st.collecting.set(false);
     }
 }
 
 /// Collect the oldest generation over its threshold (CPython's `gc_collect_generations`); a
-/// full collection also needs `long_lived_pending > long_lived_total / 4`.
+/// full collection also needs `long_lived_pending > long_lived_total / 4`
+/// (`FULL_COLLECTION_PENDING_DIVISOR`).
 fn collect_generations(st: &GcState) {
     for i in (0..NUM_GENERATIONS).rev() {
         if st.gens[i].count.get() > st.gens[i].threshold.get() {
             if i == NUM_GENERATIONS - 1
-                && st.long_lived_pending.get() <= st.long_lived_total.get() / 4
+                && st.long_lived_pending.get()
+                    <= st.long_lived_total.get() / FULL_COLLECTION_PENDING_DIVISOR
             {
                 continue;
             }

@@ -196,3 +196,61 @@ fn side_table_entries_live_exactly_while_an_object_has_weakrefs() {
         assert!(w3.is_dead());
     });
 }
+
+/// A value holding `AnyGc`s: traced through `Tracer::visit` like any handle.
+struct Holder(GcCell<Option<AnyGc>>, GcCell<Option<AnyGc>>);
+
+// SAFETY: visits the two AnyGc it owns (GcCell and Option forward).
+unsafe impl Trace for Holder {
+    fn trace(&self, t: &mut Tracer) {
+        self.0.trace(t);
+        self.1.trace(t);
+    }
+}
+
+unsafe extern "C" fn plain_dealloc(obj: *mut ObjectHeader) {
+    // SAFETY: a plain object at refcount zero: no GC head, nothing held.
+    unsafe { raw::del_object(obj) };
+    FREED.with(|f| f.set(f.get() + 1));
+}
+
+static PLAIN_TYPE: TypeObject = TypeObject {
+    name: c"plain".as_ptr(),
+    basic_size: size_of::<ObjectHeader>(),
+    flags: 0,
+    weaklist_offset: 0,
+    traverse: None,
+    clear: None,
+    finalize: None,
+    del: None,
+    dealloc: plain_dealloc,
+    item_size: 0,
+};
+
+#[test]
+fn any_gc_fields_are_traced_and_cycles_through_them_are_collected() {
+    in_thread(|| {
+        let none = || GcCell::new(None);
+        let a = Gc::new(Holder(none(), none()));
+        let b = Gc::new(Holder(GcCell::new(Some(Gc::to_any(&a))), none()));
+        a.0.set(Some(Gc::to_any(&b)));
+        // A non-GC (C) object behind an AnyGc: visited through the visit procedure, which
+        // checks its type (it has no GcHead to touch).
+        // SAFETY: a static type; the object is initialized (no payload) and owned by `a`.
+        let plain = unsafe { raw::new_object(&PLAIN_TYPE) };
+        // SAFETY: live; the AnyGc takes its own reference, ours is given up.
+        unsafe {
+            a.1.set(Some(AnyGc::from_borrowed(plain)));
+            object::decref(plain);
+        }
+        assert_eq!(get_referents(&a).len(), 2);
+        drop((a, b));
+        assert_eq!(collect(2), Ok(2));
+        assert_eq!(
+            FREED.with(|f| f.get()),
+            1,
+            "the plain object went with its holder"
+        );
+        assert_eq!(get_objects(None).unwrap().len(), 0);
+    });
+}

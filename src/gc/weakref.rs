@@ -3,6 +3,14 @@
 //! or, for side-table types (all `Gc<T>`), in the runtime's `weak_table` while the referent has
 //! weakrefs (its `PREV_HAS_WEAKREFS` flag is set exactly then).
 //!
+//! | item                               | role                                                 |
+//! |------------------------------------|------------------------------------------------------|
+//! | [`WEAKREF_TYPE`], `WeakRefObject`  | the weakref object and its type (traverse, clear, dealloc) |
+//! | [`WeakCallback`]                   | a Rust closure or a C function with its data         |
+//! | `check_target`, `init`             | a new weakref, in two halves around the caller's counted allocation (`handle::new_weakref`) |
+//! | `weakref_get`, `is_weakref`        | the referent, unless dead or dying                  |
+//! | `clear_ref`, `clear_all`, `clear_weakrefs`, `run_callback` | clearing (the deallocation protocol's weakref step, and the collector's) |
+//!
 //! # Invariants
 //!
 //! - A weakref is *live* while `referent != null`; it is then on the referent's list exactly
@@ -11,19 +19,20 @@
 //!   of those that have one run, each at most once (the callback is taken out of its cell).
 //! - In a collection (`collect::handle_weakrefs`) every weakref to garbage is cleared before
 //!   any callback runs, and a callback runs only when its weakref is not garbage itself.
-//! - `Weak<T>` owns one reference to a weakref object; `upgrade` succeeds exactly while the
-//!   weakref is live.
+//! - A referent with `refcnt <= 0` is dying (its deallocation runs, or the trashcan put it
+//!   off): `weakref_get` never hands it out and no weakref is made to it.
+//!
+//! May touch: `list.rs`, `runtime.rs` (the side table, counts, the user-code mark), `diag.rs`.
+//! Not the scheduler: allocating a weakref object (which counts, and may collect) is the
+//! caller's (`handle.rs`); so is the `Weak<T>` handle.
 
 use core::cell::Cell;
 use core::ffi::{c_int, c_void};
-use core::marker::PhantomData;
-use core::ptr::{self, NonNull};
+use core::ptr;
 
-use super::handle::Gc;
+use super::diag::abort_with;
 use super::list;
-use super::runtime::current;
-use super::schedule;
-use super::trace::Trace;
+use super::runtime::{GcState, UserCode, current};
 use crate::object::{
     self, ObjectHeader, PREV_HAS_WEAKREFS, TPFLAGS_HAVE_GC, TypeObject, VisitProc,
     WEAKLIST_SIDE_TABLE, as_gc, type_of, weaklist_slot,
@@ -41,7 +50,7 @@ pub enum WeakCallback {
 }
 
 #[repr(C)]
-struct WeakRefObject {
+pub(crate) struct WeakRefObject {
     header: ObjectHeader,
     referent: Cell<*mut ObjectHeader>,
     prev: Cell<*mut WeakRefObject>,
@@ -77,6 +86,10 @@ unsafe extern "C" fn wr_clear(wr: *mut ObjectHeader) -> c_int {
     0
 }
 
+/// A weakref object's `dealloc`: the deallocation protocol (`dealloc.rs`) minus the steps a
+/// weakref never needs (it has no finalizer and cannot be weakly referenced): untrack, drop
+/// the payload (unlink, callback), free and uncount, with the same primitives (this file sits
+/// below `dealloc.rs`, which uses it to clear weakrefs).
 unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
     let st = current();
     // SAFETY: wr is a weakref object with refcount 0.
@@ -86,7 +99,7 @@ unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
         ptr::drop_in_place(wr as *mut WeakRefObject); // drops the callback
         object::object_free(wr);
     }
-    schedule::note_free(st);
+    st.note_free();
 }
 
 /// The head slot of `obj`'s weakref list, or null (no support, or no list and `!create`).
@@ -134,7 +147,7 @@ unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHea
 #[cold]
 #[inline(never)]
 fn foreign_runtime(obj: *mut ObjectHeader) -> ! {
-    super::abort_with(format_args!(
+    abort_with(format_args!(
         "object {obj:p} has weak references in another runtime: it is used while its runtime \
          is not the thread's current one (see Runtime::attach)"
     ))
@@ -168,31 +181,36 @@ pub unsafe fn is_weakref(obj: *mut ObjectHeader) -> bool {
     ptr::eq(unsafe { (*obj).ty }, &WEAKREF_TYPE)
 }
 
-/// A new weakref object (refcount 1, tracked) to `obj`, or a panic if `obj`'s type does not
-/// support weak references.
+/// Refuse (panic) to make a weakref to `obj` when its type does not support weak references
+/// or it is dying (count 0: its weakrefs were cleared already, and a new one would outlive
+/// it). Called before the weakref object is allocated.
 ///
 /// # Safety
-/// `obj` must be a live object of the current runtime.
-pub unsafe fn weakref_new(
-    obj: *mut ObjectHeader,
-    callback: Option<WeakCallback>,
-) -> *mut ObjectHeader {
+/// `obj` must be live.
+pub(crate) unsafe fn check_target(obj: *mut ObjectHeader) {
     // SAFETY: live object.
     let ty = unsafe { type_of(obj) };
     assert!(
         ty.supports_weakrefs(),
         "weakref_new: the object's type does not support weak references"
     );
-    // A weakref made to a dying object (count 0: its weakrefs already cleared) would outlive it.
     // SAFETY: live object.
     let refcnt = unsafe { (*obj).refcnt };
     assert!(refcnt > 0, "weakref_new: the object is being deallocated");
-    let st = current();
-    let wr = schedule::alloc_counted(
-        st,
-        &WEAKREF_TYPE,
-        core::alloc::Layout::new::<WeakRefObject>(),
-    );
+}
+
+/// Make the fresh object `wr` (of `WEAKREF_TYPE`, from the caller's counted allocation) a
+/// weakref to `obj` with `callback`: linked first on `obj`'s list, tracked in generation 0.
+///
+/// # Safety
+/// `wr` is a fresh, untracked object of `WEAKREF_TYPE` (payload uninitialized); `obj` a live
+/// object of `st` that passed [`check_target`].
+pub(crate) unsafe fn init(
+    st: &GcState,
+    wr: *mut ObjectHeader,
+    obj: *mut ObjectHeader,
+    callback: Option<WeakCallback>,
+) {
     let w = wr as *mut WeakRefObject;
     // SAFETY: fresh object; slot belongs to the live referent; list heads are live weakrefs.
     unsafe {
@@ -208,7 +226,6 @@ pub unsafe fn weakref_new(
         *slot = wr;
         list::append(as_gc(wr), st.gen_head(0));
     }
-    wr
 }
 
 /// The referent of `wr` (borrowed), or null once cleared or once the referent is dying.
@@ -317,7 +334,7 @@ fn run_rust_callback(f: Box<dyn FnOnce()>) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         // The payload is never dropped: its Drop could panic again and unwind from here.
         core::mem::forget(payload);
-        super::abort_with(format_args!("a weakref callback panicked"));
+        abort_with(format_args!("a weakref callback panicked"));
     }
 }
 
@@ -333,6 +350,11 @@ pub unsafe fn clear_weakrefs(obj: *mut ObjectHeader) {
             object::incref(wr);
             with_cb.push(wr);
         });
+        if with_cb.is_empty() {
+            return;
+        }
+        // Callbacks are user code, also when a C caller clears weakrefs outside a dealloc.
+        let _user_code = UserCode::enter();
         for wr in with_cb {
             run_callback(wr);
             object::decref(wr);
@@ -379,75 +401,4 @@ pub unsafe fn getweakrefcount(obj: *mut ObjectHeader) -> usize {
         }
     }
     n
-}
-
-/// A weak reference to a `Gc<T>`: does not keep the value alive; `upgrade` gives a `Gc` while
-/// the object lives. Owns a counted weakref object.
-pub struct Weak<T: Trace> {
-    wr: NonNull<ObjectHeader>,
-    _not_send: PhantomData<*const T>,
-}
-
-impl<T: Trace> Weak<T> {
-    /// Adopt the reference to the weakref object `wr`.
-    ///
-    /// # Safety
-    /// `wr` must be a live weakref object whose referent (if any) is a `Gc<T>` object.
-    pub(crate) unsafe fn from_weakref(wr: *mut ObjectHeader) -> Weak<T> {
-        // SAFETY: weakref_new never returns null.
-        let wr = unsafe { NonNull::new_unchecked(wr) };
-        Weak {
-            wr,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// A strong reference, or `None` once the object died (or its cycle was collected).
-    pub fn upgrade(&self) -> Option<Gc<T>> {
-        // SAFETY: our weakref object is live; a live referent is a Gc<T> object.
-        unsafe {
-            let r = weakref_get(self.wr.as_ptr());
-            if r.is_null() {
-                return None;
-            }
-            object::incref(r);
-            Some(Gc::from_raw(r))
-        }
-    }
-
-    /// Whether the weak reference was cleared.
-    pub fn is_dead(&self) -> bool {
-        // SAFETY: our weakref object is live.
-        unsafe { weakref_get(self.wr.as_ptr()).is_null() }
-    }
-
-    /// The weakref object (for tracing).
-    #[inline(always)]
-    pub(crate) fn weakref_object(&self) -> *mut ObjectHeader {
-        self.wr.as_ptr()
-    }
-}
-
-impl<T: Trace> Clone for Weak<T> {
-    fn clone(&self) -> Weak<T> {
-        // SAFETY: live weakref object.
-        unsafe { object::incref(self.wr.as_ptr()) };
-        Weak {
-            wr: self.wr,
-            _not_send: PhantomData,
-        }
-    }
-}
-
-impl<T: Trace> Drop for Weak<T> {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference.
-        unsafe { object::decref(self.wr.as_ptr()) }
-    }
-}
-
-impl<T: Trace> core::fmt::Debug for Weak<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "(Weak)")
-    }
 }

@@ -31,12 +31,29 @@
 //!   operation, untracking and the trashcan (`PREV_STICKY`).
 //! - Memory comes from [`ArenaAlloc`] directly (pools up to 512 bytes, the system allocator
 //!   above), never from the program's global allocator. This layer knows nothing of collectors:
-//!   `decref` reaching zero calls the type's `dealloc`, which the layer above supplies.
+//!   `decref` reaching zero calls the type's `dealloc` (through the trashcan, `trash.rs`), which
+//!   the layer above supplies.
+//! - `refcnt > 0`: live. `refcnt == 0`: its deallocation has begun. `refcnt < 0`: put off by the
+//!   trashcan (the word holds the trashcan's link, see `trash.rs`). So `refcnt <= 0` reads as
+//!   "dying" everywhere (weak references never hand such an object out).
+//!
+//! | file       | holds                                                                     |
+//! |------------|---------------------------------------------------------------------------|
+//! | `mod.rs`   | the header, the GC head and its bits, `TypeObject`, allocation, counts    |
+//! | `trash.rs` | the trashcan: every deallocation from a count reaching zero goes through it |
+//!
+//! May touch: `crate::alloc` (memory), `crate::config` (`TRASH_LIMIT`), `crate::tls` (the
+//! trashcan's two words). Nothing of `gc`.
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ffi::{c_char, c_int, c_void};
 
 use crate::alloc::ArenaAlloc;
+
+mod trash;
+
+pub use trash::dealloc;
+pub(crate) use trash::{dealloc_with, deallocating, drain_trash};
 
 /// The start of every object: a plain (non-atomic) reference count and the object's type.
 #[repr(C)]
@@ -316,8 +333,17 @@ unsafe fn object_alloc_layout(
 /// untracked, and is not used afterwards.
 #[inline]
 pub unsafe fn object_free(obj: *mut ObjectHeader) {
-    // SAFETY: obj is live until this call.
-    let t = unsafe { type_of(obj) };
+    // SAFETY: obj is live until this call; its type is its own.
+    unsafe { object_free_as(obj, type_of(obj)) }
+}
+
+/// [`object_free`] for a caller that knows `obj`'s type: with a compile-time `t` (a Rust
+/// `Gc<T>`'s) the layout is a constant and the allocator's free path inlines.
+///
+/// # Safety
+/// As [`object_free`], and `t` is `obj`'s type.
+#[inline(always)]
+pub(crate) unsafe fn object_free_as(obj: *mut ObjectHeader, t: &TypeObject) {
     // SAFETY: GC objects have a head in front of the header.
     let tracked = t.is_gc() && unsafe { (*as_gc(obj)).next } != 0;
     debug_assert!(!tracked, "free of a tracked object");
@@ -347,7 +373,8 @@ pub unsafe fn incref(obj: *mut ObjectHeader) {
     unsafe { (*obj).refcnt += 1 }
 }
 
-/// Drop a strong reference; at zero the type's `dealloc` runs.
+/// Drop a strong reference; at zero the type's `dealloc` runs, inside the trashcan
+/// ([`dealloc`]).
 ///
 /// # Safety
 /// `obj` must be live and the caller must own the reference it gives up.
@@ -357,8 +384,31 @@ pub unsafe fn decref(obj: *mut ObjectHeader) {
     unsafe {
         (*obj).refcnt -= 1;
         if (*obj).refcnt == 0 {
-            (type_of(obj).dealloc)(obj)
+            dealloc(obj)
         }
+    }
+}
+
+/// Unlink the `GcHead` `g` from the list it is on and mark it untracked (`next = 0`, only the
+/// sticky flags kept in `prev`); nothing when it is untracked already. The one unlink of the
+/// crate: the collector's lists (`gc::list`) and the trashcan both use it.
+///
+/// # Safety
+/// `g` is the head of a live object, untracked or on a valid list (whose neighbours are live
+/// nodes or its sentinel) outside the collector's refs phase.
+#[inline(always)]
+pub(crate) unsafe fn untrack_head(g: *mut GcHead) {
+    // SAFETY: caller's contract; the neighbours are live.
+    unsafe {
+        if (*g).next == 0 {
+            return;
+        }
+        let p = ((*g).prev & PREV_MASK) as *mut GcHead;
+        let n = (*g).next as *mut GcHead;
+        (*p).next = n as usize;
+        (*n).prev = ((*n).prev & !PREV_MASK) | p as usize;
+        (*g).next = 0;
+        (*g).prev &= PREV_STICKY;
     }
 }
 
@@ -414,81 +464,4 @@ pub unsafe fn weaklist_slot(obj: *mut ObjectHeader) -> *mut *mut ObjectHeader {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    unsafe extern "C" fn free_it(obj: *mut ObjectHeader) {
-        // SAFETY: called at refcount zero on an untracked object from object_alloc.
-        unsafe { object_free(obj) }
-    }
-
-    static PLAIN: TypeObject = TypeObject {
-        name: c"plain".as_ptr(),
-        basic_size: 24,
-        flags: 0,
-        weaklist_offset: 0,
-        traverse: None,
-        clear: None,
-        finalize: None,
-        del: None,
-        dealloc: free_it,
-        item_size: 0,
-    };
-
-    static VAR: TypeObject = TypeObject {
-        name: c"var".as_ptr(),
-        basic_size: 24,
-        item_size: 8,
-        flags: TPFLAGS_HAVE_GC,
-        ..PLAIN
-    };
-
-    #[test]
-    fn variable_size_objects_small_and_large() {
-        for n in [0usize, 1, 10, 100, 5000] {
-            // SAFETY: static type; the object is used only while live.
-            unsafe {
-                let o = object_alloc_var(&VAR, n);
-                assert!(!o.is_null());
-                let payload = o.cast::<u8>().add(size_of::<ObjectHeader>());
-                payload.write_bytes(0xAB, 8 + 8 * n);
-                assert_eq!(*payload.add(8 * n), 0xAB);
-                object_free(o);
-            }
-        }
-        // SAFETY: static type; a size that overflows gives null.
-        assert!(unsafe { object_alloc_var(&VAR, usize::MAX / 4) }.is_null());
-    }
-
-    static WITH_GC: TypeObject = TypeObject {
-        name: c"with_gc".as_ptr(),
-        basic_size: 16,
-        flags: TPFLAGS_HAVE_GC,
-        ..PLAIN
-    };
-
-    #[test]
-    fn alloc_incref_decref_free() {
-        for ty in [&PLAIN, &WITH_GC] {
-            // SAFETY: static types; the object is used only while live.
-            unsafe {
-                let o = object_alloc(ty);
-                assert!(!o.is_null());
-                assert_eq!(o as usize % OBJECT_ALIGN, 0);
-                assert_eq!((*o).refcnt, 1);
-                assert!(!is_tracked(o));
-                assert!(!is_finalized(o));
-                assert!(weaklist_slot(o).is_null());
-                if ty.is_gc() {
-                    assert_eq!(from_gc(as_gc(o)), o);
-                }
-                incref(o);
-                decref(o);
-                assert_eq!((*o).refcnt, 1);
-                decref(o);
-            }
-        }
-        // SAFETY: WITH_GC's name is a C string literal.
-        assert_eq!(unsafe { WITH_GC.name_str() }, "with_gc");
-    }
-}
+mod tests;
