@@ -1,14 +1,14 @@
 //! The crate's thread-local words: one initial-exec TLS object of `WORDS` machine words, with a
 //! named slot for each value a hot path reads.
 //!
-//! | slot          | layer      | holds                                                        |
-//! |---------------|------------|--------------------------------------------------------------|
-//! | `HEAP`        | allocator  | the thread's heap (`alloc::thread`), null before and after   |
-//! | `HEAP_STATE`  | allocator  | the heap's lifecycle state (`alloc::thread`: NEW/LIVE/EXITED)|
-//! | `RUNTIME`     | collector  | the thread's current runtime (`gc::runtime`), null at first  |
-//! | `CALL_DEPTH`  | collector  | library frames running user code on this thread (`gc`)       |
-//! | `TRASH_DEPTH` | collector  | nesting of deallocations (the trashcan, `gc::dealloc`)       |
-//! | `TRASH_LIST`  | collector  | deallocations the trashcan put off, linked (`gc::dealloc`)   |
+//! | slot          | layer      | holds                                                          |
+//! |---------------|------------|----------------------------------------------------------------|
+//! | `HEAP`        | allocator  | the thread's heap (`alloc::thread`), null before and after     |
+//! | `HEAP_STATE`  | allocator  | the heap's lifecycle state (`alloc::thread`: NEW/LIVE/EXITED)  |
+//! | `RUNTIME`     | collector  | the thread's current runtime (`gc::runtime`), null at first    |
+//! | `CALL_DEPTH`  | collector  | library frames running user code here (`gc::runtime::UserCode`)|
+//! | `TRASH_DEPTH` | objects    | nesting of deallocations (the trashcan, `object::trash`)       |
+//! | `TRASH_LIST`  | objects    | deallocations the trashcan put off, linked (`object::trash`)   |
 //!
 //! Each value is an opaque `usize`: this module sits below every layer and knows none of their
 //! types (the layer that owns a slot converts). Every slot starts 0 in every thread, and only
@@ -35,15 +35,12 @@ pub(crate) const HEAP: usize = 0;
 /// The allocator's heap lifecycle state.
 pub(crate) const HEAP_STATE: usize = 1;
 /// The collector's current runtime.
-#[allow(dead_code)] // the collector's, being moved onto it
 pub(crate) const RUNTIME: usize = 2;
 /// Library frames running user code (finalizers, callbacks, deallocations, traversals).
 pub(crate) const CALL_DEPTH: usize = 3;
 /// Nesting of deallocations (the trashcan).
-#[allow(dead_code)]
 pub(crate) const TRASH_DEPTH: usize = 4;
 /// The trashcan's list of deferred deallocations.
-#[allow(dead_code)]
 pub(crate) const TRASH_LIST: usize = 5;
 /// Words in the object (two spare).
 const WORDS: usize = 8;

@@ -96,22 +96,6 @@ pub fn tune_system_allocator() -> bool {
     large::tune_system_allocator()
 }
 
-/// For the C ABI crate: a per-thread count of its object, gc and runtime calls in progress,
-/// kept in the crate's initial-exec thread-local words (`crate::tls`), which cost no call to
-/// reach from a shared object. Starts 0.
-#[doc(hidden)]
-#[inline(always)]
-pub fn api_nesting() -> usize {
-    crate::tls::get::<{ crate::tls::CALL_DEPTH }>()
-}
-
-/// See [`api_nesting`].
-#[doc(hidden)]
-#[inline(always)]
-pub fn set_api_nesting(n: usize) {
-    crate::tls::set::<{ crate::tls::CALL_DEPTH }>(n)
-}
-
 /// Check the calling thread's heap and the arenas (tests and debug builds).
 pub fn validate() -> Result<(), &'static str> {
     thread::validate()
