@@ -65,6 +65,27 @@ pub const POOL_HEADER_SIZE: usize = 64;
 /// Pools of an arena that hold blocks (pool 0 is the header page).
 pub const USABLE_POOLS: usize = POOLS_PER_ARENA - 1;
 
+/// Medium blocks: requests of `SMALL_MAX + 1 ..= MEDIUM_MAX` bytes (alignment at most 16) come
+/// from our own size classes, `MEDIUM_STEP` bytes apart, instead of the system allocator. Half of
+/// the blocks of a larson- or rptest-shaped server (8..1000 bytes) are above 512 bytes, and
+/// forwarding them to glibc cost those programs most of their gap to glibc and mimalloc
+/// (`benches/README.md`, multi-threaded workloads).
+pub const MEDIUM_MAX: usize = 2048;
+/// The step between medium classes: at most 127 bytes of a block unused (20% at 640 bytes).
+pub const MEDIUM_STEP: usize = 128;
+/// Number of medium classes: 640, 768, ..., 2048.
+pub const MEDIUM_CLASSES: usize = (MEDIUM_MAX - SMALL_MAX) / MEDIUM_STEP;
+/// Every class the pools serve: the small ones (`0..NUM_CLASSES`), then the medium ones.
+pub const ALL_CLASSES: usize = NUM_CLASSES + MEDIUM_CLASSES;
+/// A medium pool is a *run* of this many bytes: `RUN_POOLS` consecutive pools of an arena kept
+/// for medium runs, described by the header of the first (the others' headers say
+/// `CLASS_RUN_TAIL`). 16 KiB holds 8 to 25 medium blocks, as a small pool holds 8 to 256.
+pub const RUN_SIZE: usize = 16 << 10;
+/// Pools per run: 4 in the default geometry, 1 with `large-pools` (its pools are 16 KiB).
+pub const RUN_POOLS: usize = RUN_SIZE / POOL_SIZE;
+/// Runs per arena of medium runs: runs start at pool 1 (pool 0 is the header page).
+pub const RUNS_PER_ARENA: usize = USABLE_POOLS / RUN_POOLS;
+
 /// Fully free arenas kept mapped and committed for good, so a program that frees and allocates
 /// around an arena boundary does not thrash `mmap`.
 pub const SPARE_ARENAS: usize = 1;
@@ -109,6 +130,10 @@ pub const HEAP_POOL_CACHE: usize = 64;
 /// global lock is a locked instruction, which waits for every store still in flight; a thread
 /// that writes to cold memory (filling pools) paid that wait once per pool.
 pub const HEAP_CACHE_BATCH: usize = 16;
+/// The same two bounds for a heap's cache of medium runs (a run is 16 KiB: 4 runs at a time,
+/// at most 16 kept, so a thread holds at most 256 KiB of empty runs, as of empty pools).
+pub const HEAP_RUN_BATCH: usize = 4;
+pub const HEAP_RUN_CACHE: usize = 16;
 
 /// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).
 /// `mmap` never returns memory above this unless asked to with a hint above it; our only hint
@@ -146,6 +171,10 @@ const _: () = assert!(POOL_SIZE < u16::MAX as usize);
 const _: () = assert!(POOL_SIZE / SMALL_MAX >= 4);
 const _: () = assert!(MAP_TOP_BITS + MAP_LEAF_BITS + ARENA_BITS == ADDRESS_BITS);
 const _: () = assert!(ARENA_SIZE % POOL_SIZE == 0);
+const _: () = assert!((MEDIUM_MAX - SMALL_MAX) % MEDIUM_STEP == 0 && MEDIUM_STEP % ALIGNMENT == 0);
+const _: () = assert!(RUN_SIZE % POOL_SIZE == 0 && RUN_POOLS.is_power_of_two());
+// Run offsets are kept in the pool header's u16 fields, and a run holds a few blocks at least.
+const _: () = assert!(RUN_SIZE < u16::MAX as usize && RUN_SIZE / MEDIUM_MAX >= 4);
 
 // =============================================================================================
 // Collector tunables (`gc`, and the trashcan of `object`). `gc` re-exports the first three

@@ -1,5 +1,9 @@
 //! Arenas: `ARENA_SIZE` aligned regions (256 KiB, or 1 MiB with `large-pools`) of a header pool
-//! and 63 pools, kept ordered so new pools come from the fullest.
+//! and 63 pools, kept ordered so new pools come from the fullest. `Arenas<UNIT>` hands out units
+//! of `UNIT` consecutive pools: single pools for the small classes (`UNIT == 1`), or medium runs
+//! (`UNIT == RUN_POOLS`: 4 pools, 16 KiB; 15 runs per arena, pools 61..63 unused). An arena
+//! serves one unit size for its life (`ArenaDesc::unit`), so its free pools always come in
+//! whole units and the lowest free bit always starts one.
 //!
 //! Every arena has a descriptor in one reserved table (never freed; slots are reused). An arena
 //! with at least one free pool sits in bucket `nfreepools` (1..=63) of `usable`; taking a pool
@@ -26,6 +30,13 @@
 //! - `nfree == |bucket 63|`, and `oldest_free` is at most the `freed_at` of each of them.
 
 use crate::config::{MAX_ARENAS, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS};
+
+/// The bits of `free_mask` an arena cut in units of `unit` pools can hand out: pools `1..` in
+/// whole units (pool 0 is the header page; a few pools past the last whole unit stay unused).
+const fn usable_mask(unit: usize) -> u64 {
+    let pools = (USABLE_POOLS / unit) * unit;
+    (((1u128 << pools) - 1) << 1) as u64
+}
 use core::ptr;
 
 use super::addr_map;
@@ -49,6 +60,8 @@ pub struct ArenaDesc {
     pub next: *mut ArenaDesc, // bucket list (or the free-slot list)
     pub prev: *mut ArenaDesc, // bucket list
     pub freed_at: u64,        // when it last became fully free (os::now_ms)
+    pub unit: u8,             // pools per unit handed out: 1, or RUN_POOLS for medium runs
+    pub medium: bool,         // the arena serves medium runs (its `Arenas` is GLOBAL's `runs`)
 }
 
 impl ArenaDesc {
@@ -76,13 +89,17 @@ pub struct ArenaCounters {
     pub peak: u64,
 }
 
-pub struct Arenas {
+/// Arenas handed out in units of `UNIT` pools: single pools (`UNIT == 1`, small classes) or
+/// medium runs (`UNIT == RUN_POOLS`). Everything below holds for both with "pool" read as
+/// "unit"; bucket `n` holds arenas with `n` free pools (a multiple of `UNIT`).
+pub struct Arenas<const UNIT: usize> {
     table: SlotTable<ArenaDesc, MAX_ARENAS>, // descriptors; base == 0 when unused
     usable: [*mut ArenaDesc; USABLE_POOLS + 1], // bucket n: arenas with n free pools
     nonempty: u128,                          // bit n: bucket n non-empty
     nfree: usize,                            // arenas in bucket 63 (fully free, still mapped)
     oldest_free: u64,                        // <= freed_at of every arena in bucket 63
     purge_delay: u64,                        // ms; u64::MAX until read from the environment
+    medium: bool,                            // its arenas serve medium runs (copied to each)
     pub counters: ArenaCounters,
 }
 
@@ -93,8 +110,15 @@ pub struct NewPool {
     pub fresh: bool,
 }
 
-impl Arenas {
-    pub const fn new() -> Self {
+impl<const UNIT: usize> Arenas<UNIT> {
+    /// Free pools of a fully free arena.
+    const FULL: usize = (USABLE_POOLS / UNIT) * UNIT;
+    /// The pools of one unit, as bits from the unit's first pool.
+    const UNIT_BITS: u64 = ((1u128 << UNIT) - 1) as u64;
+
+    /// Empty arenas; `medium`: they serve medium runs (marked in each descriptor, so a pool's
+    /// address tells which `Arenas` it goes back to).
+    pub const fn new(medium: bool) -> Self {
         Arenas {
             table: SlotTable::new(),
             usable: [ptr::null_mut(); USABLE_POOLS + 1],
@@ -102,6 +126,7 @@ impl Arenas {
             nfree: 0,
             oldest_free: u64::MAX,
             purge_delay: u64::MAX,
+            medium,
             counters: ArenaCounters {
                 allocated_total: 0,
                 released_total: 0,
@@ -115,7 +140,7 @@ impl Arenas {
         // SAFETY: a is a live descriptor not in any bucket; buckets hold live descriptors.
         unsafe {
             let n = (*a).nfreepools();
-            invariant!((1..=USABLE_POOLS).contains(&n), "arena bucket out of range");
+            invariant!((1..=Self::FULL).contains(&n), "arena bucket out of range");
             (*a).prev = ptr::null_mut();
             (*a).next = self.usable[n];
             if !self.usable[n].is_null() {
@@ -123,7 +148,7 @@ impl Arenas {
             }
             self.usable[n] = a;
             self.nonempty |= 1u128 << n;
-            if n == USABLE_POOLS {
+            if n == Self::FULL {
                 self.nfree += 1;
                 self.oldest_free = self.oldest_free.min((*a).freed_at);
             }
@@ -146,7 +171,7 @@ impl Arenas {
             if self.usable[n].is_null() {
                 self.nonempty &= !(1u128 << n);
             }
-            if n == USABLE_POOLS {
+            if n == Self::FULL {
                 self.nfree -= 1;
             }
             (*a).next = ptr::null_mut();
@@ -177,8 +202,10 @@ impl Arenas {
                 slot,
                 ArenaDesc {
                     base: base as usize,
-                    free_mask: !1,
-                    fresh_mask: !1,
+                    free_mask: usable_mask(UNIT),
+                    fresh_mask: usable_mask(UNIT),
+                    unit: UNIT as u8,
+                    medium: self.medium,
                     next: ptr::null_mut(),
                     prev: ptr::null_mut(),
                     freed_at: 0,
@@ -193,8 +220,8 @@ impl Arenas {
         true
     }
 
-    /// Take a pool from the fullest arena that has one (mapping a new arena if none has).
-    /// None when the OS refuses memory.
+    /// Take a unit (a pool, or the first pool of a run) from the fullest arena that has one
+    /// (mapping a new arena if none has). None when the OS refuses memory.
     pub fn alloc_pool(&mut self) -> Option<NewPool> {
         if self.nfree > SPARE_ARENAS {
             self.purge(false);
@@ -214,8 +241,8 @@ impl Arenas {
             let d = &mut *a;
             invariant!(d.free_mask != 0, "arena with free pools has none");
             let i = d.free_mask.trailing_zeros();
-            let bit = 1u64 << i;
-            let fresh = d.fresh_mask & bit != 0;
+            let bit = Self::UNIT_BITS << i;
+            let fresh = d.fresh_mask & bit == bit;
             d.free_mask &= !bit;
             d.fresh_mask &= !bit;
             NewPool {
@@ -248,10 +275,14 @@ impl Arenas {
             if (*a).nfreepools() > 0 {
                 self.bucket_remove(a);
             }
-            let bit = 1u64 << index_of(pool);
+            invariant!(
+                (*a).unit as usize == UNIT,
+                "pool freed to arenas of another unit"
+            );
+            let bit = Self::UNIT_BITS << index_of(pool);
             invariant!((*a).free_mask & bit == 0, "pool freed twice to its arena");
             (*a).free_mask |= bit;
-            if (*a).nfreepools() == USABLE_POOLS {
+            if (*a).nfreepools() == Self::FULL {
                 self.arena_now_free(a);
             } else {
                 self.bucket_push(a);
@@ -299,7 +330,7 @@ impl Arenas {
         }
         let mut oldest_kept = u64::MAX;
         let mut seen = 0;
-        let mut a = self.usable[USABLE_POOLS];
+        let mut a = self.usable[Self::FULL];
         while !a.is_null() {
             // SAFETY: bucket lists hold live descriptors.
             let (next, freed_at) = unsafe { ((*a).next, (*a).freed_at) };
@@ -368,8 +399,19 @@ impl Arenas {
             if d.fresh_mask & !d.free_mask != 0 {
                 result = Err("a fresh pool is not free");
             }
-            if d.free_mask & 1 != 0 {
-                result = Err("the header page is marked as a free pool");
+            if d.free_mask & !usable_mask(UNIT) != 0 {
+                result = Err("the header page or a pool past the last unit is marked free");
+            }
+            if d.unit as usize != UNIT {
+                result = Err("an arena of another unit among these arenas");
+            }
+            let mut m = d.free_mask >> 1;
+            while m != 0 {
+                let unit = m & Self::UNIT_BITS;
+                if unit != 0 && unit != Self::UNIT_BITS {
+                    result = Err("free pools not in whole units");
+                }
+                m >>= UNIT;
             }
             if !core::ptr::eq(addr_map::lookup(d.base).cast::<ArenaDesc>(), d) {
                 result = Err("address map does not point at the arena's descriptor");
@@ -383,7 +425,7 @@ impl Arenas {
             return Err("an arena with free pools is missing from the buckets");
         }
         let mut nfree = 0;
-        let mut a = self.usable[USABLE_POOLS];
+        let mut a = self.usable[Self::FULL];
         while !a.is_null() {
             // SAFETY: bucket lists hold live descriptors.
             let d = unsafe { &*a };

@@ -11,7 +11,7 @@
 
 use super::dispatch;
 use super::fatal::fatal_fmt;
-use super::size_class::is_small;
+use super::plain::is_pooled;
 use crate::config::{ALIGNMENT, MAX_REQUEST};
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -37,8 +37,8 @@ fn enomem() -> *mut u8 {
 /// `errno = ENOMEM` on failure or for a size over `MAX_REQUEST`.
 #[inline(always)]
 fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    // Small requests first, so the pools' fast path pays no bound check.
-    let p = if is_small(size, align) {
+    // Requests the pools serve first, so their fast path pays no bound check.
+    let p = if is_pooled(size, align) {
         dispatch::alloc::<true>(size, align, zero)
     } else if size > MAX_REQUEST {
         ptr::null_mut()

@@ -28,9 +28,10 @@ use super::backend::Backend;
 use super::fatal::fatal_fmt;
 use super::large;
 use super::lock::SpinLock;
+use super::plain::is_pooled;
 use super::plain::{self, Plain};
-use super::pool::pool_of;
-use super::size_class::{block_size, is_small};
+use super::pool::pool_of_any;
+use super::size_class::block_size;
 
 /// The debug backend (see the module docs).
 pub(crate) struct Debug;
@@ -151,7 +152,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
         let same_arena = (base ^ addr) < crate::config::ARENA_SIZE;
         let block_start = same_arena && {
             // SAFETY: base lies in the mapped arena of addr, so its pool header is readable.
-            unsafe { (*pool_of(base as *const u8)).is_block_start(base as *const u8) }
+            unsafe { (*pool_of_any(base as *const u8)).is_block_start(base as *const u8) }
         };
         if !block_start {
             fatal_fmt(
@@ -163,7 +164,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     } else if layout.is_some_and(|(size, align)| {
         // The caller's layout says the underlying block is a pool block: it must be ours, unless
         // its header says the pools were busy with a fork when it was made.
-        total(size, align).is_some_and(|t| is_small(t, align.max(crate::config::ALIGNMENT)))
+        total(size, align).is_some_and(|t| is_pooled(t, align.max(crate::config::ALIGNMENT)))
     }) && {
         // SAFETY: the caller guarantees 16 readable bytes before user.
         let h = unsafe { &*user.sub(HEADER).cast::<Header>() };
@@ -212,7 +213,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     let fits = len.is_some_and(|len| {
         if ours {
             // SAFETY: checked above: user - HEADER is a block start in a pool in use.
-            let class = unsafe { (*pool_of(user.sub(HEADER))).class() };
+            let class = unsafe { (*pool_of_any(user.sub(HEADER))).class() };
             align <= crate::config::ALIGNMENT && len <= block_size(class)
         } else {
             front(align) <= addr && {

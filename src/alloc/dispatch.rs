@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  alloc / free / free_sized / realloc / usable_size
-//!     │ plain backend selected and a small request? ──> plain.rs fast path (inlined here)
+//!     │ plain backend selected and a small or medium request? ──> plain.rs fast path (inlined)
 //!     └ otherwise (#[inline(never)]) ──> Plain's slow side, or the wrapper in use: &dyn Backend
 //! ```
 //!
@@ -75,7 +75,7 @@ pub fn debug_enabled() -> bool {
 /// `BY_ADDRESS`: the caller frees it with `free` (by address), not `free_sized` (`backend.rs`).
 #[inline(always)]
 pub fn alloc<const BY_ADDRESS: bool>(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if is_small(size, align) && plain_selected() {
+    if plain::is_pooled(size, align) && plain_selected() {
         return plain::small_alloc_sized::<BY_ADDRESS>(size, zero);
     }
     alloc_other(size, align, zero, BY_ADDRESS)
@@ -95,7 +95,7 @@ fn alloc_other(size: usize, align: usize, zero: bool, by_address: bool) -> *mut 
 /// `p` is a live block from `alloc(size, align, _)`, not used again.
 #[inline(always)]
 pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
-    if is_small(size, align) && plain_selected() {
+    if plain::is_pooled(size, align) && plain_selected() {
         if cfg!(debug_assertions) && !plain::owns(p) {
             super::fatal::fatal(
                 "invalid free",
@@ -103,8 +103,14 @@ pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
                 "dealloc of a pointer not from this allocator",
             );
         }
-        // SAFETY: the caller frees a small block of the plain backend.
-        return unsafe { plain::small_free(p) };
+        // SAFETY: the caller frees a small or medium block of the plain backend.
+        return unsafe {
+            if is_small(size, align) {
+                plain::small_free(p)
+            } else {
+                plain::medium_free(p)
+            }
+        };
     }
     // SAFETY: forwarded.
     unsafe { free_other(p, Some((size, align))) }
@@ -120,9 +126,8 @@ pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
 pub unsafe fn free(p: *mut u8) {
     if plain_selected() {
         if plain::owns(p) {
-            plain::check_pool_block(p);
-            // SAFETY: checked: p is a handed-out pool block.
-            return unsafe { plain::small_free(p) };
+            // SAFETY: checked: p is a handed-out block of that pool or run.
+            return unsafe { plain::pool_free(p, plain::checked_pool(p)) };
         }
         // SAFETY: not in our arenas, so a block of the system allocator (the address map has
         // answered; asking it again in `Plain::free` would cost a second lookup).

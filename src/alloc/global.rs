@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  GLOBAL (SpinLock<Global>)
-//!    arenas                      arena.rs: buckets by free-pool count, the address map, purge
+//!    arenas                      arena.rs: small pools; buckets by free-pool count, purge
+//!    runs                        arena.rs: medium runs (RUN_POOLS pools each), arenas of their own
 //!    abandoned[0][class]  ──> pool <─> pool ...   abandoned pools with room (adopted by a heap
 //!                                                  that needs a pool of that class)
 //!    abandoned[1][class]  ──> pool <─> pool ...   abandoned full pools (adopted by the first
@@ -18,28 +19,63 @@
 //!   adopter holding the lock never sees one without the other.
 //! - Only this file's holder of the lock links or unlinks the abandoned lists.
 
-use crate::config::NUM_CLASSES;
+use crate::config::{ALL_CLASSES, RUN_POOLS};
 
-use super::arena::Arenas;
+use super::addr_map;
+use super::arena::{ArenaDesc, Arenas, NewPool};
 use super::lock::SpinLock;
 use super::pool::Pool;
 use super::queue::{ByClass, PoolQueue};
 
 /// Global state; see the module docs.
 pub(crate) struct Global {
-    pub arenas: Arenas,
-    abandoned: [[PoolQueue<ByClass>; NUM_CLASSES]; 2], // [0]: with room, [1]: full
+    pub arenas: Arenas<1>,                             // small pools
+    pub runs: Arenas<RUN_POOLS>,                       // medium runs, in arenas of their own
+    abandoned: [[PoolQueue<ByClass>; ALL_CLASSES]; 2], // [0]: with room, [1]: full
 }
 
 // SAFETY: the raw pointers in Global point into our own mappings and are only used under the lock.
 unsafe impl Send for Global {}
 
 pub(crate) static GLOBAL: SpinLock<Global> = SpinLock::new(Global {
-    arenas: Arenas::new(),
-    abandoned: [const { [const { PoolQueue::new() }; NUM_CLASSES] }; 2],
+    arenas: Arenas::new(false),
+    runs: Arenas::new(true),
+    abandoned: [const { [const { PoolQueue::new() }; ALL_CLASSES] }; 2],
 });
 
 impl Global {
+    /// Take a pool (`medium`: a run) from the arenas that serve it.
+    pub fn alloc_pool(&mut self, medium: bool) -> Option<NewPool> {
+        if medium {
+            self.runs.alloc_pool()
+        } else {
+            self.arenas.alloc_pool()
+        }
+    }
+
+    /// Give back a retired pool or run to the arenas it came from (its arena's descriptor
+    /// says which).
+    ///
+    /// # Safety
+    /// As `Arenas::free_pool`.
+    pub unsafe fn free_pool(&mut self, p: *mut Pool) {
+        let d = addr_map::lookup(p as usize).cast::<ArenaDesc>();
+        // SAFETY: a pool of ours lies in a mapped arena, whose descriptor the map holds.
+        if !d.is_null() && unsafe { (*d).medium } {
+            // SAFETY: forwarded.
+            unsafe { self.runs.free_pool(p) }
+        } else {
+            // SAFETY: forwarded (a pointer outside every arena aborts in there).
+            unsafe { self.arenas.free_pool(p) }
+        }
+    }
+
+    /// Visit the descriptor of every mapped arena, of both kinds.
+    pub fn for_each_arena(&self, mut f: impl FnMut(&ArenaDesc)) {
+        self.arenas.for_each(&mut f);
+        self.runs.for_each(&mut f);
+    }
+
     /// Put an abandoned pool (word `ABANDONED`, no owner) on its list.
     ///
     /// # Safety

@@ -8,7 +8,8 @@
 //!    owned        ──> pool <─> pool <─> ...   every pool it owns; full ones are on
 //!                                              no other list                       (PoolQueue)
 //!    delayed      ──> block -> block           remote frees into FULL pools        (remote.rs)
-//!    cache        ──> pool -> pool             retired pools kept (HEAP_POOL_CACHE) (PoolQueue)
+//!    caches[kind] ──> pool -> pool             retired pools (small) and runs (medium) kept,
+//!                                              HEAP_POOL_CACHE / HEAP_RUN_CACHE    (PoolStack)
 //! ```
 //!
 //! Operations: `alloc` (the fast path found no block), `free_local_slow` (a local free revived a
@@ -25,12 +26,12 @@
 //!
 //! Invariants (checked by `is_valid`):
 //! - A pool owned by heap h is on h's `owned` list, and on h's `avail` list for its class
-//!   exactly when `!in_full`. Otherwise a pool is on an abandoned list, a heap's `cache`, or its
+//!   exactly when `!in_full`. Otherwise a pool is on an abandoned list, a heap's cache, or its
 //!   arena's free pools; or it is the pool being moved under a lock.
-//! - A pool in a heap's `cache` is retired (`CLASS_NONE`, nothing in use, no remote frees), so
-//!   a free into it is refused like any free into a pool not in use; the cache holds at most
-//!   `HEAP_POOL_CACHE`. Pools move between the arenas and a cache in batches
-//!   under one lock (`HEAP_CACHE_BATCH` taken, half the cache given back).
+//! - A pool in a heap's cache is retired (`CLASS_NONE`, nothing in use, no remote frees), so
+//!   a free into it is refused like any free into a pool not in use (`cache.rs`: small pools
+//!   and medium runs apart, each bounded, moved in batches).
+//!   Medium classes use everything else here as small ones do: a run is a pool to this file.
 //! - `pool.owner == h` (h non-null) only while the pool is on h's `owned` list; only h's thread
 //!   (or the holder of the fallback heap's lock) changes h's lists or the pool's owner-only
 //!   fields.
@@ -40,26 +41,27 @@
 //!   Full pools are on no list but `owned`, as in CPython.
 
 use crate::config::{
-    HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_POOL_CACHE, NUM_CLASSES, REVIVE_FREE_BLOCKS,
+    ALL_CLASSES, HEAP_CACHE_BATCH, HEAP_KEPT_POOLS, HEAP_RUN_BATCH, REVIVE_FREE_BLOCKS, RUN_POOLS,
 };
 use core::ptr;
 use core::sync::atomic::Ordering;
 
+use super::cache::PoolCaches;
 use super::counter::LargeCounts;
 use super::global::GLOBAL;
-use super::pool::{HeapTag, Pool, pool_is_valid, pool_of};
-use super::queue::{ByClass, ByOwner, PoolQueue, PoolQueues, PoolStack};
+use super::pool::{HeapTag, Pool, pool_is_valid, pool_of_any};
+use super::queue::{ByClass, ByOwner, PoolQueue, PoolQueues};
 use super::remote::{BlockStack, FULL, NOTIFYING};
-use super::size_class::{CLASS_NONE, blocks_per_pool};
+use super::size_class::{blocks_per_pool, is_medium_class};
 use super::table::Slot;
 
 /// A thread's allocation state (see the module docs).
 #[repr(C)]
 pub struct ThreadHeap {
-    pub avail: PoolQueues<ByClass, NUM_CLASSES>, // pools with room, per class; head = current
+    pub avail: PoolQueues<ByClass, ALL_CLASSES>, // pools with room, per class; head = current
     owned: PoolQueue<ByOwner>,                   // all pools it owns
     pub delayed: BlockStack,                     // blocks freed remotely into our FULL pools
-    cache: PoolStack,                            // retired pools kept, <= HEAP_POOL_CACHE
+    caches: PoolCaches,                          // retired pools and runs kept (cache.rs)
     nkept: usize,                                // empty pools left on avail, <= HEAP_KEPT_POOLS
     exiting: bool,                               // `abandon` has begun: never arm FULL again
     next_slot: *mut ThreadHeap,                  // free heap-slot list (`thread.rs`'s table)
@@ -82,7 +84,7 @@ impl ThreadHeap {
             avail: PoolQueues::new(),
             owned: PoolQueue::new(),
             delayed: BlockStack::new(),
-            cache: PoolStack::new(),
+            caches: PoolCaches::new(),
             nkept: 0,
             exiting: false,
             next_slot: ptr::null_mut(),
@@ -102,10 +104,10 @@ impl ThreadHeap {
         t.cast()
     }
 
-    /// Retired pools in the cache (tests).
+    /// Retired small pools in the cache (tests).
     #[cfg(test)]
     pub(crate) fn ncached(&self) -> usize {
-        self.cache.len()
+        self.caches.len(0)
     }
 }
 
@@ -160,7 +162,8 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> Option<(*mut u8, bool)>
             }
         }
         // No pool with room: reuse a cached pool, adopt an abandoned one, or take new ones.
-        let p = if !heap.cache.is_empty() {
+        let medium = is_medium_class(class);
+        let p = if !heap.caches.is_empty_for(class) {
             cache_pop(heap, class)
         } else {
             let mut g = GLOBAL.lock_or_busy()?;
@@ -169,17 +172,22 @@ pub unsafe fn alloc(h: *mut ThreadHeap, class: usize) -> Option<(*mut u8, bool)>
                 (*p).owner.store(ThreadHeap::tag(h), Ordering::Release);
                 p
             } else {
-                // Take a batch while the lock is held: one locked instruction per
-                // HEAP_CACHE_BATCH pools, not per pool (see HEAP_CACHE_BATCH).
-                for _ in 0..HEAP_CACHE_BATCH {
-                    let Some(np) = g.arenas.alloc_pool() else {
+                // Take a batch while the lock is held: one locked instruction per batch, not
+                // per pool (see HEAP_CACHE_BATCH).
+                let batch = if medium {
+                    HEAP_RUN_BATCH
+                } else {
+                    HEAP_CACHE_BATCH
+                };
+                for _ in 0..batch {
+                    let Some(np) = g.alloc_pool(medium) else {
                         break;
                     };
-                    Pool::init_cached(np.pool, np.fresh);
-                    heap.cache.push(np.pool);
+                    Pool::init_cached(np.pool, np.fresh, medium && RUN_POOLS > 1);
+                    heap.caches.push_new(class, np.pool);
                 }
                 drop(g);
-                if heap.cache.is_empty() {
+                if heap.caches.is_empty_for(class) {
                     return Some((ptr::null_mut(), false));
                 }
                 cache_pop(heap, class)
@@ -206,7 +214,7 @@ unsafe fn process_delayed(h: *mut ThreadHeap) {
         let mut b = (*h).delayed.take_all();
         while !b.is_null() {
             let next = (*b).next;
-            let p = pool_of(b.cast());
+            let p = pool_of_any(b.cast());
             invariant!(
                 (*p).owner.load(Ordering::Relaxed) == ThreadHeap::tag(h),
                 "delayed block of another heap"
@@ -305,8 +313,8 @@ pub unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
 // ---------------------------------------------------------------------------------------------
 // the pool cache
 
-/// Take an empty pool of `heap` (not kept) off its lists, retire it, and put it in the cache,
-/// giving half the cache back to the arenas when it overflows.
+/// Take an empty pool of `heap` (not kept) off its lists, retire it, and put it in the cache of
+/// its kind (`cache.rs`).
 ///
 /// # Safety
 /// The caller owns `heap`; `p` is one of its pools with nothing in use, on its avail list.
@@ -318,44 +326,20 @@ unsafe fn retire_to_cache(heap: &mut ThreadHeap, p: *mut Pool) {
         heap.owned.remove(p);
         (*p).remote.settled(); // no notifier at work
         (*p).retire();
-        heap.cache.push(p);
-        if heap.cache.len() > HEAP_POOL_CACHE {
-            // Give back a batch under one lock, keeping half the cache.
-            release_cached(heap, HEAP_POOL_CACHE / 2);
-        }
+        heap.caches.retire(class, p);
     }
 }
 
-/// Take a pool from the cache (not empty) and set it up for `class`.
+/// Take a pool from the cache of `class`'s kind (not empty) and set it up for `class`.
 ///
 /// # Safety
 /// The caller owns `heap`.
 unsafe fn cache_pop(heap: &mut ThreadHeap, class: usize) -> *mut Pool {
     // SAFETY: cached pools are retired pools of this heap, on no other list.
     unsafe {
-        let p = heap.cache.pop();
-        invariant!(!p.is_null(), "pop from an empty pool cache");
+        let p = heap.caches.pop(class);
         (*p).reinit(class, ThreadHeap::tag(heap));
         p
-    }
-}
-
-/// Give cached pools back to their arenas, under one lock, until `keep` are left; nothing when a
-/// fork in progress on another thread holds the lock (the cache stays over its bound until the
-/// next time).
-///
-/// # Safety
-/// The caller owns `heap`.
-unsafe fn release_cached(heap: &mut ThreadHeap, keep: usize) {
-    if heap.cache.len() <= keep {
-        return;
-    }
-    let Some(mut g) = GLOBAL.lock_or_busy() else {
-        return;
-    };
-    while heap.cache.len() > keep {
-        // SAFETY: cached pools are retired pools of this heap and on no other list.
-        unsafe { g.arenas.free_pool(heap.cache.pop()) };
     }
 }
 
@@ -370,7 +354,7 @@ pub unsafe fn trim(h: *mut ThreadHeap) {
     unsafe {
         process_delayed(h);
         let heap = &mut *h;
-        for class in 0..NUM_CLASSES {
+        for class in 0..ALL_CLASSES {
             for p in heap.avail.iter(class) {
                 (*p).collect_remote();
                 if (*p).used() == 0 {
@@ -382,7 +366,7 @@ pub unsafe fn trim(h: *mut ThreadHeap) {
                 }
             }
         }
-        release_cached(heap, 0);
+        heap.caches.release_all();
     }
 }
 
@@ -425,7 +409,7 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
             if (*p).used() == 0 {
                 (*p).remote.reset();
                 (*p).retire();
-                g.arenas.free_pool(p);
+                g.free_pool(p);
             } else {
                 (*p).in_full = (*p).is_exhausted();
                 g.abandoned_push(p);
@@ -435,7 +419,7 @@ pub unsafe fn abandon(h: *mut ThreadHeap) {
             heap.delayed.is_empty(),
             "a block was handed to an exiting heap after its last look"
         );
-        release_cached(heap, 0);
+        heap.caches.release_all();
     }
 }
 
@@ -451,7 +435,7 @@ pub unsafe fn is_valid(h: *mut ThreadHeap) -> Result<(), &'static str> {
     unsafe {
         let heap = &*h;
         let (mut in_avail, mut kept) = (0usize, 0usize);
-        for class in 0..NUM_CLASSES {
+        for class in 0..ALL_CLASSES {
             for p in heap.avail.iter(class) {
                 if (*p).in_full {
                     return Err("a full pool on an avail list");
@@ -484,7 +468,7 @@ pub unsafe fn is_valid(h: *mut ThreadHeap) -> Result<(), &'static str> {
             if (*p).in_full
                 && st != FULL
                 && st != NOTIFYING
-                && !heap.delayed.any(|b| pool_of(b.cast()) == p)
+                && !heap.delayed.any(|b| pool_of_any(b.cast()) == p)
             {
                 return Err("a full pool off the lists whose remote word would not notify us");
             }
@@ -495,19 +479,7 @@ pub unsafe fn is_valid(h: *mut ThreadHeap) -> Result<(), &'static str> {
         if kept != heap.nkept {
             return Err("kept-pool count disagrees with the avail lists");
         }
-        let mut cached = 0usize;
-        for p in heap.cache.iter() {
-            if (*p).class() != CLASS_NONE || (*p).used() != 0 || !(*p).remote.is_empty() {
-                return Err("a cached pool is not retired");
-            }
-            cached += 1;
-            if cached > HEAP_POOL_CACHE {
-                return Err("the pool cache is over its bound");
-            }
-        }
-        if cached != heap.cache.len() {
-            return Err("cached-pool count disagrees with the cache list");
-        }
+        heap.caches.is_valid()?;
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ mod addr_map;
 mod arena;
 mod backend;
 pub mod c;
+mod cache;
 mod counter;
 mod debug;
 mod dispatch;
@@ -52,6 +53,10 @@ pub mod remote;
 mod size_class;
 mod stats;
 mod table;
+#[cfg(test)]
+mod large_tests;
+#[cfg(test)]
+mod medium_tests;
 #[cfg(test)]
 mod tests;
 mod thread;

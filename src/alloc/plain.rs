@@ -1,5 +1,7 @@
 //! The plain backend: requests of at most 512 bytes with alignment at most 16 come from the
-//! pools through the calling thread's heap; the rest go to the system allocator (`large.rs`).
+//! pools through the calling thread's heap, requests of 513..2048 bytes from medium runs (the
+//! same code: a run is a pool of a medium class), the rest from the system allocator
+//! (`large.rs`).
 //!
 //! ```text
 //!  small_alloc: TLS heap -> avail[class].head -> pool.take_block (free list pop, or bump)
@@ -25,13 +27,19 @@ use crate::config::ALIGNMENT;
 use super::backend::Backend;
 use super::heap;
 use super::large;
-use super::pool::pool_of;
-use super::size_class::{block_size, class_of, is_small};
+use super::pool::{Pool, pool_of, pool_of_any, run_of};
+use super::size_class::{any_class_of, block_size, is_medium, is_small};
 use super::thread;
 use super::{addr_map, fatal};
 
 /// The plain backend (see the module docs).
 pub(crate) struct Plain;
+
+/// True when a request is served from the pools: small (pools) or medium (runs).
+#[inline(always)]
+pub const fn is_pooled(size: usize, align: usize) -> bool {
+    is_small(size, align) || is_medium(size, align)
+}
 
 /// Is `ptr` inside one of our arenas? O(1), lock-free, never true for memory we do not hold.
 #[inline(always)]
@@ -76,10 +84,11 @@ fn small_alloc_slow<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
     }
 }
 
-/// A small block of `size` bytes, zeroed if asked (skipped when the block is known zero).
+/// A block of `size` bytes from the pools (small or medium: `size <= MEDIUM_MAX`), zeroed if
+/// asked (skipped when the block is known zero).
 #[inline(always)]
 pub fn small_alloc_sized<const BY_ADDRESS: bool>(size: usize, zero: bool) -> *mut u8 {
-    let (b, known_zero) = small_alloc::<BY_ADDRESS>(class_of(size));
+    let (b, known_zero) = small_alloc::<BY_ADDRESS>(any_class_of(size));
     if zero && !known_zero && !b.is_null() {
         // SAFETY: b is a fresh block of at least `size` bytes.
         unsafe { b.write_bytes(0, size) };
@@ -90,10 +99,29 @@ pub fn small_alloc_sized<const BY_ADDRESS: bool>(size: usize, zero: bool) -> *mu
 /// Free a small block.
 ///
 /// # Safety
-/// `b` is a live block handed out by `small_alloc`.
+/// `b` is a live block of a small class handed out by `small_alloc`.
 #[inline(always)]
 pub unsafe fn small_free(b: *mut u8) {
-    let p = pool_of(b);
+    // SAFETY: forwarded; a small block's header is its own pool's.
+    unsafe { pool_free(b, pool_of(b)) }
+}
+
+/// Free a medium block.
+///
+/// # Safety
+/// `b` is a live block of a medium class handed out by `small_alloc`.
+#[inline(always)]
+pub unsafe fn medium_free(b: *mut u8) {
+    // SAFETY: forwarded; a medium block's header is its run's.
+    unsafe { pool_free(b, run_of(b)) }
+}
+
+/// Free `b` into `p`, the header of its pool or run.
+///
+/// # Safety
+/// `b` is a live block handed out by `small_alloc`, and `p` its pool's header.
+#[inline(always)]
+pub unsafe fn pool_free(b: *mut u8, p: *mut Pool) {
     let h = thread::current();
     // SAFETY: b is live, so its pool header is live. The owner check is sound: only this thread
     // stores its own heap into a pool's owner, and only this thread clears it.
@@ -121,12 +149,17 @@ pub unsafe fn free_large(p: *mut u8) {
     unsafe { large::free(p) }
 }
 
-/// Abort unless `p`, inside one of our arenas, starts a block its pool has handed out.
+/// The header of the pool or run of `p`, inside one of our arenas, after checking that `p`
+/// starts a block it has handed out (aborting otherwise).
 #[inline(always)]
-pub fn check_pool_block(p: *mut u8) {
+pub fn checked_pool(p: *mut u8) -> *mut Pool {
     // SAFETY: p is inside a mapped arena, so its header page is readable.
-    if !unsafe { (*pool_of(p)).is_block_start(p) } {
-        invalid_pool_free(p);
+    unsafe {
+        let pool = pool_of_any(p);
+        if !(*pool).is_block_start(p) {
+            invalid_pool_free(p);
+        }
+        pool
     }
 }
 
@@ -144,7 +177,7 @@ fn invalid_pool_free(p: *mut u8) -> ! {
 impl Backend for Plain {
     #[inline]
     fn alloc(&self, size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
-        if is_small(size, align) {
+        if is_pooled(size, align) {
             if by_address {
                 small_alloc_sized::<true>(size, zero)
             } else {
@@ -161,14 +194,12 @@ impl Backend for Plain {
         unsafe {
             match layout {
                 Some((size, align)) if is_small(size, align) => small_free(p),
+                Some((size, align)) if is_medium(size, align) => medium_free(p),
                 Some(_) => {
                     invariant!(!owns(p), "large free of a pool block");
                     large::free(p)
                 }
-                None if owns(p) => {
-                    check_pool_block(p);
-                    small_free(p)
-                }
+                None if owns(p) => pool_free(p, checked_pool(p)),
                 None => large::free(p),
             }
         }
@@ -176,9 +207,8 @@ impl Backend for Plain {
 
     unsafe fn usable_size(&self, p: *mut u8) -> usize {
         if owns(p) {
-            check_pool_block(p);
             // SAFETY: checked: p starts a handed-out block, so its pool header is live.
-            block_size(unsafe { (*pool_of(p)).class() })
+            block_size(unsafe { (*checked_pool(p)).class() })
         } else {
             // SAFETY: a live system-allocator block.
             unsafe { large::usable_size(p) }
@@ -194,12 +224,12 @@ impl Backend for Plain {
         new_size: usize,
     ) -> *mut u8 {
         let (old_small, old_size, align) = match layout {
-            Some((size, align)) => (is_small(size, align), size, align),
+            Some((size, align)) => (is_pooled(size, align), size, align),
             // SAFETY: p is a live block of ours.
             None => (owns(p), unsafe { self.usable_size(p) }, ALIGNMENT),
         };
-        let new_small = is_small(new_size, align);
-        if old_small && new_small && class_of(old_size) == class_of(new_size) {
+        let new_small = is_pooled(new_size, align);
+        if old_small && new_small && any_class_of(old_size) == any_class_of(new_size) {
             return p;
         }
         if !old_small && !new_small && align <= ALIGNMENT {

@@ -9,7 +9,11 @@
 //! ```
 //!
 //! `pool_of(block)` and `Pool::base()` convert between a block and its header with shifts and
-//! masks: header `i` sits at `arena + 64 i`, pool `i` at `arena + POOL_SIZE i`.
+//! masks: header `i` sits at `arena + 64 i`, pool `i` at `arena + POOL_SIZE i`. A medium *run*
+//! (`RUN_POOLS` consecutive pools of an arena of runs, `config::RUN_SIZE` bytes) is one pool
+//! for everything here: its first pool's header describes it (`run_of`), its class is medium
+//! and its blocks, bump and limits span the whole run; the other pools' headers say
+//! `CLASS_RUN_TAIL`, which `pool_of_any` follows back to the first.
 //!
 //! States (CPython's, from the owner heap's point of view):
 //! - **used**: some blocks in use, some free; on the heap's `avail` list for its class.
@@ -31,13 +35,15 @@
 //! where `nused` counts blocks handed out and not yet freed locally (blocks waiting on the
 //! remote list still count as used until the owner takes them).
 
-use crate::config::{ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE};
+use crate::config::{ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS};
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
 
 use super::remote::{Block, RemoteWord};
-use super::size_class::{CLASS_NONE, block_size, blocks_per_pool, is_block_offset, pool_limit};
+use super::size_class::{
+    CLASS_NONE, CLASS_RUN_TAIL, block_size, blocks_per_pool, is_block_offset, pool_limit,
+};
 
 /// The owner back-pointer's type: a thread heap, seen from below as an opaque address. Pools
 /// sit below heaps in the layering, so this file never sees `ThreadHeap`; `alloc::heap`
@@ -70,6 +76,35 @@ const _: () = assert!(core::mem::size_of::<Pool>() == POOL_HEADER_SIZE);
 pub fn pool_of(p: *const u8) -> *mut Pool {
     let a = p as usize;
     header_of(a & !(ARENA_SIZE - 1), (a & (ARENA_SIZE - 1)) >> POOL_BITS)
+}
+
+/// The header of the medium run holding address `p` (an address inside one of our arenas of
+/// runs): runs are `RUN_POOLS` pools from pool 1 on, described by their first pool's header.
+#[inline(always)]
+pub fn run_of(p: *const u8) -> *mut Pool {
+    let a = p as usize;
+    let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
+    header_of(
+        a & !(ARENA_SIZE - 1),
+        (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1),
+    )
+}
+
+/// The header of the pool (small) or run (medium) holding `p`, an address inside one of our
+/// arenas, when the caller does not know which: the pool's own header, unless that says
+/// `CLASS_RUN_TAIL` (a pool inside a run, not its first). One load of a header the caller
+/// reads next anyway.
+///
+/// # Safety
+/// `p` is inside one of our mapped arenas (its header page is readable).
+#[inline(always)]
+pub unsafe fn pool_of_any(p: *const u8) -> *mut Pool {
+    let h = pool_of(p);
+    // SAFETY: p's arena is mapped, so its header page is.
+    if RUN_POOLS > 1 && unsafe { (*h).class() } == CLASS_RUN_TAIL {
+        return run_of(p);
+    }
+    h
 }
 
 /// The header of the `i`-th pool of the arena at `arena`.
@@ -137,13 +172,21 @@ impl Pool {
     }
 
     /// Write the header of a pool taken from its arena straight into a heap's cache: not in use
-    /// (`CLASS_NONE`, no owner), `fresh` as the arena says.
+    /// (`CLASS_NONE`, no owner), `fresh` as the arena says. For a medium run (`run`), the
+    /// headers of its other pools say `CLASS_RUN_TAIL`, so `pool_of_any` finds this one.
     ///
     /// # Safety
-    /// As `init`.
-    pub unsafe fn init_cached(pool: *mut Pool, fresh: bool) {
-        // SAFETY: forwarded.
-        unsafe { Pool::init(pool, CLASS_NONE, ptr::null_mut(), fresh) }
+    /// As `init`; for a run, the run's other headers are the caller's to write too.
+    pub unsafe fn init_cached(pool: *mut Pool, fresh: bool, run: bool) {
+        // SAFETY: forwarded; a run's tail headers follow its first one in the header page.
+        unsafe {
+            Pool::init(pool, CLASS_NONE, ptr::null_mut(), fresh);
+            if run {
+                for i in 1..RUN_POOLS {
+                    Pool::init(pool.add(i), CLASS_RUN_TAIL, ptr::null_mut(), false);
+                }
+            }
+        }
     }
 
     /// Put a retired pool from a heap's cache in use for `class`. Its memory is known zero
@@ -275,7 +318,8 @@ impl Pool {
             // SAFETY: each block on a taken remote list belongs to this pool.
             let next = unsafe { (*p).next };
             invariant!(
-                core::ptr::eq(pool_of(p.cast()), self),
+                // SAFETY: p is a block of one of our arenas (a remote list holds nothing else).
+                core::ptr::eq(unsafe { pool_of_any(p.cast()) }, self),
                 "foreign block on remote list"
             );
             // SAFETY: as above.

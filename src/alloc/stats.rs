@@ -8,12 +8,14 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use crate::config::{ARENA_SIZE, NUM_CLASSES, POOL_SIZE, USABLE_POOLS};
+use crate::config::{
+    ARENA_SIZE, MEDIUM_CLASSES, MEDIUM_MAX, NUM_CLASSES, POOL_SIZE, RUN_SIZE, USABLE_POOLS,
+};
 
 use super::arena::ArenaCounters;
 use super::global::GLOBAL;
 use super::pool::index_of;
-use super::size_class::{CLASS_NONE, block_size, blocks_per_pool};
+use super::size_class::{CLASS_NONE, CLASS_RUN_TAIL, block_size, blocks_per_pool};
 
 /// Statistics of one size class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,7 +31,10 @@ pub struct ClassStats {
 /// A snapshot of the allocator (`arenagc::alloc::stats()`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocStats {
+    /// The small classes (16..512 bytes); `pools` counts pools.
     pub classes: [ClassStats; NUM_CLASSES],
+    /// The medium classes (640..2048 bytes); `pools` counts runs (`RUN_SIZE` bytes each).
+    pub medium: [ClassStats; MEDIUM_CLASSES],
     pub arenas: ArenaCounters,
     /// Of the mapped arenas, those fully free: the spare, and those waiting out the purge delay.
     pub arenas_free: usize,
@@ -44,35 +49,41 @@ pub struct AllocStats {
 }
 
 impl AllocStats {
+    /// Every class, small then medium.
+    pub fn all_classes(&self) -> impl Iterator<Item = &ClassStats> {
+        self.classes.iter().chain(self.medium.iter())
+    }
     pub fn blocks_in_use(&self) -> usize {
-        self.classes.iter().map(|c| c.blocks_in_use).sum()
+        self.all_classes().map(|c| c.blocks_in_use).sum()
     }
     pub fn bytes_in_use(&self) -> usize {
-        self.classes
-            .iter()
+        self.all_classes()
             .map(|c| c.blocks_in_use * c.block_size)
             .sum()
     }
     pub fn bytes_free_in_pools(&self) -> usize {
-        self.classes
-            .iter()
+        self.all_classes()
             .map(|c| c.blocks_free * c.block_size)
             .sum()
     }
+    /// Small pools and medium runs in use.
     pub fn pools_in_use(&self) -> usize {
-        self.classes.iter().map(|c| c.pools).sum()
+        self.all_classes().map(|c| c.pools).sum()
     }
     /// Bytes of address space in arenas currently mapped.
     pub fn arena_bytes(&self) -> usize {
         self.arenas.current as usize * ARENA_SIZE
     }
-    /// Bytes lost to pool headers (one pool per arena) and to pool tails too short for a block.
+    /// Bytes lost to pool headers (one pool per arena) and to pool and run tails too short for a
+    /// block.
     pub fn overhead_bytes(&self) -> usize {
         let tails: usize = self
-            .classes
-            .iter()
+            .all_classes()
             .enumerate()
-            .map(|(i, c)| c.pools * (POOL_SIZE - blocks_per_pool(i) * block_size(i)))
+            .map(|(i, c)| {
+                let span = if i < NUM_CLASSES { POOL_SIZE } else { RUN_SIZE };
+                c.pools * (span - blocks_per_pool(i) * block_size(i))
+            })
             .sum();
         tails + self.arenas.current as usize * POOL_SIZE
     }
@@ -81,6 +92,7 @@ impl AllocStats {
 pub fn snapshot() -> AllocStats {
     let mut s = AllocStats {
         classes: [ClassStats::default(); NUM_CLASSES],
+        medium: [ClassStats::default(); MEDIUM_CLASSES],
         arenas: ArenaCounters::default(),
         arenas_free: 0,
         pools_free: 0,
@@ -88,29 +100,44 @@ pub fn snapshot() -> AllocStats {
         large_blocks: 0,
         debug: super::dispatch::debug_enabled(),
     };
-    for (i, c) in s.classes.iter_mut().enumerate() {
+    for (i, c) in s.classes.iter_mut().chain(s.medium.iter_mut()).enumerate() {
         c.block_size = block_size(i);
     }
     {
         super::thread::ensure_process_init();
         let g = GLOBAL.lock();
-        s.arenas = g.arenas.counters;
-        s.arenas_free = g.arenas.free_arenas();
-        g.arenas.for_each(|d| {
+        let (small, runs) = (g.arenas.counters, g.runs.counters);
+        s.arenas = ArenaCounters {
+            allocated_total: small.allocated_total + runs.allocated_total,
+            released_total: small.released_total + runs.released_total,
+            current: small.current + runs.current,
+            peak: small.peak + runs.peak,
+        };
+        s.arenas_free = g.arenas.free_arenas() + g.runs.free_arenas();
+        g.for_each_arena(|d| {
             s.pools_free += d.nfreepools();
             for p in d.touched_pools() {
                 // SAFETY: touched pools have been written at least once, so their header
                 // fields read below are initialized; those two fields are atomics.
                 let p = unsafe { &*p };
                 let class = p.class.load(Ordering::Acquire) as usize;
+                if class == CLASS_RUN_TAIL {
+                    continue; // counted with its run's first pool
+                }
                 if class == CLASS_NONE {
                     // Not in use: free in its arena (counted above), or retired in a heap's
-                    // pool cache.
-                    s.pools_free += usize::from(d.free_mask & (1u64 << index_of(p)) == 0);
+                    // cache (a run: all its pools).
+                    if d.free_mask & (1u64 << index_of(p)) == 0 {
+                        s.pools_free += d.unit as usize;
+                    }
                     continue;
                 }
                 let used = p.used() as usize;
-                let c = &mut s.classes[class];
+                let c = if class < NUM_CLASSES {
+                    &mut s.classes[class]
+                } else {
+                    &mut s.medium[class - NUM_CLASSES]
+                };
                 c.pools += 1;
                 c.blocks_in_use += used;
                 c.blocks_free += blocks_per_pool(class).saturating_sub(used);
@@ -123,11 +150,16 @@ pub fn snapshot() -> AllocStats {
 
 impl fmt::Display for AllocStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Small block threshold = 512, in 32 size classes.")?;
+        writeln!(
+            f,
+            "Small block threshold = 512, in 32 size classes; medium blocks to {MEDIUM_MAX}, in \
+             {MEDIUM_CLASSES} classes (pools of classes {NUM_CLASSES}.. are {} KiB runs).",
+            RUN_SIZE >> 10
+        )?;
         writeln!(f)?;
         writeln!(f, "class   size   num pools   blocks in use  avail blocks")?;
         writeln!(f, "-----   ----   ---------   -------------  ------------")?;
-        for (i, c) in self.classes.iter().enumerate() {
+        for (i, c) in self.all_classes().enumerate() {
             if c.pools == 0 {
                 continue;
             }

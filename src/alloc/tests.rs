@@ -235,7 +235,7 @@ fn address_map_knows_our_blocks_and_nothing_else() {
 
 #[test]
 fn arena_buckets_prefer_fullest_and_release_when_free() {
-    let mut a = Arenas::new();
+    let mut a = Arenas::<1>::new(false);
     a.set_purge_delay(0); // unmap at once (the delayed purge has its own test)
     let mut pools = Vec::new();
     for _ in 0..USABLE_POOLS + 10 {
@@ -297,9 +297,9 @@ fn arena_buckets_prefer_fullest_and_release_when_free() {
 #[test]
 fn free_arenas_wait_out_the_purge_delay() {
     // No test depends on being fast: a delay that cannot expire, then one that a sleep exceeds.
-    let mut a = Arenas::new();
+    let mut a = Arenas::<1>::new(false);
     a.set_purge_delay(1_000_000);
-    let take_arena = |a: &mut Arenas| -> Vec<*mut Pool> {
+    let take_arena = |a: &mut Arenas<1>| -> Vec<*mut Pool> {
         (0..USABLE_POOLS)
             .map(|_| a.alloc_pool().unwrap().pool)
             .collect()
@@ -307,7 +307,7 @@ fn free_arenas_wait_out_the_purge_delay() {
     let (x, y, z) = (take_arena(&mut a), take_arena(&mut a), take_arena(&mut a));
     assert_eq!(a.counters.current, 3);
     // SAFETY: the pools were never initialized, so they are not in use.
-    let give_back = |a: &mut Arenas, v: &[*mut Pool]| unsafe {
+    let give_back = |a: &mut Arenas<1>, v: &[*mut Pool]| unsafe {
         for &p in v {
             a.free_pool(p);
         }
@@ -389,16 +389,15 @@ fn stats_arithmetic_is_consistent() {
             "our 1000 blocks are in use"
         );
         let _ = before;
-        for cs in &s.classes {
+        for (class, cs) in s.all_classes().enumerate() {
             assert_eq!(
                 cs.blocks_in_use + cs.blocks_free,
-                cs.pools * blocks_per_pool(class_of(cs.block_size))
+                cs.pools * blocks_per_pool(class)
             );
         }
         assert_eq!(
             s.bytes_in_use(),
-            s.classes
-                .iter()
+            s.all_classes()
                 .map(|c| c.blocks_in_use * c.block_size)
                 .sum::<usize>()
         );
@@ -448,79 +447,19 @@ fn realloc_in_place_within_class_and_across_the_boundary() {
             p.write_bytes(1, 20);
             let q = ArenaAlloc.realloc(p, l(20), 30);
             assert_eq!(p, q, "20 -> 30 stays in class 32");
-            let r = ArenaAlloc.realloc(q, l(30), 2000);
+            // Across the small/medium line (both ours), then the medium/large one.
+            let m = ArenaAlloc.realloc(q, l(30), 1000);
+            assert!(owns(m), "1000 bytes are a medium block");
+            assert!(core::slice::from_raw_parts(m, 20).iter().all(|&x| x == 1));
+            let m2 = ArenaAlloc.realloc(m, l(1000), 1020);
+            assert_eq!(m, m2, "1000 -> 1020 stays in the medium class 1024");
+            let r = ArenaAlloc.realloc(m2, l(1020), 3000);
             assert!(!owns(r));
             assert!(core::slice::from_raw_parts(r, 20).iter().all(|&x| x == 1));
-            let s = ArenaAlloc.realloc(r, l(2000), 40);
+            let s = ArenaAlloc.realloc(r, l(3000), 40);
             assert!(owns(s));
             assert!(core::slice::from_raw_parts(s, 20).iter().all(|&x| x == 1));
             ArenaAlloc.dealloc(s, l(40));
         }
     });
-}
-
-/// A block the system allocator handed out before us (as when the malloc replacement is
-/// `dlopen`ed), freed through us: the large-block totals must not wrap to absurd figures.
-#[test]
-fn large_totals_clamp_at_zero_for_blocks_we_never_counted() {
-    // SAFETY: a fresh glibc block, freed once (through large::free, which hands it to glibc).
-    unsafe {
-        let p = libc::malloc(200_000).cast::<u8>();
-        assert!(!p.is_null());
-        super::large::free(p);
-    }
-    let (bytes, blocks) = super::large::totals();
-    assert!(
-        bytes < 1 << 48 && blocks < 1 << 48,
-        "wrapped: {bytes} {blocks}"
-    );
-}
-
-/// Large blocks are counted by the thread that allocates or frees them, in its own heap, with no
-/// shared counter: a thread that frees another's blocks counts below zero, and the two shares
-/// sum to nothing once every block is gone.
-#[test]
-fn large_blocks_are_counted_per_thread() {
-    fn share() -> (isize, isize) {
-        let h = thread::current();
-        if h.is_null() {
-            return (0, 0); // no heap yet: the first count makes one
-        }
-        // SAFETY: h is the calling thread's own live heap.
-        let c = unsafe { &(*h).large };
-        (
-            c.bytes.load(core::sync::atomic::Ordering::Relaxed) as isize,
-            c.blocks.load(core::sync::atomic::Ordering::Relaxed) as isize,
-        )
-    }
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<usize>>();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<(isize, isize)>();
-    let freer = std::thread::spawn(move || {
-        let blocks = rx.recv().unwrap();
-        for p in blocks {
-            // SAFETY: each block came from large::alloc on the other thread and is freed once.
-            unsafe { super::large::free(p as *mut u8) };
-        }
-        done_tx.send(share()).unwrap();
-    });
-    in_fresh_thread(move || {
-        let before = share();
-        let blocks: Vec<usize> = (0..10)
-            .map(|i| super::large::alloc(1000 + 100 * i, 16, false) as usize)
-            .collect();
-        let after = share();
-        assert_eq!(
-            after.1 - before.1,
-            10,
-            "the allocating thread counts its blocks"
-        );
-        let bytes = after.0 - before.0;
-        assert!(bytes >= (0..10).map(|i| 1000 + 100 * i).sum::<usize>() as isize);
-        tx.send(blocks).unwrap();
-        let theirs = done_rx.recv().unwrap();
-        assert_eq!(theirs.1, -10, "the freeing thread counts below zero");
-        assert_eq!(theirs.0, -bytes, "and the shares sum to nothing");
-        assert_eq!(share(), after, "the allocating thread's share is its own");
-    });
-    freer.join().unwrap();
 }

@@ -43,10 +43,10 @@ use super::fork;
 use super::global::GLOBAL;
 use super::heap::{self, ThreadHeap};
 use super::lock::{self, SpinLock};
-use super::pool::{Pool, pool_of};
+use super::pool::{Pool, pool_of_any};
 use super::remote::{Block, BlockStack, RemoteFree, remote_free};
-use super::size_class::CLASS_NONE;
 use super::table::SlotTable;
+use crate::config::ALL_CLASSES;
 
 const NEW: u8 = 0;
 const LIVE: u8 = 1;
@@ -237,7 +237,8 @@ fn drain_deferred() {
 #[cold]
 #[inline(never)]
 pub unsafe fn free_remote(b: *mut u8) {
-    let p = pool_of(b);
+    // SAFETY: b is a live block of ours, so its arena is mapped.
+    let p = unsafe { pool_of_any(b) };
     loop {
         // SAFETY: b is a live block of p, so p's header is live; the owner read while the word
         // is NOTIFYING is a live heap (remote.rs).
@@ -286,7 +287,9 @@ pub fn trim() {
         unsafe { heap::trim(h) };
     }
     ensure_process_init();
-    GLOBAL.lock().arenas.purge(true);
+    let mut g = GLOBAL.lock();
+    g.arenas.purge(true);
+    g.runs.purge(true);
 }
 
 /// Check the calling thread's heap and the arenas.
@@ -298,7 +301,9 @@ pub fn validate() -> Result<(), &'static str> {
     // SAFETY: h is the calling thread's own heap.
     unsafe { heap::is_valid(h)? };
     // (A heap exists, so the one-time setup has run: no ensure_process_init here.)
-    GLOBAL.lock().arenas.arenas_are_valid()
+    let g = GLOBAL.lock();
+    g.arenas.arenas_are_valid()?;
+    g.runs.arenas_are_valid()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,12 +439,12 @@ fn process_init() -> Option<libc::pthread_key_t> {
 fn rearm_after_fork() {
     // SAFETY: the fork handlers hold GLOBAL on this thread, the only one in the child.
     let g = unsafe { &*GLOBAL.data_ptr() };
-    g.arenas.for_each(|d| {
+    g.for_each_arena(|d| {
         for p in d.touched_pools() {
             // SAFETY: touched pools have initialized headers; the child has no other thread, and
             // only the atomic remote word is touched.
             let p: &Pool = unsafe { &*p };
-            if p.class() != CLASS_NONE {
+            if p.class() < ALL_CLASSES {
                 p.remote.rearm_after_fork();
             }
         }
