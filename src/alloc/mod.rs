@@ -43,7 +43,11 @@ mod fork;
 mod global;
 mod heap;
 mod large;
+#[cfg(test)]
+mod large_tests;
 mod lock;
+#[cfg(test)]
+mod medium_tests;
 pub mod os;
 mod plain;
 mod pool;
@@ -53,10 +57,6 @@ pub mod remote;
 mod size_class;
 mod stats;
 mod table;
-#[cfg(test)]
-mod large_tests;
-#[cfg(test)]
-mod medium_tests;
 #[cfg(test)]
 mod tests;
 mod thread;
