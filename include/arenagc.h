@@ -44,7 +44,15 @@
 extern "C" {
 #endif
 
-/* Version of the library this header describes (agc_version() returns the library's). */
+/* Version of the library this header describes (agc_version() returns the library's string).
+   AGC_VERSION_NUMBER orders versions: MAJOR * 1000000 + MINOR * 1000 + PATCH. ABI policy
+   (ffi/README.md): the SONAME is libarenagc.so.MAJOR; a release with the same MAJOR only adds
+   (functions, constants, agc_type fields after struct_size), so a program built against
+   MAJOR.MINOR runs with any library MAJOR.x where x >= MINOR. */
+#define AGC_VERSION_MAJOR 0
+#define AGC_VERSION_MINOR 1
+#define AGC_VERSION_PATCH 0
+#define AGC_VERSION_NUMBER (AGC_VERSION_MAJOR * 1000000 + AGC_VERSION_MINOR * 1000 + AGC_VERSION_PATCH)
 #define AGC_VERSION_STRING "0.1.0"
 
 /* Number of size classes: blocks of 16, 32, ..., 512 bytes. */
@@ -258,6 +266,45 @@ static inline void agc_xdecref(agc_object *obj) {
         agc_decref(obj);
 }
 
+/* Take a reference and return obj (CPython's Py_NewRef): `self->item = agc_newref(item);`.
+   NULL is an error, as for agc_incref. */
+static inline agc_object *agc_newref(agc_object *obj) {
+    agc_incref(obj);
+    return obj;
+}
+
+/* agc_newref, and NULL gives NULL without an error (Py_XNewRef). */
+static inline agc_object *agc_xnewref(agc_object *obj) {
+    if (obj != NULL)
+        obj->refcnt++;
+    return obj;
+}
+
+/* In a traverse function whose parameters are named visit and arg (as CPython's Py_VISIT):
+   visit the object field op unless it is NULL, and return visit's result if it is nonzero.
+   op may be any pointer to an object struct (it is cast to agc_object *). */
+#define AGC_VISIT(op)                                                    \
+    do {                                                                 \
+        if ((op) != NULL) {                                              \
+            int agc_visit_result_ = visit((agc_object *)(op), arg);      \
+            if (agc_visit_result_ != 0)                                  \
+                return agc_visit_result_;                                \
+        }                                                                \
+    } while (0)
+
+/* In a clear function or a dealloc (as CPython's Py_CLEAR): if the field op is not NULL, set
+   it to NULL first and then drop the reference it held, so that code run by that decref (a
+   dealloc, a finalizer, a weak reference callback) never sees the object through op. op is
+   an lvalue of any object pointer type, evaluated twice. */
+#define AGC_CLEAR(op)                                                    \
+    do {                                                                 \
+        agc_object *agc_clear_tmp_ = (agc_object *)(op);                 \
+        if (agc_clear_tmp_ != NULL) {                                    \
+            (op) = NULL;                                                 \
+            agc_decref(agc_clear_tmp_);                                  \
+        }                                                                \
+    } while (0)
+
 /* Let the collector see obj (generation 0); no-op if tracked. Call once the payload is
    initialized. AGC_OK, AGC_ERR_NULL, AGC_ERR_VALUE if its type has no AGC_TPFLAGS_HAVE_GC. */
 int agc_track(agc_object *obj);
@@ -408,6 +455,57 @@ intptr_t agc_gc_get_referrers(agc_object *obj, agc_visitproc visit, void *data);
 
 /* The same for each object obj refers to directly (per its traverse; once per reference). */
 intptr_t agc_gc_get_referents(agc_object *obj, agc_visitproc visit, void *data);
+
+/* ---- leak hunting: counts by type, why is this alive, pictures, the leak report ---------- */
+
+/* One type name's live objects: how many (tracked, plus the untracked ones found through
+   them), of which untracked, and their bytes. A nonzero return stops the walk. */
+typedef int (*agc_type_count_visitor)(const char *name, size_t count, size_t untracked,
+                                      size_t bytes, void *data);
+
+/* Call visit for each type name with live objects in the current runtime, most numerous
+   first (objgraph's show_most_common_types). Seen: every tracked object (frozen ones too) and
+   the untracked objects they refer to, directly or through other untracked ones; not seen:
+   untracked objects that only C pointers or Rust variables hold. Returns the number of calls,
+   AGC_ERR_NULL if visit is NULL. */
+intptr_t agc_gc_type_counts(agc_type_count_visitor visit, void *data);
+
+/* A type name whose count rose above its earlier peak, and by how much. */
+typedef int (*agc_type_growth_visitor)(const char *name, size_t count, size_t delta, void *data);
+
+/* Call visit for each type name whose count passed the peak seen by the earlier calls (the
+   first call: every type), largest rise first (objgraph's show_growth). Returns the number
+   of calls, AGC_ERR_NULL if visit is NULL. */
+intptr_t agc_gc_type_growth(agc_type_growth_visitor visit, void *data);
+
+/* Why is obj alive? A shortest chain of references from a root (an object referenced from
+   outside the tracked graph, or frozen) to obj: visit(o, data) for each object of the chain,
+   root first, obj last (borrowed; visit may be NULL), and *external (if not NULL) = the root's
+   references from outside. The caller's own reference to obj is not counted. Returns the
+   chain's length; 0 if nothing outside holds obj (cyclic garbage, *external = 0);
+   AGC_ERR_NULL for a NULL obj; AGC_ERR_STATE during a collection. */
+intptr_t agc_gc_path_to(agc_object *obj, size_t *external, agc_visitproc visit, void *data);
+
+/* Graphviz DOT pictures of the objects that refer to obj (backrefs) or that obj refers to
+   (refs), up to depth steps and max_nodes nodes, labelled by type name and repr hook, roots
+   green, obj red. A string from agc_malloc (agc_free it); NULL with a message for a NULL obj,
+   during a collection, or when memory is short. */
+char *agc_gc_dot_backrefs(agc_object *obj, size_t depth, size_t max_nodes);
+char *agc_gc_dot_refs(agc_object *obj, size_t depth, size_t max_nodes);
+
+/* Describe obj in at most cap bytes of UTF-8 written to buf (no NUL needed); return the
+   bytes written. */
+typedef size_t (*agc_repr_hook)(agc_object *obj, char *buf, size_t cap);
+
+/* Describe every object of type with hook in the pictures and reports (NULL removes it).
+   AGC_OK, AGC_ERR_NULL for a NULL type. */
+int agc_gc_set_repr(const agc_type *type, agc_repr_hook hook);
+
+/* The leak report on garbage: its objects by type, each uncollectable group with the legacy
+   finalizers (del) that pin it, the collectable objects AGC_DEBUG_SAVEALL kept. Printed to
+   stderr by every collection under AGC_DEBUG_LEAK. A string from agc_malloc (agc_free it);
+   NULL with a message when memory is short. */
+char *agc_gc_leak_report(void);
 
 /* ---- runtimes ---------------------------------------------------------------------------- */
 

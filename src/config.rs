@@ -49,16 +49,21 @@ pub const NUM_CLASSES: usize = SMALL_MAX / ALIGNMENT;
 /// (CPython's `USE_LARGE_POOLS`, its default on 64-bit platforms since 3.10).
 #[cfg(not(feature = "large-pools"))]
 pub const POOL_BITS: u32 = 12;
+/// A pool is 16 KiB (`large-pools`: CPython's `USE_LARGE_POOLS`).
 #[cfg(feature = "large-pools")]
 pub const POOL_BITS: u32 = 14;
+/// Bytes per pool: 4 KiB, or 16 KiB with `large-pools`.
 pub const POOL_SIZE: usize = 1 << POOL_BITS;
 /// An arena is 64 pools, aligned to its own size so `p & !(ARENA_SIZE-1)` finds it: 256 KiB, or
 /// 1 MiB with `large-pools` (CPython's `USE_LARGE_ARENAS`).
 #[cfg(not(feature = "large-pools"))]
 pub const ARENA_BITS: u32 = 18;
+/// An arena is 1 MiB (`large-pools`: CPython's `USE_LARGE_ARENAS`).
 #[cfg(feature = "large-pools")]
 pub const ARENA_BITS: u32 = 20;
+/// Bytes per arena: 256 KiB, or 1 MiB with `large-pools`.
 pub const ARENA_SIZE: usize = 1 << ARENA_BITS;
+/// Pools per arena, the header page included: 64 in both geometries.
 pub const POOLS_PER_ARENA: usize = ARENA_SIZE / POOL_SIZE;
 /// Bytes of each pool header (`alloc::pool::Pool`) in the arena's header page.
 pub const POOL_HEADER_SIZE: usize = 64;
@@ -109,6 +114,7 @@ pub const PURGE_DELAY_MS: u64 = 100;
 /// glibc's defaults are 128 KiB and 128 KiB, raised by its dynamic adjustment up to 64 MiB and
 /// 32 MiB (its `DEFAULT_MMAP_THRESHOLD_MAX` on 64-bit): these are the ceilings it converges to.
 pub const SYSTEM_TRIM_THRESHOLD: usize = 64 << 20;
+/// The mmap threshold of that policy (see [`SYSTEM_TRIM_THRESHOLD`]): 32 MiB.
 pub const SYSTEM_MMAP_THRESHOLD: usize = 32 << 20;
 
 /// A full pool goes back on its heap's avail list once it has this many free blocks, not at
@@ -133,6 +139,7 @@ pub const HEAP_CACHE_BATCH: usize = 16;
 /// The same two bounds for a heap's cache of medium runs (a run is 16 KiB: 4 runs at a time,
 /// at most 16 kept, so a thread holds at most 256 KiB of empty runs, as of empty pools).
 pub const HEAP_RUN_BATCH: usize = 4;
+/// Empty medium runs a heap keeps at most (see [`HEAP_RUN_BATCH`]).
 pub const HEAP_RUN_CACHE: usize = 16;
 
 /// User-space addresses the address map covers (x86-64 and AArch64 with 4-level paging).
@@ -141,6 +148,7 @@ pub const HEAP_RUN_CACHE: usize = 16;
 pub const ADDRESS_BITS: u32 = 48;
 /// The address map is a two-level radix tree over arena numbers (`addr >> ARENA_BITS`).
 pub const MAP_LEAF_BITS: u32 = 15;
+/// Bits of an arena number indexing the top level of the address map (the rest index a leaf).
 pub const MAP_TOP_BITS: u32 = ADDRESS_BITS - ARENA_BITS - MAP_LEAF_BITS;
 
 /// Arena descriptors live in one reserved (not committed) table of this many slots.
@@ -206,9 +214,15 @@ pub const TRASH_LIMIT: usize = 50;
 /// linear in the number of objects made.
 pub const FULL_COLLECTION_PENDING_DIVISOR: usize = 4;
 
+/// Longest description of an object (`gc::repr`) in the collector's pictures and reports, in
+/// bytes: a label a reader takes in at a glance in a Graphviz box (objgraph cuts its labels
+/// near 40 characters); formatting stops there, so a `Debug` that would follow a cycle ends.
+pub const REPR_MAX_BYTES: usize = 60;
+
 const _: () = assert!(
     NUM_GENERATIONS == 3,
     "get_count/get_threshold return triples"
 );
 const _: () = assert!(TRASH_LIMIT >= 1);
 const _: () = assert!(FULL_COLLECTION_PENDING_DIVISOR >= 1);
+const _: () = assert!(REPR_MAX_BYTES >= 4, "room for one character of any width");

@@ -10,6 +10,8 @@
 //!        not found)
 //!  agc_gc_get_objects / _referrers / _referents(visit, data) ─> gc::get_* (strong refs held
 //!        while the visitor runs, inside gc::raw::CallbackScope: no runtime switch from it)
+//!  agc_gc_type_counts / _type_growth / _path_to / _dot_* / _set_repr / _leak_report
+//!        ─> the leak-hunting functions: `gc_leaks.rs`, a submodule of this file
 //! ```
 
 use core::ffi::{c_int, c_uint, c_void};
@@ -24,6 +26,9 @@ use crate::types::{
     AGC_GC_START, AGC_GC_STOP, AGC_OK, AgcGcCallback, AgcGcStats, AgcGenStats, AgcObject,
     AgcVisitProc,
 };
+
+#[path = "gc_leaks.rs"]
+mod leaks;
 
 const _: () = assert!(AGC_GC_GENERATIONS == NUM_GENERATIONS);
 const _: () = assert!(AGC_DEBUG_STATS == gc::DEBUG_STATS);

@@ -99,6 +99,10 @@ fn c_type(rust: &str) -> String {
         "AgcGcCallback" => "agc_gc_callback",
         "*mut ObjectHeader" => "agc_object *",
         "*mut core::ffi::c_void" => "void *",
+        "*mut c_char" => "char *",
+        "AgcTypeCountVisitor" => "agc_type_count_visitor",
+        "AgcTypeGrowthVisitor" => "agc_type_growth_visitor",
+        "AgcReprHook" => "agc_repr_hook",
         other => panic!("no C type known for the Rust type `{other}`: extend c_type()"),
     };
     norm(t)
@@ -161,7 +165,7 @@ fn rust_fn_alias(file: &str, alias: &str) -> (String, Vec<String>) {
 
 #[test]
 fn callback_typedefs_match_the_rust_function_types() {
-    // The six function-pointer typedefs and the Rust types the library declares them as.
+    // The function-pointer typedefs and the Rust types the library declares them as.
     for (c, file, rust) in [
         ("agc_visitproc", "src/object/mod.rs", "VisitProc"),
         ("agc_traverseproc", "src/object/mod.rs", "TraverseProc"),
@@ -173,6 +177,17 @@ fn callback_typedefs_match_the_rust_function_types() {
             "AgcWeakrefCallback",
         ),
         ("agc_gc_callback", "ffi/src/types.rs", "AgcGcCallback"),
+        (
+            "agc_type_count_visitor",
+            "ffi/src/gc_leaks.rs",
+            "AgcTypeCountVisitor",
+        ),
+        (
+            "agc_type_growth_visitor",
+            "ffi/src/gc_leaks.rs",
+            "AgcTypeGrowthVisitor",
+        ),
+        ("agc_repr_hook", "ffi/src/gc_leaks.rs", "AgcReprHook"),
     ] {
         assert_eq!(
             header_fn_typedef(c),
@@ -335,12 +350,24 @@ fn header_check_c_takes_every_declared_function_and_inlines_are_not_exported() {
     // The inline reference-count functions live in the header only.
     let inline: BTreeSet<String> = header()
         .lines()
-        .filter_map(|l| l.strip_prefix("static inline void "))
-        .map(|l| l[..l.find('(').expect("(")].to_string())
+        .filter_map(|l| l.strip_prefix("static inline "))
+        .map(|l| {
+            let head = &l[..l.find('(').expect("(")];
+            let at = head
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            head[at..].to_string()
+        })
         .collect();
-    let want: BTreeSet<String> = ["agc_incref", "agc_decref", "agc_xdecref"]
-        .map(String::from)
-        .into();
+    let want: BTreeSet<String> = [
+        "agc_incref",
+        "agc_decref",
+        "agc_xdecref",
+        "agc_newref",
+        "agc_xnewref",
+    ]
+    .map(String::from)
+    .into();
     assert_eq!(inline, want, "static inline functions of the header");
     let shared = defined_symbols(&["-D", "--defined-only"], "libarenagc.so");
     assert!(
@@ -355,6 +382,25 @@ fn rust_layout() -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let mut put = |k: &str, v: String| m.insert(k.to_string(), v);
     put("version", env!("CARGO_PKG_VERSION").to_string());
+    // The numeric version macros: this package's version, and MAJOR * 10^6 + MINOR * 10^3 +
+    // PATCH.
+    let part = |s: &str| s.parse::<u64>().expect("a version number");
+    let (major, minor, patch) = (
+        part(env!("CARGO_PKG_VERSION_MAJOR")),
+        part(env!("CARGO_PKG_VERSION_MINOR")),
+        part(env!("CARGO_PKG_VERSION_PATCH")),
+    );
+    assert!(
+        minor < 1000 && patch < 1000,
+        "AGC_VERSION_NUMBER has 3 digits each"
+    );
+    put("const AGC_VERSION_MAJOR", major.to_string());
+    put("const AGC_VERSION_MINOR", minor.to_string());
+    put("const AGC_VERSION_PATCH", patch.to_string());
+    put(
+        "const AGC_VERSION_NUMBER",
+        (major * 1_000_000 + minor * 1000 + patch).to_string(),
+    );
     put("const AGC_NUM_CLASSES", AGC_NUM_CLASSES.to_string());
     put("const AGC_OK", AGC_OK.to_string());
     put("const AGC_ERR_NULL", AGC_ERR_NULL.to_string());

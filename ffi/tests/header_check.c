@@ -72,6 +72,13 @@ FN(int, agc_gc_callback_remove, (uint64_t))
 FN(intptr_t, agc_gc_get_objects, (int, agc_visitproc, void *))
 FN(intptr_t, agc_gc_get_referrers, (agc_object *, agc_visitproc, void *))
 FN(intptr_t, agc_gc_get_referents, (agc_object *, agc_visitproc, void *))
+FN(intptr_t, agc_gc_type_counts, (agc_type_count_visitor, void *))
+FN(intptr_t, agc_gc_type_growth, (agc_type_growth_visitor, void *))
+FN(intptr_t, agc_gc_path_to, (agc_object *, size_t *, agc_visitproc, void *))
+FN(char *, agc_gc_dot_backrefs, (agc_object *, size_t, size_t))
+FN(char *, agc_gc_dot_refs, (agc_object *, size_t, size_t))
+FN(int, agc_gc_set_repr, (const agc_type *, agc_repr_hook))
+FN(char *, agc_gc_leak_report, (void))
 FN(agc_runtime *, agc_runtime_new, (void))
 FN(int, agc_runtime_free, (agc_runtime *))
 FN(int, agc_runtime_attach, (agc_runtime *))
@@ -85,6 +92,26 @@ static void dealloc_plain(agc_object *o) { (void)agc_object_del(o); }
 static void weak_cb(agc_object *w, void *d) { (void)w; (void)d; }
 static void gc_cb(int p, int g, size_t c, size_t u, void *d) { (void)p; (void)g; (void)c; (void)u; (void)d; }
 static const agc_visitproc p_visit = visit_none;
+/* The helper macros compile in C and C++ (fields of any object pointer type). */
+struct fields { agc_object ob; agc_object *a; struct fields *b; };
+static int traverse_fields(agc_object *o, agc_visitproc visit, void *arg) {
+    struct fields *f = (struct fields *)o;
+    if (f->ob.type == NULL) {
+        AGC_VISIT(f->a);
+        AGC_VISIT(f->b);
+    }
+    return 0;
+}
+static int clear_fields(agc_object *o) {
+    struct fields *f = (struct fields *)o;
+    if (f->ob.type == NULL) {
+        AGC_CLEAR(f->a);
+        AGC_CLEAR(f->b);
+    }
+    return 0;
+}
+static const agc_traverseproc p_traverse_fields = traverse_fields;
+static const agc_inquiry p_clear_fields = clear_fields;
 static const agc_weakref_callback p_weak_cb = weak_cb;
 static const agc_gc_callback p_gc_cb = gc_cb;
 static const agc_type plain_type = {"plain", sizeof(agc_object) + 16, AGC_TPFLAGS_HAVE_GC,
@@ -130,6 +157,9 @@ int main(void) {
         agc_incref(o);
         agc_decref(o);
         agc_xdecref(NULL);
+        agc_decref(agc_newref(o));
+        if (agc_xnewref(NULL) != NULL || p_traverse_fields(o, p_visit, NULL) != 0 || p_clear_fields(o) != 0)
+            return 1;
         w = p_agc_weakref_new(o, p_weak_cb, NULL);
         if (!w || p_agc_weakref_count(o) != 1)
             return 1;
@@ -169,6 +199,10 @@ int main(void) {
     }
 
     printf("version %s\n", AGC_VERSION_STRING);
+    printf("const AGC_VERSION_MAJOR %d\n", AGC_VERSION_MAJOR);
+    printf("const AGC_VERSION_MINOR %d\n", AGC_VERSION_MINOR);
+    printf("const AGC_VERSION_PATCH %d\n", AGC_VERSION_PATCH);
+    printf("const AGC_VERSION_NUMBER %ld\n", (long)AGC_VERSION_NUMBER);
     printf("const AGC_NUM_CLASSES %d\n", AGC_NUM_CLASSES);
     printf("const AGC_OK %d\n", AGC_OK);
     printf("const AGC_ERR_NULL %d\n", AGC_ERR_NULL);

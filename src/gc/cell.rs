@@ -20,14 +20,16 @@
 //!   external (the referents stay alive), which is conservative and consistent between the
 //!   phases of one collection, since no user code runs between them.
 //!
-//! May touch: `handle.rs` (the `Trace` trait), `trace.rs` (`Tracer`), `any.rs` (`AnyGc`).
+//! May touch: `handle.rs` (the `Trace` trait), `weak.rs` (`Weak`), `trace.rs` (`Tracer`),
+//! `any.rs` (`AnyGc`).
 
 use core::cell::{Ref, RefCell, RefMut};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, LinkedList, VecDeque};
 
 use super::any::AnyGc;
-use super::handle::{Gc, Trace, Weak};
+use super::handle::{Gc, Trace};
 use super::trace::Tracer;
+use super::weak::Weak;
 
 macro_rules! leaf {
     ($($t:ty),* $(,)?) => {$(

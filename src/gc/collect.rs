@@ -41,15 +41,18 @@
 //! - Every object this file frees goes through `object::decref`, hence the trashcan.
 //!
 //! May touch: `list.rs`, `visit.rs`, `weakref.rs` (clearing, callbacks), `runtime.rs` (the
-//! state), `any.rs` (`garbage` entries), `diag.rs`. Not the handles, not the scheduler.
+//! state), `any.rs` (`garbage` entries), `diag.rs`, `leak.rs` (the `DEBUG_LEAK` report). Not
+//! the handles, not the scheduler.
 
 use core::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use super::any::AnyGc;
 use super::diag::{
-    DEBUG_COLLECTABLE, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, abort_with, gc_eprintln,
+    DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, abort_with,
+    gc_eprintln,
 };
+use super::leak;
 use super::list::{self, Head, next, prev, set_next, set_prev};
 use super::runtime::GcState;
 use super::visit::{Reach, decref_marker, gc_refs, visit_decref, visit_reachable};
@@ -71,6 +74,7 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
     let no_unwind = AbortOnUnwind;
     let t0 = Instant::now();
     let debug = st.debug.get();
+    let garbage_before = st.garbage.borrow().len();
     // SAFETY: all lists belong to this runtime and are valid; working sets live on this frame.
     unsafe {
         if debug & DEBUG_STATS != 0 {
@@ -172,6 +176,9 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         }
         handle_legacy_finalizers(st, finalizers, old);
         list::validate(old, false, false);
+        if debug & DEBUG_LEAK == DEBUG_LEAK {
+            leak::print_new(st, garbage_before);
+        }
 
         let s = &st.stats[generation];
         let mut v = s.get();

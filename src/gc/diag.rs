@@ -41,6 +41,11 @@ pub enum GcError {
     /// ABI calls. The call running that code holds the current runtime's state and goes on
     /// with it afterwards (see `Runtime::attach`).
     SwitchFromLibraryCode,
+    /// A question about the whole object graph (`gc::path_to`, the `gc::dot_*` pictures) asked
+    /// while a collection runs (from a finalizer, a weakref or gc callback, a `Drop` the
+    /// collector runs): the collector's working sets are not generations then, so the graph
+    /// cannot be walked.
+    CollectionRunning,
 }
 
 impl core::fmt::Display for GcError {
@@ -52,6 +57,10 @@ impl core::fmt::Display for GcError {
             GcError::SwitchFromLibraryCode => f.write_str(
                 "called from code the library runs (a finalizer, a weakref or gc callback, a \
                  dealloc, a traverse or a visitor); attach and detach around library calls only",
+            ),
+            GcError::CollectionRunning => f.write_str(
+                "a collection is running (called from a finalizer, a callback or a Drop it \
+                 runs); ask about the object graph outside collections",
             ),
         }
     }

@@ -1,7 +1,7 @@
-//! The typed handles and what they hold: [`Trace`] (what a Rust value reports to the
-//! collector), [`Gc<T>`] (the safe strong handle), [`Weak<T>`] (the weak one), how a Rust value
-//! becomes an object (its `TypeObject`, built at compile time per `T`), and the Rust side of the
-//! deallocation protocol.
+//! The strong handle and what it holds: [`Trace`] (what a Rust value reports to the
+//! collector), [`Gc<T>`] (the safe strong handle), how a Rust value becomes an object (its
+//! `TypeObject`, built at compile time per `T`), and the Rust side of the deallocation
+//! protocol. The weak handle, `Gc::downgrade*` and weakref allocation are in `weak.rs`.
 //!
 //! | item            | role                                                                   |
 //! |-----------------|------------------------------------------------------------------------|
@@ -9,8 +9,6 @@
 //! | `RustObject<T>` | the memory after the `GcHead`: header, then the value                  |
 //! | `TypeFor<T>`    | the compile-time `TypeObject` of `T`: traverse/clear/finalize/del/dealloc trampolines |
 //! | [`Gc<T>`]       | one counted reference; the last drop deallocates                       |
-//! | [`Weak<T>`]     | one counted reference to a weakref object (`Trace` for both: `cell.rs`) |
-//! | `new_weakref`   | the counted allocation of a weakref object (`Gc::downgrade*`, `raw::weakref_new`) |
 //!
 //! # Invariants
 //!
@@ -23,17 +21,22 @@
 //!   collector's `clear` on garbage, or by deallocation); after that the value is never read
 //!   again: `Deref` panics with a clear message, `trace` visits nothing, `clear` and `dealloc`
 //!   skip the drop.
+//! - The trampolines that run user code (`clear`, `dealloc`, `finalize`, `del`: `Drop`, the
+//!   finalizers) run it inside `unwind::contain`: no panic leaves them (`unwind.rs` has the
+//!   rule: held and resumed after a collection, else an abort naming the object). A `Gc`'s own
+//!   last drop runs `Drop` directly, where a panic unwinds as from any `Drop`.
+//! - `traverse` answers a type query (`trace.rs`) with `TypeId::of::<T>()` and the value, so
+//!   code holding only the object pointer can reach `T` (`repr.rs`).
 //! - A `Gc` object is its `GcHead`, its `ObjectHeader` and the value: 32 bytes of overhead. The
 //!   weakref list head, when there is one, lives in the runtime's side table
 //!   (`WEAKLIST_SIDE_TABLE`, `PREV_HAS_WEAKREFS`).
-//! - `Weak<T>` owns one reference to a weakref object; `upgrade` succeeds exactly while the
-//!   weakref is live and its referent's count is above zero.
-//! - `Gc` and `Weak` are `!Send` and `!Sync`: refcounts are plain integers owned by one thread.
+//! - `Gc` is `!Send` and `!Sync`: refcounts are plain integers owned by one thread.
 //!
-//! May touch: `dealloc.rs` (the protocol), `schedule.rs` (counted allocation), `weakref.rs`,
-//! `runtime.rs`, `list.rs`, `trace.rs` (`Tracer`), `any.rs` (`AnyGc`, the sealed traits).
+//! May touch: `dealloc.rs` (the protocol), `schedule.rs` (counted allocation), `runtime.rs`,
+//! `list.rs`, `trace.rs` (`Tracer`), `any.rs` (`AnyGc`, the sealed traits), `unwind.rs`.
 
 use core::alloc::Layout;
+use core::any::TypeId;
 use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int, c_void};
 use core::marker::PhantomData;
@@ -47,7 +50,7 @@ use super::list;
 use super::runtime::current;
 use super::schedule;
 use super::trace::Tracer;
-use super::weakref::{self, WEAKREF_TYPE, WeakCallback, WeakRefObject, weakref_get};
+use super::unwind::contain;
 use crate::object::{
     self, ObjectHeader, PREV_CLEARED, TPFLAGS_HAVE_GC, TypeObject, VisitProc, WEAKLIST_SIDE_TABLE,
     as_gc,
@@ -121,15 +124,28 @@ unsafe extern "C" fn traverse_tramp<T: Trace>(
     // SAFETY: obj is a live RustObject<T>; a value not yet cleared is readable.
     unsafe {
         if !is_cleared(obj) {
-            (**(*o).value.get()).trace(&mut Tracer::new(visit, arg));
+            let value: &T = &*(*o).value.get();
+            let mut tracer = Tracer::new(visit, arg);
+            if tracer.is_type_query() {
+                tracer.answer_type_query(TypeId::of::<T>(), value as *const T as *const ());
+                return 0;
+            }
+            value.trace(&mut tracer);
         }
     }
     0
 }
 
 unsafe extern "C" fn clear_tramp<T: Trace>(obj: *mut ObjectHeader) -> c_int {
-    // SAFETY: obj is a live RustObject<T> (the collector holds a reference).
-    unsafe { drop_value::<T>(obj as *mut RustObject<T>) };
+    let o = obj as *mut RustObject<T>;
+    if core::mem::needs_drop::<T>() {
+        // SAFETY: obj is a live RustObject<T> (the collector holds a reference); it stays
+        // there if the value's Drop panics.
+        unsafe { contain(obj, "the Drop of the value", || drop_value::<T>(o)) };
+    } else {
+        // SAFETY: as above; dropping runs no code.
+        unsafe { drop_value::<T>(o) };
+    }
     0
 }
 
@@ -156,7 +172,8 @@ unsafe extern "C" fn finalize_tramp<T: Trace>(obj: *mut ObjectHeader) {
     if let Some(f) = T::FINALIZE {
         // SAFETY: the caller holds a reference for the duration of the call.
         let tmp = ManuallyDrop::new(unsafe { Gc::<T>::from_raw(obj) });
-        f(&tmp);
+        // SAFETY: the object lives through the call (the caller's reference).
+        unsafe { contain(obj, "the finalizer", || f(&tmp)) };
     }
 }
 
@@ -164,13 +181,15 @@ unsafe extern "C" fn del_tramp<T: Trace>(obj: *mut ObjectHeader) {
     if let Some(f) = T::LEGACY_DEL {
         // SAFETY: as for finalize_tramp.
         let tmp = ManuallyDrop::new(unsafe { Gc::<T>::from_raw(obj) });
-        f(&tmp);
+        // SAFETY: as for finalize_tramp.
+        unsafe { contain(obj, "the legacy del", || f(&tmp)) };
     }
 }
 
 unsafe extern "C" fn dealloc_tramp<T: Trace>(obj: *mut ObjectHeader) {
-    // SAFETY: called at refcount zero, inside the trashcan (object::dealloc or its drain).
-    unsafe { dealloc_body::<T>(obj) }
+    // SAFETY: called at refcount zero, inside the trashcan (object::dealloc or its drain); a
+    // panicking Drop leaves the object's memory in place (it leaks).
+    unsafe { contain(obj, "the Drop of the value", || dealloc_body::<T>(obj)) }
 }
 
 /// The drop of a `Gc<T>`'s last reference: the body inside the object layer's trashcan, called
@@ -208,26 +227,6 @@ unsafe fn dealloc_body<T: Trace>(obj: *mut ObjectHeader) {
             }
         });
     }
-}
-
-/// A new weakref object (refcount 1, tracked) to `obj`, counted against generation 0 first
-/// (which may collect), or a panic if `obj`'s type does not support weak references or `obj`
-/// is dying. Out of memory aborts, as `Box::new` does.
-///
-/// # Safety
-/// `obj` must be a live object of the current runtime.
-pub(crate) unsafe fn new_weakref(
-    obj: *mut ObjectHeader,
-    callback: Option<WeakCallback>,
-) -> *mut ObjectHeader {
-    // SAFETY: caller's contract.
-    unsafe { weakref::check_target(obj) };
-    let st = current();
-    let wr = schedule::alloc_counted(st, &WEAKREF_TYPE, Layout::new::<WeakRefObject>());
-    // SAFETY: a fresh object of WEAKREF_TYPE; obj is live (the caller holds a reference, so a
-    // collection run by the allocation cannot free it) and passed check_target.
-    unsafe { weakref::init(st, wr, obj, callback) };
-    wr
 }
 
 /// A strong, counted reference to a `T` managed by the cycle collector.
@@ -310,26 +309,6 @@ impl<T: Trace> Gc<T> {
         unsafe { (*this.as_object()).refcnt as usize }
     }
 
-    /// A weak reference (no callback).
-    pub fn downgrade(this: &Gc<T>) -> Weak<T> {
-        // SAFETY: the object is live and its type supports weak references.
-        unsafe { Weak::from_weakref(new_weakref(this.as_object(), None)) }
-    }
-
-    /// A weak reference whose `callback` runs once when the object dies (unless the weak
-    /// reference itself died first, or is garbage in the same collection).
-    pub fn downgrade_with_callback(this: &Gc<T>, callback: impl FnOnce() + 'static) -> Weak<T> {
-        let cb = WeakCallback::Rust(Box::new(callback));
-        // SAFETY: as for downgrade.
-        unsafe { Weak::from_weakref(new_weakref(this.as_object(), Some(cb))) }
-    }
-
-    /// Number of weak references to the object (`weakref.getweakrefcount`).
-    pub fn weak_count(this: &Gc<T>) -> usize {
-        // SAFETY: live object.
-        unsafe { weakref::getweakrefcount(this.as_object()) }
-    }
-
     /// An untyped strong reference to the same object.
     pub fn to_any(this: &Gc<T>) -> AnyGc {
         // SAFETY: live object.
@@ -364,10 +343,19 @@ impl<T: Trace> Gc<T> {
 #[track_caller]
 fn cleared_panic() -> ! {
     panic!(
-        "Gc value used after the cycle collector cleared it (accessed from a Drop impl of another object in the same garbage cycle?)"
+        "Gc value used after the cycle collector cleared it (accessed from a Drop impl of another object in the same garbage cycle? Gc::try_get does not panic; a panic in a Drop the collector runs resumes from gc::collect when the collection has finished)"
     )
 }
 
+/// # Panics
+///
+/// When the collector has cleared the value. Only code that runs while a garbage cycle is torn
+/// down can hold such a handle: the `Drop` of another object of the cycle (which sees its
+/// partners one by one as the collector clears them), or a handle smuggled out of the cycle.
+/// When that `Drop` was run by the collector, the panic does not abort the process: the
+/// collection catches it, finishes, and resumes it from the call that ran the collection
+/// (`gc::collect`, or the allocation that triggered it), where `catch_unwind` can take it.
+/// [`Gc::try_get`] is the form that never panics. (See `gc::collect` for the whole rule.)
 impl<T: Trace> Deref for Gc<T> {
     type Target = T;
     #[inline(always)]
@@ -412,79 +400,5 @@ impl<T: Trace + core::fmt::Debug> core::fmt::Debug for Gc<T> {
             Some(v) => v.fmt(f),
             None => f.write_str("<cleared>"),
         }
-    }
-}
-
-/// A weak reference to a `Gc<T>`: does not keep the value alive; `upgrade` gives a `Gc` while
-/// the object lives. Owns a counted weakref object.
-pub struct Weak<T: Trace> {
-    wr: NonNull<ObjectHeader>,
-    _not_send: PhantomData<*const T>,
-}
-
-impl<T: Trace> Weak<T> {
-    /// Adopt the reference to the weakref object `wr`.
-    ///
-    /// # Safety
-    /// `wr` must be a live weakref object whose referent (if any) is a `Gc<T>` object.
-    unsafe fn from_weakref(wr: *mut ObjectHeader) -> Weak<T> {
-        // SAFETY: new_weakref never returns null.
-        let wr = unsafe { NonNull::new_unchecked(wr) };
-        let _not_send = PhantomData;
-        Weak { wr, _not_send }
-    }
-
-    /// A strong reference, or `None` once the object died (or its cycle was collected).
-    pub fn upgrade(&self) -> Option<Gc<T>> {
-        // SAFETY: our weakref object is live; a live referent is a Gc<T> object.
-        unsafe {
-            let r = weakref_get(self.wr.as_ptr());
-            if r.is_null() {
-                return None;
-            }
-            object::incref(r);
-            Some(Gc::from_raw(r))
-        }
-    }
-
-    /// Whether the weak reference was cleared.
-    pub fn is_dead(&self) -> bool {
-        // SAFETY: our weakref object is live.
-        unsafe { weakref_get(self.wr.as_ptr()).is_null() }
-    }
-}
-
-impl<T: Trace> sealed::Sealed for Weak<T> {}
-
-impl<T: Trace> Edge for Weak<T> {
-    const GC_OBJECT: bool = true;
-
-    #[inline(always)]
-    fn edge_object(&self) -> *mut ObjectHeader {
-        self.wr.as_ptr()
-    }
-}
-
-impl<T: Trace> Clone for Weak<T> {
-    fn clone(&self) -> Weak<T> {
-        // SAFETY: live weakref object.
-        unsafe { object::incref(self.wr.as_ptr()) };
-        Weak {
-            wr: self.wr,
-            _not_send: PhantomData,
-        }
-    }
-}
-
-impl<T: Trace> Drop for Weak<T> {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference.
-        unsafe { object::decref(self.wr.as_ptr()) }
-    }
-}
-
-impl<T: Trace> core::fmt::Debug for Weak<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "(Weak)")
     }
 }

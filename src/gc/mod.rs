@@ -40,32 +40,46 @@
 
 mod any;
 mod cell;
+mod census;
 mod collect;
 mod dealloc;
 mod diag;
+mod dot;
 mod handle;
+mod leak;
 mod list;
+mod path;
+mod repr;
 mod runtime;
 mod schedule;
 mod trace;
+mod unwind;
 mod visit;
+mod walk;
+mod weak;
 mod weakref;
 
 use core::cell::RefCell;
 use core::ffi::{c_int, c_void};
 use std::rc::Rc;
 
-pub use crate::config::{DEFAULT_THRESHOLDS, NUM_GENERATIONS, TRASH_LIMIT};
+pub use crate::config::{DEFAULT_THRESHOLDS, NUM_GENERATIONS, REPR_MAX_BYTES, TRASH_LIMIT};
 pub use any::{AnyGc, AsObject, Edge};
 pub use cell::GcCell;
+pub use census::{TypeCount, TypeGrowth, type_counts, type_growth};
 pub use diag::{
     DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, GcError,
 };
-pub use handle::{Gc, Trace, Weak};
+pub use dot::{dot_backrefs, dot_refs};
+pub use handle::{Gc, Trace};
+pub use leak::{LeakGroup, LeakReport, leak_report};
 pub use list::gc_list_is_valid;
+pub use path::{Backrefs, PathTo, path_to};
+pub use repr::{ReprHook, repr, set_repr, set_repr_debug};
 pub use runtime::{AttachGuard, CallbackInfo, GenStats, Phase, Runtime, check_runtime_switch};
 pub use trace::Tracer;
-pub use weakref::{WEAKREF_TYPE, WeakCallback};
+pub use weak::Weak;
+pub use weakref::{TracedCallback, WEAKREF_TYPE, WeakCallback};
 
 use crate::object::{self, ObjectHeader, as_gc, from_gc, type_of};
 use list::Head;
@@ -87,8 +101,7 @@ pub fn collect(generation: usize) -> Result<usize, GcError> {
     if st.collecting.get() {
         return Ok(0);
     }
-    let _running = schedule::Collecting::enter(st);
-    Ok(schedule::collect_with_callback(st, generation))
+    Ok(schedule::run_collection(st, generation))
 }
 
 /// Turn automatic collection on.
@@ -456,9 +469,10 @@ pub mod raw {
         callback: Option<WeakCallback>,
     ) -> *mut ObjectHeader {
         // SAFETY: caller's contract.
-        unsafe { handle::new_weakref(obj, callback) }
+        unsafe { weak::new_weakref(obj, callback) }
     }
 
+    pub use super::repr::set_type_repr;
     pub use super::weakref::{getweakrefcount, is_weakref, weakref_get};
 
     /// Marks, while it lives, that the caller runs user code on behalf of the library on this

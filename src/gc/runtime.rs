@@ -4,7 +4,7 @@
 //!
 //! | item                  | role                                                              |
 //! |-----------------------|-------------------------------------------------------------------|
-//! | `GcState`             | one runtime's collector state (all `Cell`/`RefCell`)              |
+//! | `GcState`             | one runtime's collector state (all `Cell`/`RefCell`), with the panic a collection holds (`unwind.rs`) and the census peaks (`census.rs`) |
 //! | `current()`           | the thread's current runtime: the crate TLS word `RUNTIME` (one load; the default runtime is made on first use, on a cold path) |
 //! | [`Runtime`]           | an explicit runtime threads attach to one at a time (like a GIL)  |
 //! | [`AttachGuard`]       | one attachment; detaches on drop                                  |
@@ -42,6 +42,7 @@
 //! May touch: `list.rs` (the sentinels), `any.rs` (`garbage`), `diag.rs`; the object layer's
 //! trashcan state (`deallocating`, `drain_trash`); the TLS words `RUNTIME` and `CALL_DEPTH`.
 
+use core::any::Any;
 use core::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -113,6 +114,11 @@ pub(crate) struct GcState {
     /// Weakref list heads of side-table objects that have weakrefs (`PREV_HAS_WEAKREFS`),
     /// boxed so that a head's address is stable while it is in use.
     pub weak_table: RefCell<HashMap<usize, Box<Cell<*mut ObjectHeader>>>>,
+    /// The first panic user code raised behind a type function during the running collection,
+    /// resumed when it has finished (`unwind.rs`).
+    pub pending_panic: Cell<Option<Box<dyn Any + Send>>>,
+    /// The highest count of each type name seen by `gc::type_growth` (`census.rs`).
+    pub census_peaks: RefCell<HashMap<String, usize>>,
 }
 
 impl GcState {
@@ -138,6 +144,8 @@ impl GcState {
             garbage: RefCell::new(Vec::new()),
             callbacks: RefCell::new(Vec::new()),
             weak_table: RefCell::new(HashMap::new()),
+            pending_panic: Cell::new(None),
+            census_peaks: RefCell::new(HashMap::new()),
         });
         // SAFETY: the sentinels are inside the box and never move.
         unsafe {

@@ -15,13 +15,18 @@
 //!   code (`runtime::UserCode`), so no runtime switch happens meanwhile.
 //! - Frees are counted where objects are freed (`GcState::note_free`, from the deallocation
 //!   protocol), allocations here, before the memory is taken (a collection may run first).
+//! - A panic that user code raised behind a type function during the collection (held by
+//!   `unwind.rs`) resumes from [`run_collection`] once the collection has finished and its mark
+//!   is reset; when a gc callback's panic unwinds instead, the held one is dropped.
 //!
-//! May touch: `collect.rs` (the collection), `runtime.rs` (the state, the user-code mark).
+//! May touch: `collect.rs` (the collection), `runtime.rs` (the state, the user-code mark),
+//! `unwind.rs` (held panics).
 
 use std::time::Duration;
 
 use super::collect::collect_main;
 use super::runtime::{CallbackInfo, GcState, Phase, UserCode};
+use super::unwind;
 use crate::config::{FULL_COLLECTION_PENDING_DIVISOR, NUM_GENERATIONS};
 
 /// Count a new tracked object; collect when generation 0 is over its threshold. `enabled` is
@@ -59,9 +64,23 @@ pub(crate) fn alloc_counted(
 #[inline(never)]
 fn maybe_collect(st: &GcState) {
     if st.gens[0].threshold.get() != 0 && !st.collecting.get() {
-        let _running = Collecting::enter(st);
-        collect_generations(st);
+        {
+            let _running = Collecting::enter(st);
+            collect_generations(st);
+        }
+        unwind::resume_pending(st);
     }
+}
+
+/// `gc::collect`: collect `generation` with the callbacks, then resume the first panic its user
+/// code raised behind a type function (`unwind.rs`), if any. No collection may be running.
+pub(crate) fn run_collection(st: &GcState, generation: usize) -> usize {
+    let n = {
+        let _running = Collecting::enter(st);
+        collect_with_callback(st, generation)
+    };
+    unwind::resume_pending(st);
+    n
 }
 
 /// Marks a collection as running, and the thread as running library code; clears both on
@@ -84,6 +103,9 @@ impl<'a> Collecting<'a> {
 impl Drop for Collecting<'_> {
     fn drop(&mut self) {
         self.st.collecting.set(false);
+        if std::thread::panicking() {
+            unwind::discard_pending(self.st);
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! | item                               | role                                                 |
 //! |------------------------------------|------------------------------------------------------|
 //! | [`WEAKREF_TYPE`], `WeakRefObject`  | the weakref object and its type (traverse, clear, dealloc) |
-//! | [`WeakCallback`]                   | a Rust closure or a C function with its data         |
+//! | [`WeakCallback`]                   | a Rust closure, a C function with its data, or a [`TracedCallback`] (state the collector traces) |
 //! | `check_target`, `init`             | a new weakref, in two halves around the caller's counted allocation (`handle::new_weakref`) |
 //! | `weakref_get`, `is_weakref`        | the referent, unless dead or dying                  |
 //! | `clear_ref`, `clear_all`, `clear_weakrefs`, `run_callback` | clearing (the deallocation protocol's weakref step, and the collector's) |
@@ -21,8 +21,16 @@
 //!   any callback runs, and a callback runs only when its weakref is not garbage itself.
 //! - A referent with `refcnt <= 0` is dying (its deallocation runs, or the trashcan put it
 //!   off): `weakref_get` never hands it out and no weakref is made to it.
+//! - A weakref's `traverse` reports exactly the references of its callback's traced state
+//!   ([`TracedCallback`]; nothing for the other kinds, whose references count as external), and
+//!   its `clear` drops the callback: so a callback whose state holds the referent, or objects
+//!   that hold the weakref, is part of the graph and its cycle is collectable (CPython traverses
+//!   `wr_callback` likewise).
+//! - A panic in the `Drop` of a callback that `clear` or `dealloc` drops follows the rule of
+//!   `unwind.rs`; a panic in a Rust callback aborts (see `run_rust_callback`).
 //!
-//! May touch: `list.rs`, `runtime.rs` (the side table, counts, the user-code mark), `diag.rs`.
+//! May touch: `list.rs`, `runtime.rs` (the side table, counts, the user-code mark), `diag.rs`,
+//! `trace.rs` (`Tracer`, for a traced callback's state), `unwind.rs`.
 //! Not the scheduler: allocating a weakref object (which counts, and may collect) is the
 //! caller's (`handle.rs`); so is the `Weak<T>` handle.
 
@@ -33,6 +41,8 @@ use core::ptr;
 use super::diag::abort_with;
 use super::list;
 use super::runtime::{GcState, UserCode, current};
+use super::trace::Tracer;
+use super::unwind;
 use crate::object::{
     self, ObjectHeader, PREV_HAS_WEAKREFS, TPFLAGS_HAVE_GC, TypeObject, VisitProc,
     WEAKLIST_SIDE_TABLE, as_gc, type_of, weaklist_slot,
@@ -40,13 +50,42 @@ use crate::object::{
 
 /// What runs when a weakly referenced object dies.
 pub enum WeakCallback {
-    /// A Rust closure.
+    /// A Rust closure. It is opaque to the collector: a `Gc` it captures counts as a reference
+    /// from outside, so a closure that captures its own referent keeps it alive for as long as
+    /// the weak reference lives (a cycle through it is never collected). Use
+    /// [`Traced`](WeakCallback::Traced) for that.
     Rust(Box<dyn FnOnce()>),
     /// A C function called with the (cleared) weakref object and `arg`.
     C(
         unsafe extern "C" fn(wr: *mut ObjectHeader, arg: *mut c_void),
         *mut c_void,
     ),
+    /// A function of a state that the collector traces as the weakref object's own references
+    /// (`Gc::downgrade_with_state`, [`TracedCallback::new`]).
+    Traced(TracedCallback),
+}
+
+/// A weakref callback in two parts: a state the collector traces (as references of the weakref
+/// object) and a plain function of it, which captures nothing. A cycle through the state (the
+/// state holds the referent, and the referent holds the weak reference) is found and collected;
+/// the callback of a weak reference that is itself garbage never runs (CPython's rule). Made by
+/// [`TracedCallback::new`] or `Gc::downgrade_with_state`.
+pub struct TracedCallback(Box<dyn TracedCall>);
+
+/// The type-erased state and function of a [`TracedCallback`] (implemented in `weak.rs`, which
+/// knows `Trace`).
+pub(crate) trait TracedCall {
+    /// Report the state's references.
+    fn trace(&self, tracer: &mut Tracer);
+    /// Run the function on the state.
+    fn call(self: Box<Self>);
+}
+
+impl TracedCallback {
+    /// Wrap a state and function already erased.
+    pub(crate) fn from_call(call: Box<dyn TracedCall>) -> TracedCallback {
+        TracedCallback(call)
+    }
 }
 
 #[repr(C)]
@@ -72,8 +111,21 @@ pub static WEAKREF_TYPE: TypeObject = TypeObject {
     item_size: 0,
 };
 
-unsafe extern "C" fn wr_traverse(_: *mut ObjectHeader, _: VisitProc, _: *mut c_void) -> c_int {
-    // The callback is opaque: it is not traced (references it holds count as external).
+unsafe extern "C" fn wr_traverse(
+    wr: *mut ObjectHeader,
+    visit: VisitProc,
+    arg: *mut c_void,
+) -> c_int {
+    // A traced callback's state is reported; the other kinds are opaque (references they hold
+    // count as external).
+    // SAFETY: wr is a live weakref object; its callback is only replaced by clearing and
+    // running it, never during a traversal (trace code must not mutate), so a shared view of
+    // it in place is sound for the call.
+    unsafe {
+        if let Some(WeakCallback::Traced(t)) = &*(*(wr as *mut WeakRefObject)).callback.as_ptr() {
+            t.0.trace(&mut Tracer::new(visit, arg));
+        }
+    }
     0
 }
 
@@ -81,7 +133,8 @@ unsafe extern "C" fn wr_clear(wr: *mut ObjectHeader) -> c_int {
     // SAFETY: wr is a live weakref object.
     unsafe {
         clear_ref(wr);
-        drop((*(wr as *mut WeakRefObject)).callback.take());
+        let callback = (*(wr as *mut WeakRefObject)).callback.take();
+        unwind::contain(wr, "the drop of a weakref callback", || drop(callback));
     }
     0
 }
@@ -96,7 +149,9 @@ unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
     unsafe {
         list::untrack(as_gc(wr));
         clear_ref(wr);
-        ptr::drop_in_place(wr as *mut WeakRefObject); // drops the callback
+        let callback = (*(wr as *mut WeakRefObject)).callback.take();
+        unwind::contain(wr, "the drop of a weakref callback", || drop(callback));
+        ptr::drop_in_place(wr as *mut WeakRefObject);
         object::object_free(wr);
     }
     st.note_free();
@@ -324,13 +379,14 @@ pub(crate) unsafe fn run_callback(wr: *mut ObjectHeader) {
         Some(WeakCallback::Rust(f)) => run_rust_callback(f),
         // SAFETY: the C caller promised the function accepts (wr, arg).
         Some(WeakCallback::C(f, arg)) => unsafe { f(wr, arg) },
+        Some(WeakCallback::Traced(t)) => run_rust_callback(move || t.0.call()),
         None => {}
     }
 }
 
 /// Run a Rust callback; a panic aborts (after the panic hook printed its message), because
 /// unwinding out of here could leave a collection half done.
-fn run_rust_callback(f: Box<dyn FnOnce()>) {
+fn run_rust_callback(f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         // The payload is never dropped: its Drop could panic again and unwind from here.
         core::mem::forget(payload);
