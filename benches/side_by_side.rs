@@ -1,6 +1,6 @@
 //! Side-by-side allocator comparison that holds up on a shared, noisy machine: every round runs
 //! each workload once per allocator, interleaved, and the table reports the median per
-//! allocator and the ratio of medians. `cargo bench --bench side_by_side` (ROUNDS=n to change
+//! allocator and the ratio of medians. `cargo bench -p arenagc-bench --bench side_by_side` (ROUNDS=n to change
 //! the number of rounds, ONLY=text to run the workloads whose name contains it). Criterion's per-allocator runs are in `benches/alloc.rs`.
 
 mod common;

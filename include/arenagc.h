@@ -47,8 +47,8 @@ extern "C" {
 /* Version of the library this header describes (agc_version() returns the library's string).
    AGC_VERSION_NUMBER orders versions: MAJOR * 1000000 + MINOR * 1000 + PATCH. ABI policy
    (ffi/README.md): the SONAME is libarenagc.so.MAJOR; a release with the same MAJOR only adds
-   (functions, constants, agc_type fields after struct_size), so a program built against
-   MAJOR.MINOR runs with any library MAJOR.x where x >= MINOR. */
+   (functions, constants), so a program built against MAJOR.MINOR runs with any library
+   MAJOR.x where x >= MINOR. */
 #define AGC_VERSION_MAJOR 0
 #define AGC_VERSION_MINOR 1
 #define AGC_VERSION_PATCH 0

@@ -7,6 +7,7 @@
 //! | `ARENAGC_DEBUG`          | off     | once, at the first allocation         | debug mode (guards, fills, quarantine)   |
 //! | `ARENAGC_PURGE_DELAY`    | 100     | once, at the first arena event        | ms a free arena waits before `munmap`    |
 //! | `ARENAGC_STATS`          | off     | preload library, at load              | statistics table on stderr at exit       |
+//! | `ARENAGC_STATS_FILE`     | unset   | preload library, at load              | the table appended to this file instead (`%p`: the pid); turns `ARENAGC_STATS` on |
 //! | `MALLOC_TRIM_THRESHOLD_` | unset   | preload library, at load              | glibc's own: when set, we leave glibc's  |
 //! | `MALLOC_MMAP_THRESHOLD_` | unset   | preload library, at load              | thresholds alone (`tune_system_allocator`) |
 //! | `GLIBC_TUNABLES`         | unset   | preload library, at load              | the same, when it names `glibc.malloc.*` |
@@ -53,6 +54,17 @@ pub const STATS: EnvOption = EnvOption {
     doc: "print the allocator statistics table to stderr at exit",
 };
 
+/// `ARENAGC_STATS_FILE`: the preload library appends the statistics table to this file at
+/// exit instead of writing it to stderr (for programs that close stderr, or run many
+/// processes); `%p` in the path is the process id, `%%` a `%`. Setting it turns
+/// [`STATS`] on.
+pub const STATS_FILE: EnvOption = EnvOption {
+    name: c"ARENAGC_STATS_FILE",
+    default: "unset",
+    read: "by the preload library, at load",
+    doc: "append the statistics table at exit to this file instead of stderr (%p: the pid); turns ARENAGC_STATS on",
+};
+
 /// glibc's `MALLOC_TRIM_THRESHOLD_`: when set, the user's glibc policy wins.
 pub const GLIBC_TRIM_THRESHOLD: EnvOption = EnvOption {
     name: c"MALLOC_TRIM_THRESHOLD_",
@@ -78,10 +90,11 @@ pub const GLIBC_TUNABLES: EnvOption = EnvOption {
 };
 
 /// Every variable, in the order of the table above.
-pub const ALL: [&EnvOption; 6] = [
+pub const ALL: [&EnvOption; 7] = [
     &DEBUG,
     &PURGE_DELAY,
     &STATS,
+    &STATS_FILE,
     &GLIBC_TRIM_THRESHOLD,
     &GLIBC_MMAP_THRESHOLD,
     &GLIBC_TUNABLES,

@@ -63,13 +63,16 @@ worktree() {
 # build SIDE SRC TARGET: writes $ab/SIDE.side_by_side, SIDE.gc, SIDE.so (the paths), each only
 # when its build succeeded.
 build() {
-    local side="$1" src="$2" target="$3" bench
+    local side="$1" src="$2" target="$3" bench pkg=()
+    # Since the bench crate split the benches are the arenagc-bench package's (benches/Cargo.toml);
+    # an older base has them in the root package.
+    [ -f "$src/benches/Cargo.toml" ] && pkg=(-p arenagc-bench)
     rm -f "$ab/$side.side_by_side" "$ab/$side.gc" "$ab/$side.so"
     # Both benches in one cargo call first (one compile of the crate, so from one state of a
     # working tree that someone may be editing); one by one if that fails (an older base may
     # lack a bench, or have it without `harness = false`).
     say "build $side: benches side_by_side and gc ($src)"
-    if (cd "$src" && CARGO_TARGET_DIR="$target" cargo bench --bench side_by_side --bench gc --no-run \
+    if (cd "$src" && CARGO_TARGET_DIR="$target" cargo bench "${pkg[@]}" --bench side_by_side --bench gc --no-run \
         --message-format=json >"$ab/$side.benches.json" 2>"$ab/$side.benches.log"); then
         for bench in side_by_side gc; do
             python3 "$here/ab.py" exe "$ab/$side.benches.json" "$bench" >"$ab/$side.$bench" || rm -f "$ab/$side.$bench"
@@ -80,7 +83,7 @@ build() {
     for bench in side_by_side gc; do
         [ -s "$ab/$side.$bench" ] && continue
         say "build $side: bench $bench ($src)"
-        if (cd "$src" && CARGO_TARGET_DIR="$target" cargo bench --bench "$bench" --no-run \
+        if (cd "$src" && CARGO_TARGET_DIR="$target" cargo bench "${pkg[@]}" --bench "$bench" --no-run \
             --message-format=json >"$ab/$side.$bench.json" 2>"$ab/$side.$bench.log"); then
             python3 "$here/ab.py" exe "$ab/$side.$bench.json" "$bench" >"$ab/$side.$bench" || rm -f "$ab/$side.$bench"
         else

@@ -12,12 +12,18 @@
  * main() builds cycles of them, lets the cycle collector find them, watches objects die
  * through weak-reference callbacks and gc callbacks, and prints the statistics.
  *
- * Build (from the repository root, after `cargo build --release -p arenagc-ffi`):
- *   cc -std=c99 -I include ffi/examples/objsys.c -L target/release -larenagc \
- *      -Wl,-rpath,$PWD/target/release -o objsys && ./objsys
+ * Build against an installed arenagc (`bash ffi/install.sh --prefix DIR`; ffi/README.md):
+ *   cc -std=c99 ffi/examples/objsys.c $(pkg-config --cflags --libs arenagc) -o objsys && ./objsys
+ * (with PKG_CONFIG_PATH=DIR/lib/pkgconfig for a prefix pkg-config does not search).
  * ffi/tests/examples.rs builds and runs it (shared and static) and checks its output.
  */
 #include "arenagc.h"
+
+/* The numeric version macros, for code that needs a feature of a given release: the helpers
+   used below (agc_newref, agc_xnewref, AGC_VISIT, AGC_CLEAR) are in 0.1.0 and later. */
+#if AGC_VERSION_NUMBER < 1000
+#error "objsys needs arenagc 0.1.0 or later"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +79,8 @@ typedef struct list_obj {
 static int list_traverse(agc_object *self, agc_visitproc visit, void *arg) {
     list_obj *l = (list_obj *)self;
     size_t i;
-    for (i = 0; i < l->len; i++) {
-        int r = visit(l->items[i], arg);
-        if (r != 0)
-            return r;
-    }
+    for (i = 0; i < l->len; i++)
+        AGC_VISIT(l->items[i]); /* returns visit's result when it is nonzero */
     return 0;
 }
 
@@ -125,8 +128,7 @@ static void list_append(agc_object *self, agc_object *item) {
         l->items = p;
         l->cap = cap;
     }
-    agc_incref(item);
-    l->items[l->len++] = item;
+    l->items[l->len++] = agc_newref(item);
 }
 
 /* ---- pair ---------------------------------------------------------------------------------- */
@@ -140,20 +142,15 @@ typedef struct pair_obj {
 
 static int pair_traverse(agc_object *self, agc_visitproc visit, void *arg) {
     pair_obj *p = (pair_obj *)self;
-    int r = 0;
-    if (p->first != NULL && (r = visit(p->first, arg)) != 0)
-        return r;
-    if (p->second != NULL)
-        r = visit(p->second, arg);
-    return r;
+    AGC_VISIT(p->first); /* NULL fields are skipped */
+    AGC_VISIT(p->second);
+    return 0;
 }
 
 static int pair_clear(agc_object *self) {
     pair_obj *p = (pair_obj *)self;
-    agc_object *a = p->first, *b = p->second;
-    p->first = p->second = NULL;
-    agc_xdecref(a);
-    agc_xdecref(b);
+    AGC_CLEAR(p->first); /* the field is NULL before the reference is dropped */
+    AGC_CLEAR(p->second);
     return 0;
 }
 
@@ -177,12 +174,8 @@ static agc_object *pair_new(long id, agc_object *first, agc_object *second) {
         die("agc_new(pair)");
     live_objects++;
     p->id = id;
-    p->first = first;
-    p->second = second;
-    if (first)
-        agc_incref(first);
-    if (second)
-        agc_incref(second);
+    p->first = agc_xnewref(first);
+    p->second = agc_xnewref(second);
     TRY(agc_track(o));
     return o;
 }
@@ -190,8 +183,7 @@ static agc_object *pair_new(long id, agc_object *first, agc_object *second) {
 static void pair_set_second(agc_object *self, agc_object *v) {
     pair_obj *p = (pair_obj *)self;
     agc_object *old = p->second;
-    agc_incref(v);
-    p->second = v;
+    p->second = agc_newref(v);
     agc_xdecref(old);
 }
 
@@ -218,15 +210,12 @@ static void resource_finalize(agc_object *self) {
 }
 
 static int resource_traverse(agc_object *self, agc_visitproc visit, void *arg) {
-    resource_obj *r = (resource_obj *)self;
-    return r->owner ? visit(r->owner, arg) : 0;
+    AGC_VISIT(((resource_obj *)self)->owner);
+    return 0;
 }
 
 static int resource_clear(agc_object *self) {
-    resource_obj *r = (resource_obj *)self;
-    agc_object *o = r->owner;
-    r->owner = NULL;
-    agc_xdecref(o);
+    AGC_CLEAR(((resource_obj *)self)->owner);
     return 0;
 }
 
@@ -252,9 +241,7 @@ static agc_object *resource_new(const char *name, agc_object *owner) {
     live_objects++;
     r->name = name;
     r->open = 1;
-    r->owner = owner;
-    if (owner)
-        agc_incref(owner);
+    r->owner = agc_xnewref(owner);
     TRY(agc_track(o));
     return o;
 }

@@ -35,7 +35,8 @@
 //! (`arenagc::alloc::tune_system_allocator`: 64 MiB and 32 MiB, unless the environment sets
 //! glibc's own). With `ARENAGC_STATS=1` in the environment at start, the statistics table is
 //! written to stderr at exit (a `.fini_array` entry, so it runs after `atexit` handlers and
-//! the destructors of every library loaded after this one).
+//! the destructors of every library loaded after this one), or appended to the file
+//! `ARENAGC_STATS_FILE` names (`%p`: the process id), once per process, in one `write`.
 //!
 //! **Limits** (shared with jemalloc, tcmalloc and mimalloc's override builds): a library opened
 //! with `RTLD_DEEPBIND` binds `free` to glibc's own, and glibc aborts on a block of ours it is
@@ -46,9 +47,9 @@
 use crate::error::boundary;
 use arenagc::alloc::{self, c};
 use core::ffi::{c_int, c_void};
-use core::fmt::Write;
+use core::fmt::Write as _;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// # Safety
 /// C `malloc`.
@@ -175,30 +176,101 @@ pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, size:
 }
 
 // ---------------------------------------------------------------------------------------------
-// ARENAGC_STATS=1: the statistics table on stderr at exit
+// ARENAGC_STATS=1: the statistics table on stderr at exit; ARENAGC_STATS_FILE=path: appended to
+// a file instead
+//
+// Each process that exits with the library loaded writes its table once (the `.fini_array`
+// entry below runs once per process: forked children too, exec'd images read the environment
+// again). The table is formatted first and written with one `write`, so tables of processes
+// sharing a pipe or a file do not interleave (a regular file opened with `O_APPEND` takes
+// each `write` whole, at its end).
 
 static STATS_AT_EXIT: AtomicBool = AtomicBool::new(false);
 
-/// Writes straight to file descriptor 2 (no stdio buffers, which may be gone at exit).
-struct Stderr;
+/// The path of `ARENAGC_STATS_FILE`, copied at load (the program may change its environment
+/// before it exits); `STATS_PATH_LEN` bytes of it, 0 when unset. Written once, by `at_load`,
+/// before any thread of the program can exist (or, for a `dlopen`, before the library is
+/// published to the other threads); read at exit.
+struct StatsPath(core::cell::UnsafeCell<[u8; STATS_PATH_MAX]>);
+// SAFETY: written only by `at_load`, once, before the library's other code can run on another
+// thread (see above); read-only afterwards.
+unsafe impl Sync for StatsPath {}
+const STATS_PATH_MAX: usize = libc::PATH_MAX as usize;
+static STATS_PATH: StatsPath = StatsPath(core::cell::UnsafeCell::new([0; STATS_PATH_MAX]));
+static STATS_PATH_LEN: AtomicUsize = AtomicUsize::new(0);
 
-impl Write for Stderr {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        alloc::os::write_stderr(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// At load: read `ARENAGC_STATS`, and tune glibc for the large blocks, which are now the only
-/// ones it serves (`arenagc::alloc::tune_system_allocator`; the environment's own glibc
-/// settings win).
+/// At load: read `ARENAGC_STATS` and `ARENAGC_STATS_FILE`, and tune glibc for the large
+/// blocks, which are now the only ones it serves (`arenagc::alloc::tune_system_allocator`; the
+/// environment's own glibc settings win).
 extern "C" fn at_load() {
     read_stats_env();
     alloc::tune_system_allocator();
 }
 
 fn read_stats_env() {
-    STATS_AT_EXIT.store(arenagc::options::STATS.flag(), Ordering::Relaxed);
+    let mut on = arenagc::options::STATS.flag();
+    if let Some(path) = arenagc::options::STATS_FILE.value() {
+        // A longer path than the system's limit could not be opened anyway: stderr then.
+        if !path.is_empty() && path.len() < STATS_PATH_MAX {
+            // SAFETY: the only writer, before any reader (StatsPath's contract).
+            unsafe { (&mut *STATS_PATH.0.get())[..path.len()].copy_from_slice(path) };
+            STATS_PATH_LEN.store(path.len(), Ordering::Release);
+            on = true;
+        }
+    }
+    STATS_AT_EXIT.store(on, Ordering::Relaxed);
+}
+
+/// `ARENAGC_STATS_FILE`'s path with `%p` replaced by `pid` and `%%` by `%`, NUL-terminated;
+/// None when unset.
+fn stats_path(pid: libc::pid_t) -> Option<Vec<u8>> {
+    let len = STATS_PATH_LEN.load(Ordering::Acquire);
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: written once at load, before this read (the Release/Acquire pair on the length).
+    let raw = unsafe { &(&*STATS_PATH.0.get())[..len] };
+    Some(expand_path(raw, pid))
+}
+
+/// `raw` with `%p` replaced by `pid` and `%%` by `%` (any other `%` kept), NUL-terminated.
+fn expand_path(raw: &[u8], pid: libc::pid_t) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 16);
+    let mut i = 0;
+    while i < raw.len() {
+        match (raw[i], raw.get(i + 1)) {
+            (b'%', Some(b'p')) => {
+                out.extend_from_slice(pid.to_string().as_bytes());
+                i += 2;
+            }
+            (b'%', Some(b'%')) => {
+                out.push(b'%');
+                i += 2;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out.push(0);
+    out
+}
+
+/// Write all of `bytes` to `fd` (one `write` unless the kernel takes less).
+fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        // SAFETY: bytes is a valid readable buffer of that length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if alloc::c::errno() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+        bytes = &bytes[n as usize..];
+    }
+    true
 }
 
 extern "C" fn print_stats_at_exit() {
@@ -209,12 +281,38 @@ extern "C" fn print_stats_at_exit() {
         let s = alloc::stats();
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
-        let _ = write!(Stderr, "arenagc: statistics at exit (pid {pid})\n{s}");
+        let mut text = String::with_capacity(8192);
+        let _ = write!(text, "arenagc: statistics at exit (pid {pid})\n{s}");
+        let Some(path) = stats_path(pid) else {
+            write_all(libc::STDERR_FILENO, text.as_bytes());
+            return;
+        };
+        // SAFETY: path is NUL-terminated; the flags and mode are valid.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr().cast(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+                0o644 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            let _ = writeln!(
+                text,
+                "arenagc: (this table goes to stderr: ARENAGC_STATS_FILE '{}' cannot be opened, errno {})",
+                String::from_utf8_lossy(&path[..path.len() - 1]),
+                alloc::c::errno()
+            );
+            write_all(libc::STDERR_FILENO, text.as_bytes());
+            return;
+        }
+        write_all(fd, text.as_bytes());
+        // SAFETY: fd was opened above and is closed once.
+        unsafe { libc::close(fd) };
     })
 }
 
-/// Read `ARENAGC_STATS` and tune glibc when the library is loaded (before `main` can change
-/// the environment).
+/// Read `ARENAGC_STATS` and `ARENAGC_STATS_FILE` and tune glibc when the library is loaded
+/// (before `main` can change the environment).
 #[used]
 #[unsafe(link_section = ".init_array")]
 static AT_LOAD: extern "C" fn() = at_load;

@@ -1192,6 +1192,107 @@ static void test_traverse_visiting_null(void) {
     CHECK(node_frees == 2);
 }
 
+/* ---- the header's helpers: agc_newref, agc_xnewref, AGC_VISIT, AGC_CLEAR ----------------- */
+
+typedef struct holder {
+    agc_object ob;
+    agc_object *item;
+    struct holder *peer; /* a typed field: the macros take any object pointer */
+} holder;
+
+static int holder_traverse(agc_object *self, agc_visitproc visit, void *arg) {
+    holder *h = (holder *)self;
+    AGC_VISIT(h->item);
+    AGC_VISIT(h->peer);
+    return 0;
+}
+
+static int holder_clear(agc_object *self) {
+    holder *h = (holder *)self;
+    AGC_CLEAR(h->item);
+    AGC_CLEAR(h->peer);
+    return 0;
+}
+
+static int holder_frees;
+static void holder_dealloc(agc_object *self) {
+    CHECK(agc_untrack(self) == AGC_OK);
+    holder_clear(self);
+    holder_frees++;
+    CHECK(agc_object_del(self) == AGC_OK);
+}
+
+static const agc_type holder_type = {"holder", sizeof(holder), AGC_TPFLAGS_HAVE_GC, 0,
+                                     holder_traverse, holder_clear, NULL, NULL,
+                                     holder_dealloc, 0};
+
+/* A plain object that, when deallocated, looks at the holder's field that held it. */
+static holder *watched;
+static int watched_field_was_null = -1;
+static void watching_dealloc(agc_object *self) {
+    watched_field_was_null = watched->item == NULL;
+    CHECK(agc_object_del(self) == AGC_OK);
+}
+static const agc_type watching_type = {"watching", sizeof(agc_object), 0, 0, NULL, NULL, NULL,
+                                       NULL, watching_dealloc, 0};
+
+static int visits;
+static int visit_stop_at_first(agc_object *o, void *arg) {
+    (void)o;
+    (void)arg;
+    visits++;
+    return 7;
+}
+static int visit_all(agc_object *o, void *arg) {
+    (void)o;
+    (void)arg;
+    visits++;
+    return 0;
+}
+
+static void test_helpers(void) {
+    agc_object *h = agc_new(&holder_type), *h2 = agc_new(&holder_type);
+    agc_object *x = agc_new(&watching_type);
+    holder *hh = (holder *)h;
+    CHECK(h != NULL && h2 != NULL && x != NULL);
+    CHECK(agc_track(h) == AGC_OK && agc_track(h2) == AGC_OK);
+
+    /* agc_newref: a new reference to the same object; agc_xnewref: the same, NULL allowed. */
+    hh->item = agc_newref(x);
+    CHECK(hh->item == x && x->refcnt == 2);
+    CHECK(agc_xnewref(x) == x && x->refcnt == 3);
+    agc_decref(x);
+    CHECK(agc_xnewref(NULL) == NULL);
+    CHECK(agc_newref(NULL) == NULL); /* an error, as agc_incref(NULL) */
+    CHECK_ERR("object is NULL");
+
+    /* AGC_VISIT: NULL fields skipped; a nonzero result returned at once. */
+    visits = 0;
+    CHECK(holder_traverse(h, visit_all, NULL) == 0 && visits == 1); /* peer is NULL */
+    hh->peer = (holder *)agc_newref(h2);
+    visits = 0;
+    CHECK(holder_traverse(h, visit_all, NULL) == 0 && visits == 2);
+    visits = 0;
+    CHECK(holder_traverse(h, visit_stop_at_first, NULL) == 7 && visits == 1);
+    CHECK(agc_gc_get_referents(h, visit_all, NULL) == 2);
+
+    /* AGC_CLEAR: the field is NULL before the reference is dropped; NULL fields are left. */
+    agc_decref(x); /* hh->item holds the last reference */
+    watched = hh;
+    AGC_CLEAR(hh->item);
+    CHECK(hh->item == NULL && watched_field_was_null == 1);
+    AGC_CLEAR(hh->item);
+    CHECK(hh->item == NULL);
+
+    /* A cycle through a typed field, found through AGC_VISIT and broken through AGC_CLEAR. */
+    ((holder *)h2)->peer = (holder *)agc_newref(h);
+    agc_decref(h);
+    agc_decref(h2);
+    CHECK(holder_frees == 0);
+    CHECK(agc_gc_collect(2) == 2);
+    CHECK(holder_frees == 2);
+}
+
 static const struct test_case cases[] = {
     {"new", test_new},
     {"new_bad", test_new_bad},
@@ -1224,6 +1325,7 @@ static const struct test_case cases[] = {
     {"callback_removed_during_a_pass", test_callback_removed_during_a_pass},
     {"weakref_to_a_dying_object", test_weakref_to_a_dying_object},
     {"traverse_visiting_null", test_traverse_visiting_null},
+    {"helpers", test_helpers},
 };
 
 /* Runs the case named by argv[1] (each in a fresh process: a fresh default runtime). */

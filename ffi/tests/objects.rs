@@ -43,6 +43,7 @@ c_tests! { objects;
     a_gc_callback_removed_during_a_pass_is_not_called => "callback_removed_during_a_pass",
     no_weakref_to_an_object_being_deallocated => "weakref_to_a_dying_object",
     a_traverse_may_visit_null_fields => "traverse_visiting_null",
+    newref_xnewref_visit_and_clear_helpers_of_the_header => "helpers",
 }
 
 #[test]

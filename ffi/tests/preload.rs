@@ -273,3 +273,77 @@ fn fork_with_stdio_threads_and_from_a_signal_handler_never_hangs() {
         }
     }
 }
+
+/// `ARENAGC_STATS_FILE`: every process appends its own whole table to the file, also when it
+/// closed its stderr and when many run at once; `%p` gives each process a file of its own.
+#[test]
+fn stats_file_gets_one_whole_table_per_process_with_stderr_closed() {
+    const CHILDREN: usize = 16;
+    // A shell that closes its stderr and starts CHILDREN programs at once: CHILDREN + 1
+    // processes load the library (each `true` is exec'd, so reads the environment anew).
+    let script =
+        format!("exec 2>&-; for i in $(seq {CHILDREN}); do /bin/true & done; wait; exit 0");
+    let run = |file: &Path| {
+        let o = Command::new("/bin/sh")
+            .args(["-c", &script])
+            .env("LD_PRELOAD", preload())
+            .env("ARENAGC_STATS_FILE", file)
+            .env_remove("ARENAGC_STATS")
+            .env_remove("ARENAGC_DEBUG")
+            .output()
+            .expect("run sh");
+        assert!(o.status.success(), "sh failed: {o:?}");
+        assert!(o.stderr.is_empty(), "stderr was closed: {o:?}");
+    };
+    // The pid in each table's first line.
+    let pids = |text: &str| -> Vec<u32> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("arenagc: statistics at exit (pid "))
+            .map(|l| l.trim_end_matches(')').parse().expect("a pid"))
+            .collect()
+    };
+
+    // One file for all: CHILDREN + 1 whole tables, from as many processes.
+    let dir = fresh_dir("stats_file");
+    let shared = dir.join("all.txt");
+    run(&shared);
+    let text = std::fs::read_to_string(&shared).expect("the stats file was written");
+    let tables = exit_stats(&text);
+    assert_eq!(tables.len(), CHILDREN + 1, "one table per process:\n{text}");
+    let mut p = pids(&text);
+    p.sort_unstable();
+    p.dedup();
+    assert_eq!(
+        p.len(),
+        CHILDREN + 1,
+        "tables of distinct processes:\n{text}"
+    );
+    for t in text.split("arenagc: statistics at exit").skip(1) {
+        // Whole: each table has its header rule and its arena rows, in one piece.
+        assert_eq!(t.matches("\nclass   size").count(), 1, "a torn table:\n{t}");
+        assert_eq!(
+            t.matches("# arenas allocated total").count(),
+            1,
+            "torn:\n{t}"
+        );
+    }
+    // The shell allocated (each `true` may not have).
+    assert!(tables.iter().any(|t| t.pools > 0), "{tables:?}");
+
+    // `%p`: a file per process, named by its pid (`%%` is a `%`).
+    let dir = fresh_dir("stats_file_per_pid");
+    run(&dir.join("stats.%p.100%%.txt"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), CHILDREN + 1, "{files:?}");
+    for f in &files {
+        let text = std::fs::read_to_string(dir.join(f)).expect("read");
+        let pid = pids(&text);
+        assert_eq!(pid.len(), 1, "{f}: one table:\n{text}");
+        assert_eq!(f, &format!("stats.{}.100%.txt", pid[0]), "named by its pid");
+        assert_eq!(exit_stats(&text).len(), 1);
+    }
+}

@@ -81,8 +81,23 @@ pub fn libs() -> &'static Path {
                 dir.display()
             );
         }
+        // A program linked with -larenagc needs the library by its SONAME (ffi/build.rs),
+        // which only an install creates: link it here, as ffi/install.sh does.
+        let soname = dir.join(soname());
+        if std::fs::symlink_metadata(&soname).is_err() {
+            match std::os::unix::fs::symlink("libarenagc.so", &soname) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {} // another test
+                Err(e) => panic!("cannot link {}: {e}", soname.display()),
+            }
+        }
         dir
     })
+}
+
+/// The SONAME of libarenagc.so: `libarenagc.so.MAJOR` (ffi/build.rs).
+pub fn soname() -> String {
+    format!("libarenagc.so.{}", env!("CARGO_PKG_VERSION_MAJOR"))
 }
 
 /// How a C program is linked.
