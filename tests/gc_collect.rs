@@ -563,3 +563,23 @@ fn a_weakref_freed_by_its_own_callback_counts_as_collected() {
         assert_eq!(gc::get_objects(None).unwrap().len(), 0);
     });
 }
+
+#[test]
+fn collect_all_is_a_full_collection() {
+    isolated(|| {
+        let d = Rc::new(Cell::new(0));
+        // A cycle in generation 2: a young collection leaves it, collect_all frees it.
+        let a = node(&d);
+        link(&a, &a);
+        gc::collect(1).unwrap();
+        gc::collect(1).unwrap();
+        assert_eq!(gc::get_objects(Some(2)).unwrap().len(), 1);
+        drop(a);
+        assert_eq!(gc::collect(1).unwrap(), 0);
+        assert_eq!(d.get(), 0);
+        assert_eq!(gc::collect_all(), 1);
+        assert_eq!(d.get(), 1);
+        let s = gc::get_stats();
+        assert_eq!(s[2].collected, 1, "counted in generation 2");
+    });
+}

@@ -2,6 +2,8 @@
 //! an uncollectable cycle in `garbage`, with `arenagc::gc` (CPython's `gc` module, in Rust).
 
 use std::cell::Cell;
+use std::path::PathBuf;
+use std::process::Command;
 use std::rc::Rc;
 
 use arenagc::gc::{self, Phase};
@@ -137,6 +139,8 @@ pub fn run() {
         w.upgrade().map(|r| r.id)
     );
 
+    why_alive();
+
     section("gc: garbage with a legacy finalizer");
     let l1 = Gc::new(Legacy {
         partner: GcCell::new(None),
@@ -152,6 +156,11 @@ pub fn run() {
         stats.get()
     );
     println!("  gc::garbage() = {:?}", gc::garbage());
+    // The leak report: garbage grouped by type, each group with the legacy finalizer that
+    // pins it (printed by every collection under gc::DEBUG_LEAK).
+    for line in gc::leak_report().to_string().lines() {
+        println!("  | {line}");
+    }
     for o in gc::take_garbage() {
         // Break the cycle by hand: look at the referents, then let everything go.
         println!("    {o:?} refers to {:?}", gc::get_referents(&o));
@@ -166,4 +175,63 @@ pub fn run() {
     );
     gc::unfreeze();
     drop((live, keep));
+}
+
+/// Leak hunting in the object graph: counts by type, growth, "why is this alive" and a
+/// Graphviz picture of the referrers (objgraph's answers, from the collector).
+fn why_alive() {
+    section("gc: why is this alive (type counts, growth, path_to, a picture)");
+    // Describe Nodes by name in the reports and pictures.
+    gc::set_repr::<Node>(Some(|n, out| write!(out, "{}", n.name)));
+    gc::type_growth(); // the baseline: the next call reports what rose above it
+    let cache = node("cache");
+    let bucket = node("bucket");
+    cache.edges.borrow_mut().push(bucket.clone());
+    for i in 0..50 {
+        bucket.edges.borrow_mut().push(node(&format!("entry{i}")));
+    }
+    drop(bucket);
+    for t in gc::type_counts().iter().take(3) {
+        println!(
+            "  type_counts: {:>4} x {} ({} bytes)",
+            t.count, t.name, t.bytes
+        );
+    }
+    for g in gc::type_growth() {
+        println!("  type_growth: {} {:>4} (+{})", g.name, g.count, g.delta);
+    }
+    let entry = cache.edges.borrow()[0].edges.borrow()[42].clone();
+    let why = gc::path_to(&entry).expect("not during a collection");
+    for line in why.to_string().lines() {
+        println!("  path_to(entry42): {line}");
+    }
+    // The chain holds strong references (each would be a root of the next question): let go.
+    drop(why);
+    let dot = gc::dot_backrefs(&entry, 4, 20).expect("not during a collection");
+    let dir = std::env::temp_dir();
+    let dot_file: PathBuf = dir.join("arenagc-tour-backrefs.dot");
+    let svg_file: PathBuf = dir.join("arenagc-tour-backrefs.svg");
+    std::fs::write(&dot_file, &dot).expect("write the DOT file");
+    println!(
+        "  dot_backrefs(entry42): {} nodes, {} edges -> {}",
+        dot.matches(" [label=").count(),
+        dot.matches(" -> ").count(),
+        dot_file.display()
+    );
+    let rendered = Command::new("dot")
+        .arg("-Tsvg")
+        .arg(&dot_file)
+        .arg("-o")
+        .arg(&svg_file)
+        .status();
+    match rendered {
+        Ok(st) if st.success() => println!("  rendered with Graphviz: {}", svg_file.display()),
+        _ => println!(
+            "  (Graphviz's `dot` is not installed: `apt-get install graphviz`, then \
+             `dot -Tsvg {} -o backrefs.svg`)",
+            dot_file.display()
+        ),
+    }
+    gc::set_repr::<Node>(None);
+    drop((entry, cache));
 }

@@ -4,7 +4,9 @@
 //! vectors, maps, several threads, objects freed on other threads than the ones that made
 //! them) and prints the allocator's statistics before and after; then the cycle collector at
 //! work (`gc.rs`): cycles, counts, collection, statistics, a finalizer, a weak reference, and
-//! `garbage` with a legacy finalizer.
+//! "why is this alive" (counts by type, growth, `path_to`, a Graphviz picture of the referrers,
+//! rendered to SVG when `dot` is installed) and `garbage` with a legacy finalizer and its leak
+//! report.
 
 mod gc;
 

@@ -94,7 +94,19 @@ fn check_gen(generation: usize) -> Result<(), GcError> {
 }
 
 /// Collect `generation` and all younger ones; returns collected + uncollectable objects.
-/// Returns `Ok(0)` when called while a collection runs.
+/// Returns `Ok(0)` when called while a collection runs, `Err(GcError::InvalidGeneration)` for
+/// a generation above 2. [`collect_all`] is CPython's `gc.collect()` with no argument.
+///
+/// # Panics
+///
+/// Resumes the first panic that user code raised behind a type function during this
+/// collection: a `Drop` of a value the collector cleared or freed (typically one that
+/// dereferences a partner of the same cycle already cleared), a finalizer, a legacy del, the
+/// drop of a weakref callback. The collection finishes first (every list consistent, the
+/// statistics and callbacks done), then the panic continues from here with its own payload,
+/// where `catch_unwind` can take it; the object whose code panicked leaks. Later panics of the
+/// same collection are printed and dropped. A panic in a gc callback unwinds from here too. The
+/// same panics outside a collection abort, naming the object (the table: `src/gc/unwind.rs`).
 pub fn collect(generation: usize) -> Result<usize, GcError> {
     check_gen(generation)?;
     let st = current();
@@ -102,6 +114,12 @@ pub fn collect(generation: usize) -> Result<usize, GcError> {
         return Ok(0);
     }
     Ok(schedule::run_collection(st, generation))
+}
+
+/// A full collection (`gc.collect()`): every generation; returns collected + uncollectable
+/// objects (0 when called while a collection runs). Panics as [`collect`] does.
+pub fn collect_all() -> usize {
+    collect(NUM_GENERATIONS - 1).unwrap_or(0)
 }
 
 /// Turn automatic collection on.
