@@ -83,9 +83,13 @@ impl ArenaDesc {
 /// Arena counters, as `sys._debugmallocstats()` reports them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArenaCounters {
+    /// Arenas mapped since the start (`# arenas allocated total`).
     pub allocated_total: u64,
+    /// Arenas given back to the OS since the start (`# arenas reclaimed`).
     pub released_total: u64,
+    /// Arenas mapped now (`# arenas allocated current`).
     pub current: u64,
+    /// The most arenas mapped at once (`# arenas highwater mark`).
     pub peak: u64,
 }
 
@@ -181,6 +185,8 @@ impl<const UNIT: usize> Arenas<UNIT> {
 
     /// Map a new arena and put it in bucket 63. False when out of memory.
     fn new_arena(&mut self) -> bool {
+        // The free-list secret exists before the first block does (harden.rs).
+        super::harden::init();
         let slot = self.table.take();
         if slot.is_null() {
             return false;

@@ -224,7 +224,7 @@ unsafe fn process_delayed(h: *mut ThreadHeap) {
             if !(*p).in_full {
                 (*p).remote.clear_full();
             }
-            let n = (*p).put_block(b.cast());
+            let n = (*p).put_remote_block(b.cast());
             if n == 0 || (*p).in_full {
                 free_local_slow(h, p, n);
             }
@@ -303,7 +303,7 @@ pub unsafe fn adopt_and_free(h: *mut ThreadHeap, p: *mut Pool, b: *mut u8) {
         let heap = &mut *h;
         heap.owned.push_front(p);
         heap.avail.push_back(class, p);
-        let n = (*p).put_block(b);
+        let n = (*p).put_remote_block(b);
         if n == 0 {
             free_local_slow(h, p, n);
         }

@@ -41,6 +41,7 @@ mod debug;
 mod dispatch;
 mod fork;
 mod global;
+mod harden;
 mod heap;
 mod large;
 #[cfg(test)]

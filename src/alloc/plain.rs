@@ -25,6 +25,7 @@ use core::sync::atomic::Ordering;
 use crate::config::ALIGNMENT;
 
 use super::backend::Backend;
+use super::harden;
 use super::heap;
 use super::large;
 use super::pool::{Pool, pool_of, pool_of_any, run_of};
@@ -127,13 +128,18 @@ pub unsafe fn pool_free(b: *mut u8, p: *mut Pool) {
     // stores its own heap into a pool's owner, and only this thread clears it.
     unsafe {
         if (*p).owner.load(Ordering::Relaxed) == heap::ThreadHeap::tag(h) && !h.is_null() {
-            let n = (*p).put_block(b);
+            // A second free of b aborts here (harden.rs), whatever came between.
+            let k = harden::key();
+            harden::mark_local(b, k);
+            let n = (*p).put_block(b, k);
             // Slow only to revive a full pool or to give back an empty one that is not the
             // class's current pool (a hot alloc/free pair stays on this path).
             if (*p).in_full || (n == 0 && (*h).avail.head((*p).class()) != p) {
                 heap::free_local_slow(h, p, n);
             }
         } else {
+            // Marked once here, not in free_remote, which a deferred block goes through again.
+            harden::mark_remote(b, harden::key());
             thread::free_remote(b);
         }
     }

@@ -40,6 +40,7 @@ use crate::config::{ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOL
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
 
+use super::harden;
 use super::remote::{Block, RemoteWord};
 use super::size_class::{
     CLASS_NONE, CLASS_RUN_TAIL, block_size, blocks_per_pool, is_block_offset, pool_limit,
@@ -248,8 +249,12 @@ impl Pool {
     pub unsafe fn take_block(&mut self) -> (*mut u8, bool) {
         let b = self.free;
         if !b.is_null() {
-            // SAFETY: blocks on the local free list are ours and hold a valid link.
-            let next = unsafe { (*b).next };
+            // SAFETY: blocks on the local free list are ours, marked, and hold an encoded link
+            // (harden.rs); the link is checked before it is stored, so b was checked too.
+            let next = harden::decode(unsafe { (*b).next }, harden::key());
+            harden::check_link(b, next);
+            // SAFETY: as above; the block is handed out now.
+            unsafe { harden::clear_mark(b.cast()) };
             self.free = next;
             // The next block of this class is likely cold (freed long ago, in any order): ask
             // for its line now, so the next allocation does not wait for it.
@@ -264,6 +269,9 @@ impl Pool {
             self.bump.store((bump + bs) as u16, Ordering::Relaxed);
             self.set_used(self.used() + 1);
             let b = self.base() + bump;
+            // SAFETY: b is a block of this pool, handed out now for the first time in this
+            // pool's life.
+            unsafe { harden::clear_mark(b as *mut u8) };
             // Carved blocks of a reused pool are cold, and the caller's first store to each
             // missed (C batch: 32% of samples in the caller). Ask for the line of the block
             // carved two allocations from now, as the free-list path does for its next block;
@@ -276,18 +284,17 @@ impl Pool {
         (ptr::null_mut(), false)
     }
 
-    /// Put a block back on the local free list; returns the new count of used blocks.
+    /// Put a block back on the local free list; returns the new count of used blocks. `k` is
+    /// `harden::key()`.
     ///
     /// # Safety
-    /// The caller owns the pool and `b` is a block of it that is in use.
+    /// The caller owns the pool and `b` is a block of it that is in use, marked L
+    /// (`harden::mark_local`).
     #[inline(always)]
-    pub unsafe fn put_block(&mut self, b: *mut u8) -> u32 {
+    pub unsafe fn put_block(&mut self, b: *mut u8, k: usize) -> u32 {
         let b = b.cast::<Block>();
-        if b == self.free {
-            double_free(b.cast());
-        }
         // SAFETY: b is a block of this pool, so it can hold a link.
-        unsafe { (*b).next = self.free };
+        unsafe { (*b).next = harden::encode(self.free, k) };
         self.free = b;
         let n = self.used().wrapping_sub(1);
         invariant!(
@@ -296,6 +303,20 @@ impl Pool {
         );
         self.set_used(n);
         n
+    }
+
+    /// Put back a block that another thread freed (marked R, taken from the delayed stack or
+    /// handed over by an adopter), checking that the owner did not free it too.
+    ///
+    /// # Safety
+    /// As for [`put_block`](Pool::put_block), with `b` marked R (`harden::mark_remote`).
+    pub unsafe fn put_remote_block(&mut self, b: *mut u8) -> u32 {
+        let k = harden::key();
+        // SAFETY: per the contract.
+        unsafe {
+            harden::remote_to_local(b, k);
+            self.put_block(b, k)
+        }
     }
 
     /// Take every remote free onto the local free list. Returns how many were taken.
@@ -314,7 +335,12 @@ impl Pool {
     pub unsafe fn adopt_list(&mut self, list: *mut Block) -> u32 {
         let mut n = 0u32;
         let mut p = list;
+        let base = self.base() as *mut Block;
+        let k = harden::key();
         while !p.is_null() {
+            // A link overwritten after the free leaves this pool's arena: caught before it is
+            // followed (the first block came from the remote word itself).
+            harden::check_link(base, p);
             // SAFETY: each block on a taken remote list belongs to this pool.
             let next = unsafe { (*p).next };
             invariant!(
@@ -322,8 +348,11 @@ impl Pool {
                 core::ptr::eq(unsafe { pool_of_any(p.cast()) }, self),
                 "foreign block on remote list"
             );
-            // SAFETY: as above.
-            unsafe { (*p).next = self.free };
+            // SAFETY: as above; it was freed by another thread (marked R).
+            unsafe {
+                harden::remote_to_local(p.cast(), k);
+                (*p).next = harden::encode(self.free, k);
+            }
             self.free = p;
             n += 1;
             p = next;
@@ -377,7 +406,11 @@ pub unsafe fn pool_is_valid(pool: *const Pool) -> Result<(), &'static str> {
             return Err("free list longer than carved blocks (cycle?)");
         }
         // SAFETY: b is a carved block of this pool.
-        b = unsafe { (*b).next };
+        if !unsafe { harden::is_marked_local(b.cast()) } {
+            return Err("a block on the free list lost its free mark");
+        }
+        // SAFETY: b is a carved block of this pool.
+        b = harden::decode(unsafe { (*b).next }, harden::key());
     }
     if p.used() as usize + nfree != carved {
         return Err("nused + |free| != carved");
@@ -396,14 +429,4 @@ pub fn prefetch(p: *const u8) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
-}
-
-#[cold]
-#[inline(never)]
-fn double_free(p: *const u8) -> ! {
-    super::fatal::fatal(
-        "double free",
-        p,
-        "the block is already at the head of its pool's free list",
-    )
 }

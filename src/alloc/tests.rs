@@ -180,8 +180,12 @@ fn owner_waits_out_a_notification_it_has_already_received() {
         let notifier = std::thread::spawn(move || {
             let pool = pool_ref(b1);
             // free_remote's notification, held open between its two steps.
-            // SAFETY: b1 is a live block of the pool, given up here.
-            let outcome = unsafe { pool.remote.push(b1 as *mut Block) };
+            // SAFETY: b1 is a live block of the pool, given up here (marked free first, as
+            // every free does on entry).
+            let outcome = unsafe {
+                super::harden::mark_remote(b1 as *mut u8, super::harden::key());
+                pool.remote.push(b1 as *mut Block)
+            };
             assert_eq!(outcome, PushOutcome::Notify);
             // SAFETY: the owner's heap is live (its thread waits for us); b1 is ours to hand on.
             unsafe { (*(owner as *mut ThreadHeap)).delayed.push(b1 as *mut Block) };

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Instruction counts per operation, base build against new build, with valgrind's callgrind:
+# unlike a time, a count does not move with the load of a shared machine, so a change of 1% in
+# a fast path shows. (Instructions are not cycles: a count says what the code does, the timed
+# benches what it costs; quote both.)
+#
+#   BASE=<git ref> bash benches/icount/run.sh                 # new = the working tree
+#   BASE=<ref> NEW=<ref> WORKLOADS="hot_pair_16 batch_1000x64" bash benches/icount/run.sh
+#
+# Each side is a small crate (probe.rs here) built in release mode against that side's source
+# (`git archive` of the ref, or the working tree), run under callgrind once with N operations
+# and once with 0: (count(N) - count(0)) / N is the count per operation, startup excluded.
+# Output: a Markdown table on stdout; work files under target/icount/.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+: "${BASE:?set BASE=<git ref>}"
+NEW="${NEW:-}"
+WORKLOADS="${WORKLOADS:-hot_pair_16 hot_pair_64 hot_pair_256 hot_pair_1024 c_pair_48 batch_1000x64 random_replace gc_new_clone_drop gc_collect_cycles}"
+work="$root/target/icount"
+mkdir -p "$work"
+command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
+
+# side NAME REF: the source of that side under $work/NAME-src (REF empty: the working tree).
+source_of() {
+    local name="$1" ref="$2" dir="$work/$1-src"
+    if [ -z "$ref" ]; then
+        echo "$root"
+        return
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    git -C "$root" archive "$ref" | tar -x -C "$dir"
+    echo "$dir"
+}
+
+# probe NAME SRC: build the probe against SRC; prints the executable's path.
+probe() {
+    local name="$1" src="$2" crate="$work/$1-probe"
+    mkdir -p "$crate/src"
+    cp "$here/probe.rs" "$crate/src/main.rs"
+    cat >"$crate/Cargo.toml" <<TOML
+[package]
+name = "icount-probe"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[dependencies]
+arenagc = { path = "$src" }
+
+[profile.release]
+debug = 1
+
+[workspace]
+TOML
+    (cd "$crate" && CARGO_TARGET_DIR="$work/$name-target" cargo build --release -q >&2)
+    echo "$work/$name-target/release/icount-probe"
+}
+
+# count EXE WORKLOAD N: instructions of one run.
+count() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
+n_of() {
+    case "$1" in
+    batch_1000x64) echo 200 ;;
+    gc_collect_cycles) echo 100000 ;;
+    random_replace) echo 200000 ;;
+    *) echo 1000000 ;;
+    esac
+}
+
+base_src="$(source_of base "$BASE")"
+new_src="$(source_of new "$NEW")"
+base_exe="$(probe base "$base_src")"
+new_exe="$(probe new "$new_src")"
+echo "## Instructions per operation (callgrind), base $(git -C "$root" rev-parse --short=12 "$BASE") vs new ${NEW:-working tree}"
+echo
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'); \`BASE=$BASE${NEW:+ NEW=$NEW} bash benches/icount/run.sh\`; per operation = (count(N) - count(0)) / N."
+echo
+echo "| workload | N | base | new | new/base |"
+echo "|---|---|---|---|---|"
+for w in $WORKLOADS; do
+    n="$(n_of "$w")"
+    b=$(($(count "$base_exe" "$w" "$n") - $(count "$base_exe" "$w" 0)))
+    c=$(($(count "$new_exe" "$w" "$n") - $(count "$new_exe" "$w" 0)))
+    python3 -c "
+b, c, n = $b, $c, $n
+print(f'| $w | {n} | {b / n:.2f} | {c / n:.2f} | {c / b:.3f} |')"
+done
