@@ -5,6 +5,7 @@
 //! | variable                 | default | read                                  | effect                                   |
 //! |--------------------------|---------|---------------------------------------|------------------------------------------|
 //! | `ARENAGC_DEBUG`          | off     | once, at the first allocation         | debug mode (guards, fills, quarantine)   |
+//! | `ARENAGC_VALGRIND`       | unset   | once, at the first allocation         | `pools`: keep the pools under valgrind   |
 //! | `ARENAGC_PURGE_DELAY`    | 100     | once, at the first arena event        | ms a free arena waits before `munmap`    |
 //! | `ARENAGC_STATS`          | off     | preload library, at load              | statistics table on stderr at exit       |
 //! | `ARENAGC_STATS_FILE`     | unset   | preload library, at load              | the table appended to this file instead (`%p`: the pid); turns `ARENAGC_STATS` on |
@@ -36,6 +37,15 @@ pub const DEBUG: EnvOption = EnvOption {
     default: "off",
     read: "once, at the first allocation",
     doc: "debug mode: guard bytes, fill patterns, a quarantine and checks on every free",
+};
+
+/// `ARENAGC_VALGRIND`: under valgrind every request goes to the system allocator (which
+/// valgrind replaces with its checked one), unless this is `pools`.
+pub const VALGRIND: EnvOption = EnvOption {
+    name: c"ARENAGC_VALGRIND",
+    default: "unset",
+    read: "once, at the first allocation, only under valgrind",
+    doc: "under valgrind every block comes from the system allocator so memcheck checks it; `pools` keeps the pools",
 };
 
 /// `ARENAGC_PURGE_DELAY`: milliseconds a fully free arena waits before it is unmapped.
@@ -90,8 +100,9 @@ pub const GLIBC_TUNABLES: EnvOption = EnvOption {
 };
 
 /// Every variable, in the order of the table above.
-pub const ALL: [&EnvOption; 7] = [
+pub const ALL: [&EnvOption; 8] = [
     &DEBUG,
+    &VALGRIND,
     &PURGE_DELAY,
     &STATS,
     &STATS_FILE,

@@ -8,17 +8,41 @@
 //!     └ otherwise (#[inline(never)]) ──> Plain's slow side, or the wrapper in use: &dyn Backend
 //! ```
 //!
-//! | `SELECTED`   | backend            | chosen by                                               |
-//! |--------------|--------------------|---------------------------------------------------------|
-//! | `UNSET`      | (none yet)         | the first request decides (`select`)                    |
-//! | `PLAIN`      | `Plain`            | the default                                             |
-//! | `DEBUG`      | `Debug` (Plain)    | cargo feature `debug`, or `ARENAGC_DEBUG` (`options`)   |
+//! | `SELECTED`      | backend               | chosen by                                            |
+//! |-----------------|-----------------------|------------------------------------------------------|
+//! | `UNSET`         | (none yet)            | the first request decides (`select`)                 |
+//! | `PLAIN`         | `Plain`               | the default                                          |
+//! | `DEBUG`         | `Debug` (Plain)       | cargo feature `debug`, or `ARENAGC_DEBUG` (`options`) |
+//! | `PLAIN\|TRACED` | `Traced` (Plain)      | `trace::start` (feature `trace`), until `trace::stop` |
+//! | `DEBUG\|TRACED` | `Traced` (Debug)      | the same, in debug mode                              |
+//!
+//! Tracing is one more wrapper: `Traced<B>` serves each request with `B` and tells the tracer
+//! (`crate::trace::hook`), which records the block's stack or forgets it. It changes no
+//! block's layout, so a block may be allocated with the bit set and freed without it, or the
+//! other way round: the base backend (`PLAIN` or `DEBUG`) frees every block either way.
 //!
 //! Invariants:
-//! - `SELECTED` leaves `UNSET` once, before the first block is handed out, and never changes
-//!   again, so every block is freed by the backend that allocated it.
-//! - The check on the fast path is one relaxed load and a compare (the load of a value written
-//!   once); an undecided state takes the out-of-line path, which decides it.
+//! - The base backend (`SELECTED & !TRACED`) leaves `UNSET` once, before the first block is
+//!   handed out, and never changes again, so every block is freed by the backend that
+//!   allocated it.
+//! - Only the `TRACED` bit changes after that, set by `trace::start` and cleared by
+//!   `trace::stop` (through the switch `select` hands the tracer, `set_traced`).
+//! - The check on the fast path is one relaxed load and a compare with `PLAIN`, as before
+//!   tracing existed: with the bit set the compare fails and every request goes out of line
+//!   to the wrapper; an undecided state takes the out-of-line path too, which decides it.
+//!
+//! A thread that read `SELECTED` just before the bit changed acts on the old value. Harmless:
+//! - it misses a `start`: its block is not traced (an allocation) or its free finds no trace
+//!   (the block was allocated untraced, or the free is ignored as for any untraced block);
+//! - it misses a `stop`: it reaches the wrapper after tracing stopped. The tracer adds a trace
+//!   only while its `tracing` flag is set, checked under its lock, and `stop` clears the flag
+//!   and every trace before it clears the bit: so nothing is added late, and a removal finds
+//!   nothing (at worst a trace is removed a little late, never left behind).
+//! - A trace is never left for a block freed on the fast path: `start` sets the bit before the
+//!   tracer's flag (under the tracer's lock), so a trace recorded in a session happens after
+//!   the bit was set; any thread that frees that block got it from the allocating one, after
+//!   the trace, and so (read-read coherence of `SELECTED`) reads the bit set, or cleared by a
+//!   later `stop`, which had already forgotten that trace.
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -26,10 +50,13 @@ use super::backend::Backend;
 use super::debug::{self, Debug};
 use super::plain::{self, Plain};
 use super::size_class::is_small;
+use super::system::System;
+use super::valgrind;
 
 const UNSET: u8 = 0;
 const PLAIN: u8 = 1;
 const DEBUG: u8 = 2;
+const SYSTEM: u8 = 3;
 
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 
@@ -46,6 +73,7 @@ fn wrapper() -> Option<&'static dyn Backend> {
     match SELECTED.load(Ordering::Relaxed) {
         PLAIN if !cfg!(feature = "debug") => None,
         UNSET => select(),
+        SYSTEM => Some(&System),
         _ => Some(&Debug),
     }
 }
@@ -53,7 +81,10 @@ fn wrapper() -> Option<&'static dyn Backend> {
 #[cold]
 #[inline(never)]
 fn select() -> Option<&'static dyn Backend> {
-    let chosen = if cfg!(feature = "debug") || crate::options::DEBUG.flag() {
+    let under_valgrind = valgrind::detect();
+    let chosen = if under_valgrind && crate::options::VALGRIND.value() != Some(b"pools") {
+        SYSTEM
+    } else if cfg!(feature = "debug") || crate::options::DEBUG.flag() {
         debug::init();
         DEBUG
     } else {
@@ -63,12 +94,22 @@ fn select() -> Option<&'static dyn Backend> {
         Ok(_) => chosen,
         Err(other) => other,
     };
-    if now == PLAIN { None } else { Some(&Debug) }
+    match now {
+        PLAIN if !cfg!(feature = "debug") => None,
+        SYSTEM => Some(&System),
+        _ => Some(&Debug),
+    }
 }
 
 /// Whether the debug backend is in use (deciding it now if nothing did yet).
 pub fn debug_enabled() -> bool {
-    wrapper().is_some()
+    wrapper().is_some() && SELECTED.load(Ordering::Relaxed) == DEBUG
+}
+
+/// Whether every request goes to the system allocator because the process runs under valgrind
+/// (deciding it now if nothing did yet).
+pub fn system_backend() -> bool {
+    wrapper().is_some() && SELECTED.load(Ordering::Relaxed) == SYSTEM
 }
 
 /// `size` bytes aligned to `align` (a power of two), zeroed if `zero`; null when out of memory.

@@ -49,6 +49,11 @@ mod sys {
 /// `p` is a live block returned by this module.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub unsafe fn usable_size(p: *mut u8) -> usize {
+    if super::valgrind::active() {
+        // valgrind's allocator replaces glibc's and has no chunk header to read.
+        // SAFETY: p is a live block of the system allocator.
+        return unsafe { libc::malloc_usable_size(p.cast()) };
+    }
     // glibc keeps `size | flags` in the word before the user pointer; bit 1 (IS_MMAPPED) means
     // the chunk has a 16-byte header, otherwise 8 bytes of it are the next chunk's prev_size
     // field, usable by this one (glibc's `musable`).

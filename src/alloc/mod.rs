@@ -57,13 +57,15 @@ mod queue;
 pub mod remote;
 mod size_class;
 mod stats;
+mod system;
 mod table;
 #[cfg(test)]
 mod tests;
 mod thread;
+mod valgrind;
 
 pub use arena::ArenaCounters;
-pub use dispatch::debug_enabled;
+pub use dispatch::{debug_enabled, system_backend};
 pub use size_class::{block_size, class_of, is_small};
 pub use stats::{AllocStats, ClassStats};
 
