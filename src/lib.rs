@@ -19,26 +19,38 @@
 //! }
 //! ```
 //!
-//! A cycle that reference counting cannot free, collected:
+//! A cycle that reference counting cannot free, collected. [`Gc<T>`] is used like `Rc<T>`
+//! (`Clone`, `Deref`, `==`, `Hash`, `Display`, ... delegate to the value); `#[derive(Trace)]`
+//! tells the collector which fields hold `Gc`s, and [`GcCell`] mutates them in place:
 //!
 //! ```
 //! use arenagc::{Gc, GcCell, Trace, gc};
 //!
 //! #[derive(Trace)]
 //! struct Node {
+//!     name: String,
 //!     next: GcCell<Option<Gc<Node>>>,
 //! }
 //!
-//! let a = Gc::new(Node { next: GcCell::new(None) });
-//! let b = Gc::new(Node { next: GcCell::new(Some(a.clone())) });
-//! *a.next.borrow_mut() = Some(b.clone());
-//! drop((a, b));
-//! assert_eq!(gc::collect(2).unwrap(), 2);
+//! let a = Gc::new(Node { name: "a".into(), next: GcCell::new(None) });
+//! let b = Gc::new(Node { name: "b".into(), next: GcCell::new(Some(a.clone())) });
+//! a.next.set(Some(b.clone())); // a -> b -> a
+//! let weak = Gc::downgrade(&a);
+//! drop((a, b)); // the counts stay at 1: the cycle holds itself
+//! assert_eq!(weak.upgrade().unwrap().name, "a");
+//! assert_eq!(gc::collect_all(), 2); // the cycle collector finds and frees both
+//! assert!(weak.upgrade().is_none());
 //! ```
+//!
+//! From C (or any language with a C FFI): the `arenagc-ffi` package builds `libarenagc.so` and
+//! `.a` (the allocator, objects, the collector), `arenagc-malloc` builds `libarenagc_malloc.so`
+//! (the allocator as `malloc`, for `LD_PRELOAD`); the header is `include/arenagc.h`, and
+//! `ffi/README.md` in the repository shows how to build, link and use them.
 //!
 //! Layers, with dependencies pointing one way only (`ARCHITECTURE.md` in the repository):
 //! `ffi -> gc -> object -> alloc -> floor` (`config`, `options`, the TLS words).
 
+#![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 #[cfg(not(loom))]

@@ -134,3 +134,33 @@ fn generic_cycle_through_derived_enum_is_collected() {
         assert!(matches!(*end, Link::End(3)));
     });
 }
+
+/// `#[trace(crate = path)]` with a path and with a string: the generated code names the crate
+/// through it (`tests/ui/fail_crate_path.rs` shows a wrong path is an error).
+mod renamed {
+    pub use arenagc as collector;
+}
+
+#[derive(Trace)]
+#[trace(crate = renamed::collector)]
+struct ByPath(Gc<Unit>, #[trace(skip)] u8);
+
+#[derive(Trace)]
+#[trace(crate = "crate::renamed::collector")]
+enum ByString {
+    A(Gc<Unit>),
+}
+
+#[test]
+fn crate_attribute_names_the_crate() {
+    isolated(|| {
+        let u = Gc::new(Unit);
+        let p = Gc::new(ByPath(u.clone(), 1));
+        let s = Gc::new(ByString::A(u.clone()));
+        assert_eq!(gc::get_referents(&p).len(), 1);
+        assert_eq!(gc::get_referents(&s).len(), 1);
+        assert_eq!(p.1, 1);
+        assert!(matches!(&*s, ByString::A(x) if Gc::ptr_eq(x, &u)));
+        assert_eq!(Gc::to_any(&p).type_name(), "ByPath");
+    });
+}

@@ -33,6 +33,14 @@ fn clean() {
     assert!(total > 2000);
 }
 
+/// (case, extra environment, texts memcheck's report must contain, texts it must not)
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
 fn main() {
     match std::env::var("VALGRIND_CASE").as_deref() {
         Ok("clean") => return clean(),
@@ -64,8 +72,7 @@ fn main() {
     }
     let exe = std::env::current_exe().unwrap();
     let (mut passed, mut failed) = (0, 0);
-    // (case, extra environment, texts memcheck's report must contain, texts it must not)
-    let cases: &[(&str, &[(&str, &str)], &[&str], &[&str])] = &[
+    let cases: &[Case] = &[
         (
             "clean",
             &[],

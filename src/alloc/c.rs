@@ -48,11 +48,14 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if p.is_null() { enomem() } else { p }
 }
 
+/// C's `malloc`: `size` bytes aligned to `config::ALIGNMENT`, or null with `errno = ENOMEM`.
 #[inline]
 pub fn malloc(size: usize) -> *mut u8 {
     alloc(size, ALIGNMENT, false)
 }
 
+/// C's `calloc`: `n * size` zeroed bytes aligned to `config::ALIGNMENT`, or null with
+/// `errno = ENOMEM` (also when `n * size` overflows).
 #[inline]
 pub fn calloc(n: usize, size: usize) -> *mut u8 {
     match n.checked_mul(size) {

@@ -20,9 +20,11 @@ use super::size_class::{CLASS_NONE, CLASS_RUN_TAIL, block_size, blocks_per_pool}
 /// Statistics of one size class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
+    /// The class's block size in bytes.
     pub block_size: usize,
     /// Pools in use for this class (including an empty one a heap keeps).
     pub pools: usize,
+    /// Blocks handed out and not yet freed.
     pub blocks_in_use: usize,
     /// Free blocks in this class's pools (on free lists or never carved).
     pub blocks_free: usize,
@@ -35,6 +37,7 @@ pub struct AllocStats {
     pub classes: [ClassStats; NUM_CLASSES],
     /// The medium classes (640..2048 bytes); `pools` counts runs (`RUN_SIZE` bytes each).
     pub medium: [ClassStats; MEDIUM_CLASSES],
+    /// The arena counters, small pools' and medium runs' arenas together.
     pub arenas: ArenaCounters,
     /// Of the mapped arenas, those fully free: the spare, and those waiting out the purge delay.
     pub arenas_free: usize,
@@ -43,6 +46,7 @@ pub struct AllocStats {
     pub pools_free: usize,
     /// Bytes (usable size) and blocks currently held in the system allocator.
     pub large_bytes: usize,
+    /// Blocks currently held in the system allocator (see `large_bytes`).
     pub large_blocks: usize,
     /// Whether debug mode (guards, fill patterns, quarantine) is on.
     pub debug: bool,
@@ -53,14 +57,17 @@ impl AllocStats {
     pub fn all_classes(&self) -> impl Iterator<Item = &ClassStats> {
         self.classes.iter().chain(self.medium.iter())
     }
+    /// Blocks in use over every class.
     pub fn blocks_in_use(&self) -> usize {
         self.all_classes().map(|c| c.blocks_in_use).sum()
     }
+    /// Bytes in use over every class (blocks in use times their block size).
     pub fn bytes_in_use(&self) -> usize {
         self.all_classes()
             .map(|c| c.blocks_in_use * c.block_size)
             .sum()
     }
+    /// Bytes free in the pools and runs in use (free blocks times their block size).
     pub fn bytes_free_in_pools(&self) -> usize {
         self.all_classes()
             .map(|c| c.blocks_free * c.block_size)

@@ -9,6 +9,7 @@
 //! | `RustObject<T>` | the memory after the `GcHead`: header, then the value                  |
 //! | `TypeFor<T>`    | the compile-time `TypeObject` of `T`: traverse/clear/finalize/del/dealloc trampolines |
 //! | [`Gc<T>`]       | one counted reference; the last drop deallocates                       |
+//! | `std_traits.rs` | (child module, `handle/`) `Gc`'s std traits but `Drop`: `Deref`, `Clone`, `Debug`, `Eq`, `Ord`, `Hash`, `Display`, `Pointer`, `Default`, `From`, `AsRef`, `Borrow` |
 //!
 //! # Invariants
 //!
@@ -41,8 +42,9 @@ use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int, c_void};
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
-use core::ops::Deref;
 use core::ptr::NonNull;
+
+mod std_traits;
 
 use super::any::{AnyGc, AsObject, Edge, sealed};
 use super::dealloc;
@@ -58,14 +60,138 @@ use crate::object::{
 
 /// A value that can live in a [`Gc`]: it reports the `Gc`s and `Weak`s it owns.
 ///
-/// Use `#[derive(Trace)]` (fields marked `#[trace(skip)]` are not traced; a type attribute
-/// `#[trace(finalize = path)]` or `#[trace(legacy_del = path)]` names a `fn(&Gc<Self>)`).
+/// Implement it with `#[derive(Trace)]`, which visits every field (of a struct, or of the
+/// active enum variant), or by hand (below). The standard library's types are covered (the
+/// table of `src/gc/cell.rs`): leaves (numbers, strings, paths, `Duration`, ...) trace
+/// nothing; containers (`Option`, `Vec`, maps, tuples, arrays, `Box`, ...) trace their
+/// contents; [`GcCell`](crate::GcCell), `RefCell`, `Mutex` and `RwLock` trace their contents
+/// unless borrowed mutably (locked), when they keep them alive instead.
+///
+/// # The derive's attributes
+///
+/// `#[trace(skip)]` on a field: not traced, for a field that holds no `Gc` and whose type does
+/// not implement `Trace` (a skipped `Gc` only keeps its referent alive):
+///
+/// ```
+/// use arenagc::{Gc, Trace};
+///
+/// struct Socket; // no Trace impl, holds no Gc
+///
+/// #[derive(Trace)]
+/// struct Conn {
+///     peer: Option<Gc<Conn>>,
+///     #[trace(skip)]
+///     socket: Socket,
+/// }
+/// let c = Gc::new(Conn { peer: None, socket: Socket });
+/// assert!(c.peer.is_none());
+/// ```
+///
+/// `#[trace(finalize = path)]` on the type: `path: fn(&Gc<Self>)` is [`Trace::FINALIZE`]:
+///
+/// ```
+/// use std::cell::Cell;
+/// use arenagc::{Gc, Trace};
+///
+/// thread_local!(static FINALIZED: Cell<u32> = const { Cell::new(0) });
+///
+/// #[derive(Trace)]
+/// #[trace(finalize = Res::finalize)]
+/// struct Res(u32);
+///
+/// impl Res {
+///     fn finalize(this: &Gc<Res>) {
+///         FINALIZED.with(|n| n.set(n.get() + this.0));
+///     }
+/// }
+/// drop(Gc::new(Res(5)));
+/// assert_eq!(FINALIZED.with(Cell::get), 5);
+/// ```
+///
+/// `#[trace(legacy_del = path)]` on the type: `path: fn(&Gc<Self>)` is [`Trace::LEGACY_DEL`]
+/// (a garbage cycle holding such an object is never collected; it goes to `gc::garbage()`):
+///
+/// ```
+/// use arenagc::{Gc, GcCell, Trace, gc};
+///
+/// #[derive(Trace)]
+/// #[trace(legacy_del = Old::del)]
+/// struct Old {
+///     me: GcCell<Option<Gc<Old>>>,
+/// }
+///
+/// impl Old {
+///     fn del(_this: &Gc<Old>) {}
+/// }
+/// let o = Gc::new(Old { me: GcCell::new(None) });
+/// o.me.set(Some(o.clone()));
+/// drop(o);
+/// assert_eq!(gc::collect_all(), 1);
+/// assert_eq!(gc::garbage_len(), 1); // uncollectable: kept in gc::garbage
+/// ```
+///
+/// `#[trace(crate = path)]` on the type: the path of this crate in the generated code (default
+/// `::arenagc`), for a renamed dependency (`gc = { package = "arenagc", .. }` in `Cargo.toml`:
+/// `#[trace(crate = ::gc)]`) or a re-export:
+///
+/// ```
+/// mod reexport {
+///     pub use arenagc as collector;
+/// }
+/// use arenagc::{Gc, Trace};
+///
+/// #[derive(Trace)]
+/// #[trace(crate = reexport::collector)]
+/// struct Leaf(u8);
+/// assert_eq!(Gc::new(Leaf(1)).0, 1);
+/// ```
+///
+/// A field whose type does not implement `Trace` is a compile error at that field, saying to
+/// add `#[trace(skip)]` if it holds no `Gc`.
+///
+/// # `Rc` and `Arc` are opaque
+///
+/// `Rc<T>` and `Arc<T>` implement `Trace` by visiting nothing. A `Gc` behind an `Rc` is one
+/// counted reference, but every object holding a clone of the `Rc` would report it: the
+/// collector would subtract that one reference once per holder and could find a live object
+/// unreachable. So what they hold counts as held from outside: always safe, but a cycle
+/// through an `Rc` is never collected. Share a `Gc` by cloning the `Gc`.
+///
+/// # By hand
+///
+/// ```
+/// use arenagc::gc::{Gc, Trace, Tracer};
+///
+/// struct Pair {
+///     left: Gc<u32>,
+///     right: Option<Gc<u32>>,
+///     cache: Vec<u8>, // holds no Gc: not visited
+/// }
+///
+/// // SAFETY: visits each Gc the value owns, once.
+/// unsafe impl Trace for Pair {
+///     fn trace(&self, tracer: &mut Tracer) {
+///         tracer.visit(&self.left);
+///         if let Some(r) = &self.right {
+///             tracer.visit(r);
+///         }
+///     }
+/// }
+/// let p = Gc::new(Pair { left: Gc::new(1), right: None, cache: vec![] });
+/// assert_eq!(arenagc::gc::get_referents(&p).len(), 1);
+/// ```
 ///
 /// # Safety
 /// `trace` must visit every `Gc` and `Weak` the value owns, each exactly once, the same set on
 /// every call while the value is not mutated, and must not create, drop or mutate `Gc`s.
-/// Missing an edge only keeps objects alive; visiting a reference the value does not own can
-/// make the collector clear an object that is still in use.
+/// Missing an edge only keeps objects alive; visiting a reference the value does not own (or
+/// one it shares with other holders, as through an `Rc`) can make the collector clear an
+/// object that is still in use.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Trace`, so the collector cannot see inside it",
+    label = "`{Self}` does not implement `Trace`",
+    note = "add #[trace(skip)] to a field that holds no Gc; a type that holds Gcs needs #[derive(Trace)] or an `unsafe impl Trace`"
+)]
 pub unsafe trait Trace: Sized + 'static {
     /// Report each owned `Gc`/`Weak` to `tracer`.
     fn trace(&self, tracer: &mut Tracer);
@@ -338,48 +464,6 @@ impl<T: Trace> Gc<T> {
     }
 }
 
-#[cold]
-#[inline(never)]
-#[track_caller]
-fn cleared_panic() -> ! {
-    panic!(
-        "Gc value used after the cycle collector cleared it (accessed from a Drop impl of another object in the same garbage cycle? Gc::try_get does not panic; a panic in a Drop the collector runs resumes from gc::collect when the collection has finished)"
-    )
-}
-
-/// # Panics
-///
-/// When the collector has cleared the value. Only code that runs while a garbage cycle is torn
-/// down can hold such a handle: the `Drop` of another object of the cycle (which sees its
-/// partners one by one as the collector clears them), or a handle smuggled out of the cycle.
-/// When that `Drop` was run by the collector, the panic does not abort the process: the
-/// collection catches it, finishes, and resumes it from the call that ran the collection
-/// (`gc::collect`, or the allocation that triggered it), where `catch_unwind` can take it.
-/// [`Gc::try_get`] is the form that never panics. (See `gc::collect` for the whole rule.)
-impl<T: Trace> Deref for Gc<T> {
-    type Target = T;
-    #[inline(always)]
-    #[track_caller]
-    fn deref(&self) -> &T {
-        match Gc::try_get(self) {
-            Some(v) => v,
-            None => cleared_panic(),
-        }
-    }
-}
-
-impl<T: Trace> Clone for Gc<T> {
-    #[inline(always)]
-    fn clone(&self) -> Gc<T> {
-        // SAFETY: live object owned by this thread.
-        unsafe { object::incref(self.as_object()) };
-        Gc {
-            ptr: self.ptr,
-            _not_send: PhantomData,
-        }
-    }
-}
-
 impl<T: Trace> Drop for Gc<T> {
     #[inline(always)]
     fn drop(&mut self) {
@@ -390,15 +474,6 @@ impl<T: Trace> Drop for Gc<T> {
             if (*obj).refcnt == 0 {
                 dealloc::<T>(obj);
             }
-        }
-    }
-}
-
-impl<T: Trace + core::fmt::Debug> core::fmt::Debug for Gc<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match Gc::try_get(self) {
-            Some(v) => v.fmt(f),
-            None => f.write_str("<cleared>"),
         }
     }
 }
