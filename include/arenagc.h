@@ -241,7 +241,9 @@ agc_object *agc_new_var(const agc_type *type, size_t nitems);
 int agc_object_incref(agc_object *obj);
 
 /* Out-of-line agc_decref (calls dealloc at 0): AGC_OK, AGC_ERR_NULL for NULL, AGC_ERR_STATE
-   (nothing done) if the refcount is already 0 or less. */
+   (nothing done) if the refcount is already 0 (its dealloc runs). Aborts with a message for an
+   object that was already freed ("use after free") and for a refcount below zero (naming the
+   type): both are memory errors in the making, and the inline agc_decref ignores results. */
 int agc_object_decref(agc_object *obj);
 
 /* Take a reference. NULL is an error (reported by agc_object_incref), not a crash. */

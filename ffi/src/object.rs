@@ -23,6 +23,7 @@
 use core::ffi::{c_int, c_void};
 use core::ptr;
 
+use arenagc::alloc;
 use arenagc::gc::{WeakCallback, raw};
 use arenagc::object::{
     self, DestructorProc, ObjectHeader, TPFLAGS_HAVE_GC, WEAKLIST_SIDE_TABLE, type_of,
@@ -195,7 +196,10 @@ pub unsafe extern "C" fn agc_object_incref(obj: *mut AgcObject) -> c_int {
 
 /// Drop a reference; at zero the type's `dealloc` runs. The out-of-line twin of the header's
 /// inline `agc_decref`, which calls it for NULL and for the last reference. A count that is
-/// already zero or negative is `AGC_ERR_STATE` (nothing happens).
+/// already zero is `AGC_ERR_STATE` (nothing happens). An object that was already freed (its
+/// memory is a free block: `alloc::looks_freed`) and a count below zero abort with a message
+/// (the latter naming the type): the inline function cannot report errors, and running on
+/// would corrupt the heap.
 ///
 /// # Safety
 /// `obj` is NULL or a live object of the calling thread's current runtime, and the caller owns
@@ -206,6 +210,27 @@ pub unsafe extern "C" fn agc_object_decref(obj: *mut AgcObject) -> c_int {
         // SAFETY: a live object.
         let rc = unsafe { (*obj).refcnt };
         if rc <= 0 {
+            // A freed object: its memory is a free block (the object starts the block, or a
+            // GC object's header sits 16 bytes in, after its GcHead). Reading its type would
+            // read a free-list mark, so no name.
+            let p = obj as *const u8;
+            if alloc::looks_freed(p) || alloc::looks_freed(p.wrapping_sub(16)) {
+                alloc::fault(
+                    "use after free",
+                    p,
+                    format_args!("agc_decref of an object that was already freed"),
+                );
+            }
+            if rc < 0 {
+                // SAFETY: not freed, so its type pointer is the one it was made with, and a type
+                // has a valid name (the header's agc_type contract).
+                let name = unsafe { type_of(obj).name_str() };
+                alloc::fault(
+                    "refcount below zero",
+                    p,
+                    format_args!("agc_decref of an object of type '{name}' with refcount {rc}"),
+                );
+            }
             set_error(format_args!(
                 "agc_decref: object {obj:p} has refcount {rc} (released once too often?)"
             ));

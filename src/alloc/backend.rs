@@ -36,6 +36,14 @@ pub(crate) trait Backend: Sync {
     /// `(size, align)` it was allocated with.
     unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>);
 
+    /// Whether `p` is the start of a block this backend handed out and has been given back
+    /// (still free or waiting to be reused): diagnostics of a use after free, e.g. a C
+    /// `agc_decref` of a freed object. False when the backend cannot tell. `p` is any address:
+    /// the backend reads memory only where its own maps say it may.
+    fn looks_freed(&self, _p: *const u8) -> bool {
+        false
+    }
+
     /// Usable bytes of `p` (at least what was asked for).
     ///
     /// # Safety

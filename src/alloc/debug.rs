@@ -46,6 +46,27 @@ impl Backend for Debug {
         alloc(size, align, zero)
     }
 
+    fn looks_freed(&self, user: *const u8) -> bool {
+        // A payload of a pool block starts HEADER bytes into it (objects are 16-aligned). Freed:
+        // its header filled with FILL_FREED while it waits in quarantine, or the underlying
+        // block back in its pool (the plain backend's free mark).
+        let base = (user as usize).wrapping_sub(HEADER) as *const u8;
+        if !plain::owns(user) || !plain::owns(base) {
+            return false;
+        }
+        if plain::looks_freed(base) {
+            return true;
+        }
+        // SAFETY: base is in a mapped arena (owns); the header is read only at a block start,
+        // which is ours to read.
+        unsafe {
+            (*pool_of_any(base)).is_block_start(base) && {
+                let h = &*base.cast::<Header>();
+                h.guard == [FILL_FREED; 3] && h.align_shift == FILL_FREED
+            }
+        }
+    }
+
     unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
         // SAFETY: forwarded.
         unsafe { free(p, layout) }

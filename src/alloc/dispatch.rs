@@ -191,6 +191,15 @@ unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
     }
 }
 
+/// Whether `p` starts a block of ours that was freed (`Backend::looks_freed`; false when the
+/// backend cannot tell). Any address: only memory our maps vouch for is read.
+pub fn looks_freed(p: *const u8) -> bool {
+    match wrapper() {
+        None => Plain.looks_freed(p),
+        Some(b) => b.looks_freed(p),
+    }
+}
+
 /// Usable bytes of a live block (at least what was asked for).
 ///
 /// # Safety

@@ -182,6 +182,15 @@ pub unsafe fn clear_mark(b: *mut u8) {
     unsafe { mark_word(b) }.store(0, Ordering::Relaxed);
 }
 
+/// Whether `b` carries either free mark (it is on a free list, or on its way to one).
+///
+/// # Safety
+/// `b` is a block of our pools.
+pub unsafe fn is_freed(b: *mut u8) -> bool {
+    // SAFETY: per the contract.
+    is_mark(unsafe { mark_word(b) }.load(Ordering::Relaxed), b, key())
+}
+
 /// Whether `b` carries the local mark L (validators only).
 ///
 /// # Safety

@@ -81,6 +81,22 @@ pub fn owns(ptr: *const u8) -> bool {
     plain::owns(ptr)
 }
 
+/// Whether `p` is the start of a block this allocator handed out and that has been freed
+/// since: a pool block on a free list (the default mode's free mark), or in debug mode a block
+/// waiting in the quarantine. False for anything it cannot tell (large blocks, foreign memory).
+/// For diagnostics of a use after free (the C ABI's `agc_decref` of a freed object); reads
+/// only memory inside our arenas.
+pub fn looks_freed(p: *const u8) -> bool {
+    dispatch::looks_freed(p)
+}
+
+/// Abort with the allocator's fault message: `arenagc: fatal error: <what> of pointer <p>:
+/// <detail>`. Never allocates. For the layers above that detect a misuse of memory (the C ABI).
+#[cold]
+pub fn fault(what: &str, p: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
+    fatal::fatal_fmt(what, p, detail)
+}
+
 /// A snapshot of the allocator's statistics; `Display` prints a table like
 /// `sys._debugmallocstats()`.
 pub fn stats() -> AllocStats {

@@ -145,6 +145,13 @@ pub unsafe fn pool_free(b: *mut u8, p: *mut Pool) {
     }
 }
 
+/// Whether `p` starts a block of our pools that is free now (`Backend::looks_freed`).
+pub fn looks_freed(p: *const u8) -> bool {
+    // SAFETY: p is inside a mapped arena (owns), so its pool header is readable; a block start
+    // of a pool in use is ours to read.
+    owns(p) && unsafe { (*pool_of_any(p)).is_block_start(p) && harden::is_freed(p as *mut u8) }
+}
+
 /// Free a block of the system allocator (one the address map says is not ours).
 ///
 /// # Safety
@@ -209,6 +216,10 @@ impl Backend for Plain {
                 None => large::free(p),
             }
         }
+    }
+
+    fn looks_freed(&self, p: *const u8) -> bool {
+        looks_freed(p)
     }
 
     unsafe fn usable_size(&self, p: *mut u8) -> usize {
