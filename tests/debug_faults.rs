@@ -16,6 +16,9 @@ const CASES: &[(&str, bool, &str)] = &[
     ("overflow", true, "fatal error: overflow"),
     ("overflow_large", true, "fatal error: overflow"),
     ("underflow", true, "fatal error: underflow"),
+    // Sizes that once crossed to the large path and were named "not from this allocator".
+    ("underflow_500", true, "the header, if intact, says 500 bytes, allocation #"),
+    ("underflow_1500", true, "fatal error: underflow"),
     ("double_free", true, "fatal error: double free"),
     ("double_free_large", true, "fatal error: double free"),
     (
@@ -23,7 +26,26 @@ const CASES: &[(&str, bool, &str)] = &[
         true,
         "fatal error: pointer not from this allocator",
     ),
-    ("write_after_free", true, "fatal error: write after free"),
+    (
+        "write_after_free",
+        true,
+        "48-byte block (allocation #",
+    ),
+    (
+        "write_after_free_names_the_byte",
+        true,
+        "byte 5 of the payload was written to after the free (found 0x01, not 0xdd)",
+    ),
+    (
+        "write_after_free_seen_at_exit",
+        true,
+        "fatal error: write after free",
+    ),
+    (
+        "write_after_free_medium_evicted",
+        true,
+        "1000-byte block (allocation #",
+    ),
     ("size_mismatch", true, "fatal error: size mismatch"),
     ("c_interior_pointer", false, "fatal error: invalid free"),
     ("debug_interior_pointer", true, "fatal error: invalid free"),
@@ -65,6 +87,12 @@ fn commit(name: &str) {
                 *p.sub(1) = 0;
                 ArenaAlloc.dealloc(p, layout(40));
             }
+            "underflow_500" | "underflow_1500" => {
+                let n = if name == "underflow_500" { 500 } else { 1500 };
+                let p = ArenaAlloc.alloc(layout(n));
+                *p.sub(1) = 0;
+                ArenaAlloc.dealloc(p, layout(n));
+            }
             "double_free" | "double_free_large" => {
                 let n = if name == "double_free" { 64 } else { 5000 };
                 let p = ArenaAlloc.alloc(layout(n));
@@ -75,11 +103,28 @@ fn commit(name: &str) {
                 let mut local = [0u64; 8];
                 ArenaAlloc.dealloc(local.as_mut_ptr().add(2).cast(), layout(32));
             }
-            "write_after_free" => {
+            "write_after_free" | "write_after_free_names_the_byte" => {
                 let p = ArenaAlloc.alloc(layout(48));
                 ArenaAlloc.dealloc(p, layout(48));
                 *p.add(5) = 1;
                 arenagc::alloc::trim(); // flushes the quarantine, which checks it
+            }
+            "write_after_free_seen_at_exit" => {
+                let p = ArenaAlloc.alloc(layout(48));
+                ArenaAlloc.dealloc(p, layout(48));
+                *p.add(5) = 1;
+                // A normal exit: the quarantine is checked by the atexit handler.
+                std::process::exit(0);
+            }
+            "write_after_free_medium_evicted" => {
+                let p = ArenaAlloc.alloc(layout(1000));
+                ArenaAlloc.dealloc(p, layout(1000));
+                *p.add(999) = 1;
+                for _ in 0..600 {
+                    // Evicts p from the 512-entry quarantine: checked then.
+                    let q = ArenaAlloc.alloc(layout(1000));
+                    ArenaAlloc.dealloc(q, layout(1000));
+                }
             }
             "size_mismatch" => {
                 let p = ArenaAlloc.alloc(layout(100));

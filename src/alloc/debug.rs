@@ -22,7 +22,7 @@
 //! (`init` registers it).
 
 use crate::config::{DEBUG_QUARANTINE, DEBUG_TAIL, FILL_FREED, FILL_GUARD, FILL_NEW};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::backend::Backend;
 use super::fatal::fatal_fmt;
@@ -95,15 +95,89 @@ const SYSTEM_BLOCK: u8 = 0x80;
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
+/// A freed block waiting in the quarantine, with what the user knew of it (its header is filled
+/// with 0xDD like the rest, so the size and serial are kept here for the messages).
+#[derive(Clone, Copy, Default)]
+struct Held {
+    base: usize,  // the underlying block (0: an empty slot)
+    len: usize,   // its length
+    front: usize, // user pointer - base
+    size: usize,  // the user's size
+    serial: u32,  // the allocation serial
+}
+
+const EMPTY: Held = Held {
+    base: 0,
+    len: 0,
+    front: 0,
+    size: 0,
+    serial: 0,
+};
+
 struct Quarantine {
-    slots: [(usize, usize); DEBUG_QUARANTINE], // (underlying block, its length)
+    slots: [Held; DEBUG_QUARANTINE],
     next: usize,
 }
 
 static QUARANTINE: SpinLock<Quarantine> = SpinLock::new(Quarantine {
-    slots: [(0, 0); DEBUG_QUARANTINE],
+    slots: [EMPTY; DEBUG_QUARANTINE],
     next: 0,
 });
+
+/// Check that `h` was not written since it was freed (all 0xDD), aborting with the user's
+/// pointer, size, serial and the offset of the first changed byte otherwise; then give the
+/// underlying block back to the pools.
+fn release(h: Held) {
+    let b = h.base as *const u8;
+    // SAFETY: a quarantined block is ours and `len` bytes long.
+    let bytes = unsafe { core::slice::from_raw_parts(b, h.len) };
+    if let Some(at) = bytes.iter().position(|&x| x != FILL_FREED) {
+        let user = (h.base + h.front) as *const u8;
+        fatal_fmt(
+            "write after free",
+            user,
+            format_args!(
+                "{}-byte block (allocation #{}), byte {} {} was written to after the free \
+                 (found 0x{:02x}, not 0xdd)",
+                h.size,
+                h.serial,
+                at as isize - h.front as isize,
+                if at < h.front {
+                    "(in the header before the payload)"
+                } else if at >= h.front + h.size {
+                    "(in the guard after the payload)"
+                } else {
+                    "of the payload"
+                },
+                bytes[at]
+            ),
+        );
+    }
+    // SAFETY: quarantined blocks came from the plain backend and are unused.
+    unsafe { Plain.free(h.base as *mut u8, None) };
+}
+
+/// Whether `check_at_exit` is registered.
+static AT_EXIT: AtomicBool = AtomicBool::new(false);
+
+/// At exit: check every block still waiting (a write after free is otherwise seen only when
+/// its block leaves the quarantine, which may never happen).
+extern "C" fn check_at_exit() {
+    let q = QUARANTINE.lock_or_busy();
+    if let Some(q) = q {
+        for h in q.slots.iter().filter(|h| h.base != 0) {
+            let b = h.base as *const u8;
+            // SAFETY: as in release.
+            let bytes = unsafe { core::slice::from_raw_parts(b, h.len) };
+            if bytes.iter().any(|&x| x != FILL_FREED) {
+                let h = *h;
+                drop(q);
+                release(h); // aborts with the message
+                return;
+            }
+        }
+    }
+}
 
 fn front(align: usize) -> usize {
     align.max(HEADER)
@@ -221,8 +295,9 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
             "underflow",
             user,
             format_args!(
-                "the guard bytes before the payload were overwritten (header: {:02x?})",
-                h.guard
+                "the guard bytes before the payload were overwritten (guard: {:02x?}; the \
+                 header, if intact, says {} bytes, allocation #{})",
+                h.guard, h.size, h.serial
             ),
         );
     }
@@ -314,29 +389,35 @@ pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
     let len = f + size + DEBUG_TAIL;
     // SAFETY: the checked header describes a block of `len` bytes starting f bytes before user.
     let base = unsafe { user.sub(f) };
+    // SAFETY: the header is intact (checked); read before the fill below.
+    let serial = unsafe { (*user.sub(HEADER).cast::<Header>()).serial };
     // SAFETY: as above.
     unsafe { base.write_bytes(FILL_FREED, len) };
+    let held = Held {
+        base: base as usize,
+        len,
+        front: f,
+        size,
+        serial,
+    };
+    if !AT_EXIT.load(Ordering::Relaxed) && !AT_EXIT.swap(true, Ordering::Relaxed) {
+        // At the first free, when the backend is chosen (glibc's atexit may allocate, which
+        // must not happen while it is being chosen).
+        // SAFETY: registering a handler has no preconditions.
+        unsafe { libc::atexit(check_at_exit) };
+    }
     let evicted = match QUARANTINE.lock_or_busy() {
         Some(mut q) => {
             let i = q.next;
             q.next = (i + 1) % DEBUG_QUARANTINE;
-            core::mem::replace(&mut q.slots[i], (base as usize, len))
+            core::mem::replace(&mut q.slots[i], held)
         }
         // A fork in progress on another thread holds the quarantine (lock.rs): this block skips
         // it and is freed at once.
-        None => (base as usize, len),
+        None => held,
     };
-    if evicted.0 != 0 {
-        let (b, l) = (evicted.0 as *mut u8, evicted.1);
-        if !all(b, l, FILL_FREED) {
-            fatal_fmt(
-                "write after free",
-                b,
-                format_args!("a freed {l}-byte block was written to while in quarantine"),
-            );
-        }
-        // SAFETY: the evicted block came from the plain backend and is no longer used.
-        unsafe { Plain.free(b, None) };
+    if evicted.base != 0 {
+        release(evicted);
     }
 }
 
@@ -345,17 +426,12 @@ pub fn flush_quarantine() {
     loop {
         let slot = {
             let mut q = QUARANTINE.lock();
-            q.slots.iter_mut().find(|s| s.0 != 0).map(core::mem::take)
+            q.slots
+                .iter_mut()
+                .find(|s| s.base != 0)
+                .map(|s| core::mem::replace(s, EMPTY))
         };
-        let Some((b, l)) = slot else { return };
-        if !all(b as *const u8, l, FILL_FREED) {
-            fatal_fmt(
-                "write after free",
-                b as *mut u8,
-                format_args!("a freed {l}-byte block was written to while in quarantine"),
-            );
-        }
-        // SAFETY: quarantined blocks came from the plain backend and are unused.
-        unsafe { Plain.free(b as *mut u8, None) };
+        let Some(h) = slot else { return };
+        release(h);
     }
 }
