@@ -9,6 +9,7 @@
 //! | `CALL_DEPTH`  | collector  | library frames running user code here (`gc::runtime::UserCode`)|
 //! | `TRASH_DEPTH` | objects    | nesting of deallocations (the trashcan, `object::trash`)       |
 //! | `TRASH_LIST`  | objects    | deallocations the trashcan put off, linked (`object::trash`)   |
+//! | `OS_HOLD`     | allocator  | nesting of `alloc::hold_os_releases` (no arena unmapped here)  |
 //!
 //! Each value is an opaque `usize`: this module sits below every layer and knows none of their
 //! types (the layer that owns a slot converts). Every slot starts 0 in every thread, and only
@@ -42,7 +43,9 @@ pub(crate) const CALL_DEPTH: usize = 3;
 pub(crate) const TRASH_DEPTH: usize = 4;
 /// The trashcan's list of deferred deallocations.
 pub(crate) const TRASH_LIST: usize = 5;
-/// Words in the object (two spare).
+/// Nesting of the allocator's hold on giving memory back to the OS (a collection's pause).
+pub(crate) const OS_HOLD: usize = 6;
+/// Words in the object (one spare).
 const WORDS: usize = 8;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(loom), not(miri)))]

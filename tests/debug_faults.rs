@@ -17,7 +17,11 @@ const CASES: &[(&str, bool, &str)] = &[
     ("overflow_large", true, "fatal error: overflow"),
     ("underflow", true, "fatal error: underflow"),
     // Sizes that once crossed to the large path and were named "not from this allocator".
-    ("underflow_500", true, "the header, if intact, says 500 bytes, allocation #"),
+    (
+        "underflow_500",
+        true,
+        "the header, if intact, says 500 bytes, allocation #",
+    ),
     ("underflow_1500", true, "fatal error: underflow"),
     ("double_free", true, "fatal error: double free"),
     ("double_free_large", true, "fatal error: double free"),
@@ -26,11 +30,7 @@ const CASES: &[(&str, bool, &str)] = &[
         true,
         "fatal error: pointer not from this allocator",
     ),
-    (
-        "write_after_free",
-        true,
-        "48-byte block (allocation #",
-    ),
+    ("write_after_free", true, "48-byte block (allocation #"),
     (
         "write_after_free_names_the_byte",
         true,

@@ -326,7 +326,8 @@ impl<const UNIT: usize> Arenas<UNIT> {
     /// Unmap the fully free arenas beyond the `SPARE_ARENAS` newest that have been free for the
     /// purge delay, or all of them with `force`.
     pub fn purge(&mut self, force: bool) {
-        if self.nfree <= SPARE_ARENAS {
+        if self.nfree <= SPARE_ARENAS || (!force && os::releases_held()) {
+            // Held: a collection's pause runs on this thread; a later arena event purges.
             return;
         }
         let delay = self.purge_delay();

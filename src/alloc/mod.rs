@@ -97,6 +97,20 @@ pub fn fault(what: &str, p: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
     fatal::fatal_fmt(what, p, detail)
 }
 
+/// Keep the calling thread from giving arenas back to the OS (`munmap`) until the matching
+/// [`release_os_hold`]: the collector holds it for a collection's pause, so a pause makes no
+/// such system call. The arenas it empties wait (counted in the statistics as free) and are
+/// unmapped at a later arena event outside any hold, as the purge delay already has them
+/// wait, or by `trim`. Nests.
+pub fn hold_os_releases() {
+    os::hold_releases();
+}
+
+/// End one [`hold_os_releases`].
+pub fn release_os_hold() {
+    os::end_hold();
+}
+
 /// A snapshot of the allocator's statistics; `Display` prints a table like
 /// `sys._debugmallocstats()`.
 pub fn stats() -> AllocStats {

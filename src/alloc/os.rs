@@ -106,9 +106,39 @@ fn map_arena_aligned() -> *mut u8 {
 /// # Safety
 /// `p` came from `map_arena` and nothing refers into it any more.
 pub unsafe fn unmap_arena(p: *mut u8) {
+    RELEASES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     // SAFETY: the caller guarantees the range is one of our arenas and unused.
     let rc = unsafe { libc::munmap(p.cast(), ARENA_SIZE) };
     invariant!(rc == 0, "munmap of an arena failed");
+}
+
+/// Arenas given back to the OS (`munmap`) since the process started: the only system call by
+/// which the pools give memory back (there is no `madvise`).
+static RELEASES: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// See `alloc::hold_os_releases`: one more level of hold on this thread.
+pub(crate) fn hold_releases() {
+    let d = crate::tls::get::<{ crate::tls::OS_HOLD }>();
+    crate::tls::set::<{ crate::tls::OS_HOLD }>(d + 1);
+}
+
+/// End one level of hold.
+pub(crate) fn end_hold() {
+    let d = crate::tls::get::<{ crate::tls::OS_HOLD }>();
+    debug_assert!(d > 0, "release_os_hold without a hold");
+    crate::tls::set::<{ crate::tls::OS_HOLD }>(d.saturating_sub(1));
+}
+
+/// Whether this thread holds back releases to the OS (arena purges wait).
+pub(crate) fn releases_held() -> bool {
+    crate::tls::get::<{ crate::tls::OS_HOLD }>() != 0
+}
+
+/// How many times the pools have given an arena back to the OS (`munmap`) so far, in all
+/// threads. Tests use it to check that no collection pause makes such a call
+/// (`alloc::hold_os_releases`).
+pub fn release_calls() -> usize {
+    RELEASES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Milliseconds on a monotonic clock (the coarse one: a vDSO read, no system call).

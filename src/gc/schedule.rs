@@ -93,6 +93,9 @@ pub(crate) struct Collecting<'a> {
 impl<'a> Collecting<'a> {
     pub(crate) fn enter(st: &'a GcState) -> Collecting<'a> {
         st.collecting.set(true);
+        // No arena goes back to the OS during the pause (a munmap there cost milliseconds):
+        // the ones it empties wait until the drop below.
+        crate::alloc::hold_os_releases();
         Collecting {
             st,
             _user_code: UserCode::enter(),
@@ -103,6 +106,7 @@ impl<'a> Collecting<'a> {
 impl Drop for Collecting<'_> {
     fn drop(&mut self) {
         self.st.collecting.set(false);
+        crate::alloc::release_os_hold();
         if std::thread::panicking() {
             unwind::discard_pending(self.st);
         }
