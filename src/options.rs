@@ -5,6 +5,7 @@
 //! | variable                 | default | read                                  | effect                                   |
 //! |--------------------------|---------|---------------------------------------|------------------------------------------|
 //! | `ARENAGC_DEBUG`          | off     | once, at the first allocation         | debug mode (guards, fills, quarantine)   |
+//! | `ARENAGC_SECURE`         | off     | once, before the first arena          | hardened mode (random order, clearing, guard pages) |
 //! | `ARENAGC_VALGRIND`       | unset   | once, at the first allocation         | `pools`: keep the pools under valgrind   |
 //! | `ARENAGC_PURGE_DELAY`    | 100     | once, at the first arena event        | ms a free arena waits before `munmap`    |
 //! | `ARENAGC_STATS`          | off     | preload library, at load              | statistics table on stderr at exit       |
@@ -37,6 +38,14 @@ pub const DEBUG: EnvOption = EnvOption {
     default: "off",
     read: "once, at the first allocation",
     doc: "debug mode: guard bytes, fill patterns, a quarantine and checks on every free",
+};
+
+/// `ARENAGC_SECURE`: hardened mode (see `alloc::harden`).
+pub const SECURE: EnvOption = EnvOption {
+    name: c"ARENAGC_SECURE",
+    default: "off",
+    read: "once, before the first arena",
+    doc: "hardened mode: random block order in new pools, freed blocks cleared, guard pages after each arena and between the header page and the pools",
 };
 
 /// `ARENAGC_VALGRIND`: under valgrind every request goes to the system allocator (which
@@ -100,8 +109,9 @@ pub const GLIBC_TUNABLES: EnvOption = EnvOption {
 };
 
 /// Every variable, in the order of the table above.
-pub const ALL: [&EnvOption; 8] = [
+pub const ALL: [&EnvOption; 9] = [
     &DEBUG,
+    &SECURE,
     &VALGRIND,
     &PURGE_DELAY,
     &STATS,

@@ -48,9 +48,16 @@ fn child() {
     });
     let before = arenagc::alloc::stats().arenas.current;
     let collected = gc::collect(0).unwrap();
-    assert_eq!(collected, 2 * PAIRS, "the young collection frees every pair");
+    assert_eq!(
+        collected,
+        2 * PAIRS,
+        "the young collection frees every pair"
+    );
     let (start, stop) = seen.get();
-    assert_eq!(start, stop, "arenas unmapped during the pause: {start} -> {stop}");
+    assert_eq!(
+        start, stop,
+        "arenas unmapped during the pause: {start} -> {stop}"
+    );
     gc::remove_callback(id);
     let held = arenagc::alloc::stats().arenas.current;
     arenagc::alloc::trim();
@@ -60,7 +67,10 @@ fn child() {
         "the emptied arenas are given back after the pause (trim): {stop} -> {after}; arenas \
          before {before}, after the collection {held}"
     );
-    println!("child ok: {} arenas unmapped after the pause, none during it", after - stop);
+    println!(
+        "child ok: {} arenas unmapped after the pause, none during it",
+        after - stop
+    );
 }
 
 fn main() {
@@ -75,7 +85,10 @@ fn main() {
         .unwrap();
     let so = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && so.contains("child ok") {
-        println!("test a_collection_pause_unmaps_no_arena ... ok ({})", so.trim());
+        println!(
+            "test a_collection_pause_unmaps_no_arena ... ok ({})",
+            so.trim()
+        );
         println!("1 passed, 0 failed");
     } else {
         println!(

@@ -58,9 +58,11 @@ TOML
     echo "$work/$name-target/release/icount-probe"
 }
 
-# count EXE WORKLOAD N: instructions of one run.
+# count EXE WORKLOAD N: instructions of one run. ARENAGC_VALGRIND=pools: under valgrind the
+# library would otherwise serve every block from the system allocator (src/alloc/valgrind.rs),
+# and the count would be valgrind's malloc. EXTRA_ENV (e.g. ARENAGC_SECURE=1) is passed on.
 count() {
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 |
+    env ARENAGC_VALGRIND=pools ${EXTRA_ENV:-} valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" "$2" "$3" 2>&1 |
         sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 

@@ -15,7 +15,11 @@
 //! packed at low addresses; a free pool's memory is never read, so taking one costs no cache
 //! miss). Pools in `fresh_mask` were never touched since the arena was mapped, so they are zero.
 //!
-//! A fully free arena stays in bucket 63 (newest first). Up to `SPARE_ARENAS` of them are kept
+//! Hardened mode (`harden::secure_mode`) maps each arena with an inaccessible page after it and
+//! makes its first unit after the header page inaccessible too, never handed out: a fully free
+//! arena then has `full() = FULL - UNIT` free pools.
+//!
+//! A fully free arena stays in bucket `full()` (63; newest first). Up to `SPARE_ARENAS` of them are kept
 //! for good (committed: at most `ARENA_SIZE` each) to avoid `mmap` churn and page faults; the
 //! others are unmapped once they have been free for the purge delay (`PURGE_DELAY_MS`), checked
 //! at each later arena event, or at once by `purge(force)` (`alloc::trim()`). A program that
@@ -29,7 +33,9 @@
 //! - the address map holds an entry for exactly the arenas whose descriptor has `base != 0`.
 //! - `nfree == |bucket 63|`, and `oldest_free` is at most the `freed_at` of each of them.
 
-use crate::config::{MAX_ARENAS, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS};
+use crate::config::{
+    MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS,
+};
 
 /// The bits of `free_mask` an arena cut in units of `unit` pools can hand out: pools `1..` in
 /// whole units (pool 0 is the header page; a few pools past the last whole unit stay unused).
@@ -120,6 +126,27 @@ impl<const UNIT: usize> Arenas<UNIT> {
     /// The pools of one unit, as bits from the unit's first pool.
     const UNIT_BITS: u64 = ((1u128 << UNIT) - 1) as u64;
 
+    /// Free pools of a fully free arena in this mode: hardened mode keeps the first unit as a
+    /// guard (`guard_bits`), never free.
+    #[inline]
+    pub(crate) fn full() -> usize {
+        if super::harden::secure_mode() {
+            Self::FULL - UNIT
+        } else {
+            Self::FULL
+        }
+    }
+
+    /// The `free_mask` bits never handed out in this mode: hardened mode's guard unit.
+    #[inline]
+    fn guard_bits() -> u64 {
+        if super::harden::secure_mode() {
+            Self::UNIT_BITS << 1
+        } else {
+            0
+        }
+    }
+
     /// Empty arenas; `medium`: they serve medium runs (marked in each descriptor, so a pool's
     /// address tells which `Arenas` it goes back to).
     pub const fn new(medium: bool) -> Self {
@@ -144,7 +171,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
         // SAFETY: a is a live descriptor not in any bucket; buckets hold live descriptors.
         unsafe {
             let n = (*a).nfreepools();
-            invariant!((1..=Self::FULL).contains(&n), "arena bucket out of range");
+            invariant!((1..=Self::full()).contains(&n), "arena bucket out of range");
             (*a).prev = ptr::null_mut();
             (*a).next = self.usable[n];
             if !self.usable[n].is_null() {
@@ -152,7 +179,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
             }
             self.usable[n] = a;
             self.nonempty |= 1u128 << n;
-            if n == Self::FULL {
+            if n == Self::full() {
                 self.nfree += 1;
                 self.oldest_free = self.oldest_free.min((*a).freed_at);
             }
@@ -175,7 +202,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
             if self.usable[n].is_null() {
                 self.nonempty &= !(1u128 << n);
             }
-            if n == Self::FULL {
+            if n == Self::full() {
                 self.nfree -= 1;
             }
             (*a).next = ptr::null_mut();
@@ -191,14 +218,28 @@ impl<const UNIT: usize> Arenas<UNIT> {
         if slot.is_null() {
             return false;
         }
-        let base = os::map_arena();
+        let secure = super::harden::secure_mode();
+        let base = os::map_arena(secure);
         if base.is_null() || !addr_map::insert(base as usize, slot.cast()) {
             if !base.is_null() {
                 // SAFETY: just mapped, nothing refers into it.
-                unsafe { os::unmap_arena(base) };
+                unsafe { os::unmap_arena(base, secure) };
             }
             // SAFETY: slot came from the table and is unused.
             unsafe { self.table.give_back(slot) };
+            return false;
+        }
+        // Hardened mode: the first unit after the header page is an inaccessible guard, never
+        // handed out, so an underflow off the first pool's blocks faults before it reaches the
+        // pool headers.
+        // SAFETY: the unit is inside the arena just mapped, unused.
+        if secure && !unsafe { os::protect_none(base.add(POOL_SIZE), UNIT * POOL_SIZE) } {
+            // SAFETY: just mapped; nothing refers into it.
+            unsafe {
+                addr_map::remove(base as usize);
+                os::unmap_arena(base, secure);
+                self.table.give_back(slot);
+            }
             return false;
         }
         // SAFETY: slot is ours to initialize; header 0 of the new arena is ours to write.
@@ -208,8 +249,8 @@ impl<const UNIT: usize> Arenas<UNIT> {
                 slot,
                 ArenaDesc {
                     base: base as usize,
-                    free_mask: usable_mask(UNIT),
-                    fresh_mask: usable_mask(UNIT),
+                    free_mask: usable_mask(UNIT) & !Self::guard_bits(),
+                    fresh_mask: usable_mask(UNIT) & !Self::guard_bits(),
                     unit: UNIT as u8,
                     medium: self.medium,
                     next: ptr::null_mut(),
@@ -288,7 +329,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
             let bit = Self::UNIT_BITS << index_of(pool);
             invariant!((*a).free_mask & bit == 0, "pool freed twice to its arena");
             (*a).free_mask |= bit;
-            if (*a).nfreepools() == Self::FULL {
+            if (*a).nfreepools() == Self::full() {
                 self.arena_now_free(a);
             } else {
                 self.bucket_push(a);
@@ -337,7 +378,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
         }
         let mut oldest_kept = u64::MAX;
         let mut seen = 0;
-        let mut a = self.usable[Self::FULL];
+        let mut a = self.usable[Self::full()];
         while !a.is_null() {
             // SAFETY: bucket lists hold live descriptors.
             let (next, freed_at) = unsafe { ((*a).next, (*a).freed_at) };
@@ -360,7 +401,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
         // SAFETY: per the contract; nothing refers into the arena.
         unsafe {
             addr_map::remove((*a).base);
-            os::unmap_arena((*a).base as *mut u8);
+            os::unmap_arena((*a).base as *mut u8, super::harden::secure_mode());
             (*a).base = 0;
             self.table.give_back(a);
         }
@@ -432,7 +473,7 @@ impl<const UNIT: usize> Arenas<UNIT> {
             return Err("an arena with free pools is missing from the buckets");
         }
         let mut nfree = 0;
-        let mut a = self.usable[Self::FULL];
+        let mut a = self.usable[Self::full()];
         while !a.is_null() {
             // SAFETY: bucket lists hold live descriptors.
             let d = unsafe { &*a };

@@ -49,6 +49,11 @@ static KEY: AtomicUsize = AtomicUsize::new(0);
 /// The top bit every key has.
 const KEY_TOP: usize = 1 << (usize::BITS - 1);
 
+/// Bit 0 of the key: hardened mode (`ARENAGC_SECURE=1` or the cargo feature `secure`), so the
+/// free path tests it on the key it loads anyway. (Marks and links do not depend on it: L and R
+/// differ in bit 0 whatever the key's.)
+const SECURE_BIT: usize = 1;
+
 /// Set the key, once, before the first arena exists. The caller holds the arenas' lock.
 pub fn init() {
     if KEY.load(Ordering::Relaxed) != 0 {
@@ -76,7 +81,23 @@ pub fn init() {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (ts.tv_sec as usize).rotate_left(40);
     }
-    KEY.store(k | KEY_TOP, Ordering::Relaxed);
+    let secure = cfg!(feature = "secure") || crate::options::SECURE.flag();
+    KEY.store(
+        (k & !SECURE_BIT) | KEY_TOP | secure as usize,
+        Ordering::Relaxed,
+    );
+}
+
+/// Whether key `k` says hardened mode.
+#[inline(always)]
+pub fn secure(k: usize) -> bool {
+    k & SECURE_BIT != 0
+}
+
+/// Whether hardened mode is on (decided with the key, before the first arena; false before).
+#[inline]
+pub fn secure_mode() -> bool {
+    secure(key())
 }
 
 /// The key (load it once per operation and pass it on).

@@ -43,7 +43,10 @@ fn mmap_anon(hint: usize, len: usize) -> *mut libc::c_void {
 static NEXT_ARENA_HINT: AtomicUsize = AtomicUsize::new(0);
 
 /// Map one arena-aligned arena. Null when the OS refuses.
-pub fn map_arena() -> *mut u8 {
+pub fn map_arena(guard: bool) -> *mut u8 {
+    if guard {
+        return map_arena_guarded();
+    }
     // First ask for exactly one arena at the hinted aligned address: one system call instead
     // of three when the kernel grants it (python3 running ffi/bench/alloc_heavy.py: 747
     // munmaps with the three-call path alone, 457 with the hint).
@@ -101,14 +104,63 @@ fn map_arena_aligned() -> *mut u8 {
     aligned as *mut u8
 }
 
-/// Give an arena back to the OS.
+/// Bytes of the inaccessible page kept after each arena in hardened mode (`map_arena(true)`):
+/// a linear overflow off an arena's end faults there instead of reaching whatever follows.
+pub const GUARD: usize = 4096;
+
+/// An aligned arena followed by a `GUARD` page mapped inaccessible (hardened mode).
+fn map_arena_guarded() -> *mut u8 {
+    let len = 2 * ARENA_SIZE;
+    let raw = mmap_anon(0, len);
+    if raw.is_null() {
+        return ptr::null_mut();
+    }
+    let start = raw as usize;
+    let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);
+    let head = aligned - start;
+    // head < ARENA_SIZE, so at least ARENA_SIZE - head >= GUARD bytes follow the arena (the
+    // mapping and the arena are both page-aligned, and head is 0 or a multiple of a page that
+    // leaves ARENA_SIZE - head >= 4096).
+    let tail = len - head - ARENA_SIZE;
+    // SAFETY: the trimmed and protected ranges lie inside the mapping made above, unused.
+    unsafe {
+        if head != 0 {
+            libc::munmap(raw, head);
+        }
+        let guard = (aligned + ARENA_SIZE) as *mut libc::c_void;
+        if tail < GUARD || libc::mprotect(guard, GUARD, libc::PROT_NONE) != 0 {
+            libc::munmap(aligned as *mut libc::c_void, len - head);
+            return ptr::null_mut();
+        }
+        if tail > GUARD {
+            libc::munmap(
+                (aligned + ARENA_SIZE + GUARD) as *mut libc::c_void,
+                tail - GUARD,
+            );
+        }
+    }
+    aligned as *mut u8
+}
+
+/// Make `len` bytes at `p` (page-aligned, inside one of our arenas) inaccessible: hardened
+/// mode's guard between an arena's header page and its pools. False if the kernel refused.
 ///
 /// # Safety
-/// `p` came from `map_arena` and nothing refers into it any more.
-pub unsafe fn unmap_arena(p: *mut u8) {
+/// The range is inside an arena we mapped and holds nothing.
+pub unsafe fn protect_none(p: *mut u8, len: usize) -> bool {
+    // SAFETY: per the contract.
+    unsafe { libc::mprotect(p.cast(), len, libc::PROT_NONE) == 0 }
+}
+
+/// Give an arena back to the OS (`guard`: it was mapped with its guard page).
+///
+/// # Safety
+/// `p` came from `map_arena(guard)` and nothing refers into it any more.
+pub unsafe fn unmap_arena(p: *mut u8, guard: bool) {
     RELEASES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    // SAFETY: the caller guarantees the range is one of our arenas and unused.
-    let rc = unsafe { libc::munmap(p.cast(), ARENA_SIZE) };
+    let len = ARENA_SIZE + if guard { GUARD } else { 0 };
+    // SAFETY: the caller guarantees the range is one of our arenas (and its guard) and unused.
+    let rc = unsafe { libc::munmap(p.cast(), len) };
     invariant!(rc == 0, "munmap of an arena failed");
 }
 
@@ -188,8 +240,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_guarded_arena_is_aligned_and_followed_by_an_inaccessible_page() {
+        let p = map_arena(true);
+        assert!(!p.is_null());
+        assert_eq!(p as usize % ARENA_SIZE, 0);
+        // SAFETY: the arena is ours; the guard page after it is mapped inaccessible, which
+        // mincore reports as mapped (the probe below never touches it).
+        unsafe {
+            p.write_bytes(1, ARENA_SIZE);
+            let mut vec = 0u8;
+            let guard = p.add(ARENA_SIZE);
+            assert_eq!(
+                libc::mincore(guard.cast(), GUARD, &mut vec),
+                0,
+                "the guard page is mapped"
+            );
+            // /proc/self/maps names its protection: ---p.
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let line = maps
+                .lines()
+                .find(|l| l.starts_with(&format!("{:x}-", guard as usize)))
+                .expect("a mapping starts at the guard page");
+            assert!(line.contains(" ---p "), "{line}");
+            unmap_arena(p, true);
+        }
+    }
+
+    #[test]
     fn arena_is_aligned_zeroed_and_unmappable() {
-        let p = map_arena();
+        let p = map_arena(false);
         assert!(!p.is_null());
         assert_eq!(p as usize % ARENA_SIZE, 0);
         // SAFETY: p is a fresh arena of ARENA_SIZE bytes.
@@ -200,17 +279,17 @@ mod tests {
                     .all(|&b| b == 0)
             );
             p.write_bytes(7, 4096);
-            unmap_arena(p);
+            unmap_arena(p, false);
         }
     }
 
     #[test]
     fn hinted_arenas_are_aligned_distinct_and_zeroed_even_when_the_hint_is_taken() {
-        let mut arenas: Vec<*mut u8> = (0..8).map(|_| map_arena()).collect();
+        let mut arenas: Vec<*mut u8> = (0..8).map(|_| map_arena(false)).collect();
         // Occupy the next hinted range with a foreign mapping: the next arena must go elsewhere.
         let hint = NEXT_ARENA_HINT.load(Ordering::Relaxed);
         let squatter = mmap_anon(hint, 4096);
-        arenas.extend((0..4).map(|_| map_arena()));
+        arenas.extend((0..4).map(|_| map_arena(false)));
         let mut sorted = arenas.clone();
         sorted.sort();
         sorted.dedup();
@@ -241,7 +320,7 @@ mod tests {
         }
         for p in arenas {
             // SAFETY: each p came from map_arena and is unmapped once.
-            unsafe { unmap_arena(p) };
+            unsafe { unmap_arena(p, false) };
         }
         // SAFETY: the squatter mapping is ours and unused.
         unsafe { libc::munmap(squatter, 4096) };

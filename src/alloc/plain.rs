@@ -123,13 +123,17 @@ pub unsafe fn medium_free(b: *mut u8) {
 /// `b` is a live block handed out by `small_alloc`, and `p` its pool's header.
 #[inline(always)]
 pub unsafe fn pool_free(b: *mut u8, p: *mut Pool) {
+    let k = harden::key();
+    if harden::secure(k) {
+        // SAFETY: b is a live block of p (the caller's contract).
+        unsafe { clear_freed(b, p) };
+    }
     let h = thread::current();
     // SAFETY: b is live, so its pool header is live. The owner check is sound: only this thread
     // stores its own heap into a pool's owner, and only this thread clears it.
     unsafe {
         if (*p).owner.load(Ordering::Relaxed) == heap::ThreadHeap::tag(h) && !h.is_null() {
             // A second free of b aborts here (harden.rs), whatever came between.
-            let k = harden::key();
             harden::mark_local(b, k);
             let n = (*p).put_block(b, k);
             // Slow only to revive a full pool or to give back an empty one that is not the
@@ -139,7 +143,7 @@ pub unsafe fn pool_free(b: *mut u8, p: *mut Pool) {
             }
         } else {
             // Marked once here, not in free_remote, which a deferred block goes through again.
-            harden::mark_remote(b, harden::key());
+            harden::mark_remote(b, k);
             thread::free_remote(b);
         }
     }
@@ -150,6 +154,24 @@ pub fn looks_freed(p: *const u8) -> bool {
     // SAFETY: p is inside a mapped arena (owns), so its pool header is readable; a block start
     // of a pool in use is ours to read.
     owns(p) && unsafe { (*pool_of_any(p)).is_block_start(p) && harden::is_freed(p as *mut u8) }
+}
+
+/// Hardened mode: zero a block being freed (past its first two words, which the free writes),
+/// so freed data never outlives the free and a read after free reads zeros. A block already
+/// marked free is left alone: `mark_local`/`mark_remote` report the double free next.
+///
+/// # Safety
+/// `b` is a block of pool `p`.
+#[cold]
+#[inline(never)]
+unsafe fn clear_freed(b: *mut u8, p: *mut Pool) {
+    // SAFETY: per the contract; a block is at least 16 bytes.
+    unsafe {
+        if !harden::is_freed(b) {
+            let bs = block_size((*p).class());
+            b.add(16).write_bytes(0, bs - 16);
+        }
+    }
 }
 
 /// Free a block of the system allocator (one the address map says is not ours).

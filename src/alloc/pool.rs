@@ -35,7 +35,7 @@
 //! where `nused` counts blocks handed out and not yet freed locally (blocks waiting on the
 //! remote list still count as used until the owner takes them).
 
-use crate::config::{ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS};
+use crate::config::{ALL_CLASSES, ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS};
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
@@ -169,7 +169,58 @@ impl Pool {
             );
             // No block is in use, so no other thread can free into it yet.
             (*pool).remote.arm_full();
+            if class < ALL_CLASSES && harden::secure_mode() {
+                (*pool).carve_shuffled();
+            }
         }
+    }
+
+    /// Hardened mode: carve every block of the pool now and put them on the free list in a
+    /// random order (a Fisher-Yates shuffle seeded from the key, the pool's address and a
+    /// counter), so the order blocks are handed out in says nothing about their addresses and
+    /// an overflow's victim is not predictable. Keeps the pool equation (`bump` at the limit,
+    /// every block free, each marked L with an encoded link).
+    ///
+    /// # Safety
+    /// The caller owns the pool, which is in use for a block class and has no block out.
+    #[cold]
+    unsafe fn carve_shuffled(&mut self) {
+        const MAX: usize = POOL_SIZE * RUN_POOLS / 16;
+        let class = self.class();
+        let bs = block_size(class);
+        let n = pool_limit(class) / bs;
+        let mut order = [0u16; MAX];
+        for (i, o) in order[..n].iter_mut().enumerate() {
+            *o = i as u16;
+        }
+        static SEQ: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+        let k = harden::key();
+        let mut x = (k
+            ^ self.base()
+            ^ SEQ
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9))
+            | 1;
+        for i in (1..n).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, x % (i + 1));
+        }
+        let base = self.base();
+        self.free = ptr::null_mut();
+        for &i in order[..n].iter().rev() {
+            let b = (base + i as usize * bs) as *mut u8;
+            // SAFETY: b is a block of this pool; none is out.
+            unsafe {
+                harden::clear_mark(b);
+                harden::mark_local(b, k);
+                (*b.cast::<Block>()).next = harden::encode(self.free, k);
+            }
+            self.free = b.cast();
+        }
+        self.bump.store(pool_limit(class) as u16, Ordering::Relaxed);
+        self.fresh = false;
     }
 
     /// Write the header of a pool taken from its arena straight into a heap's cache: not in use
@@ -206,6 +257,10 @@ impl Pool {
         self.remote.arm_full(); // empty: nobody can free into it
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
+        if harden::secure_mode() {
+            // SAFETY: ours, in use for `class`, no block out.
+            unsafe { self.carve_shuffled() };
+        }
     }
 
     /// Forget the free list of an empty pool so it carves blocks in ascending order again.
@@ -214,6 +269,10 @@ impl Pool {
         self.free = ptr::null_mut();
         self.bump.store(0, Ordering::Relaxed);
         self.fresh = false;
+        if harden::secure_mode() {
+            // SAFETY: ours, in use, no block out.
+            unsafe { self.carve_shuffled() };
+        }
     }
 
     /// Mark an empty pool as not in use (before it goes to a heap's cache or back to its

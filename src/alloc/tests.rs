@@ -304,7 +304,8 @@ fn free_arenas_wait_out_the_purge_delay() {
     let mut a = Arenas::<1>::new(false);
     a.set_purge_delay(1_000_000);
     let take_arena = |a: &mut Arenas<1>| -> Vec<*mut Pool> {
-        (0..USABLE_POOLS)
+        // Every pool of one arena (hardened mode keeps one as a guard).
+        (0..Arenas::<1>::full())
             .map(|_| a.alloc_pool().unwrap().pool)
             .collect()
     };
