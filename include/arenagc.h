@@ -58,6 +58,11 @@ extern "C" {
 /* Number of size classes: blocks of 16, 32, ..., 512 bytes. */
 #define AGC_NUM_CLASSES 32
 
+/* Number of medium size classes: blocks of 640, 768, ..., 2048 bytes (128-byte steps), served
+   from 16 KiB runs; and of all classes (agc_stats_classes). */
+#define AGC_NUM_MEDIUM_CLASSES 12
+#define AGC_NUM_ALL_CLASSES 44
+
 /* Return codes of the functions that do not return a pointer. */
 #define AGC_OK 0          /* success */
 #define AGC_ERR_NULL (-1) /* a required pointer argument was NULL */
@@ -123,6 +128,12 @@ size_t agc_usable_size(const void *p);
 
 /* Fill *out with a snapshot of the statistics. AGC_OK, or AGC_ERR_NULL if out is NULL. */
 int agc_stats(agc_stats_t *out);
+
+/* Fill out[0..n) with the statistics of every size class, the small ones then the medium ones
+   (for a medium class, pools counts 16 KiB runs); agc_stats_t has the small ones only. Returns
+   the number of classes (AGC_NUM_ALL_CLASSES), which may exceed n (out may then be NULL with
+   n = 0, to ask); AGC_ERR_NULL if out is NULL and n > 0. */
+intptr_t agc_stats_classes(agc_class_stats_t *out, size_t n);
 
 /* Print the statistics table (as sys._debugmallocstats() does) to f. AGC_OK, AGC_ERR_NULL if
    f is NULL, AGC_ERR_IO if writing fails. */

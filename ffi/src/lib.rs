@@ -35,11 +35,13 @@ use core::ffi::{c_char, c_int, c_void};
 use core::ptr;
 use error::{boundary, set_error};
 use types::{
-    AGC_ERR_IO, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_NUM_CLASSES, AGC_OK, AgcClassStats,
-    AgcStats,
+    AGC_ERR_IO, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_NUM_ALL_CLASSES, AGC_NUM_CLASSES,
+    AGC_NUM_MEDIUM_CLASSES, AGC_OK, AgcClassStats, AgcStats,
 };
 
 const _: () = assert!(AGC_NUM_CLASSES == arenagc::config::NUM_CLASSES);
+const _: () = assert!(AGC_NUM_ALL_CLASSES == arenagc::config::ALL_CLASSES);
+const _: () = assert!(AGC_NUM_ALL_CLASSES == AGC_NUM_CLASSES + AGC_NUM_MEDIUM_CLASSES);
 
 /// The library version, NUL-terminated (`AGC_VERSION_STRING` in the header).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -180,10 +182,39 @@ fn to_c(s: &alloc::AllocStats) -> AgcStats {
     out
 }
 
-/// Fill `*out` with a snapshot of the allocator. `AGC_OK`, or `AGC_ERR_NULL` for NULL.
+/// Fill `out[0..n)` with every class's statistics, small then medium; returns the number of
+/// classes (`AGC_NUM_ALL_CLASSES`), which may exceed `n`; `AGC_ERR_NULL` for NULL with `n > 0`.
 ///
 /// # Safety
-/// `out` is NULL or points to writable memory for one `agc_stats_t`.
+/// `out` is valid for writing `n` `agc_class_stats_t` (or NULL with `n == 0`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn agc_stats_classes(out: *mut AgcClassStats, n: usize) -> isize {
+    boundary("agc_stats_classes", AGC_ERR_PANIC as isize, || {
+        if out.is_null() && n > 0 {
+            set_error(format_args!("agc_stats_classes: out is NULL"));
+            return AGC_ERR_NULL as isize;
+        }
+        let s = alloc::stats();
+        for (i, c) in s.all_classes().take(n).enumerate() {
+            // SAFETY: out has room for n entries per the contract; i < n.
+            unsafe {
+                out.add(i).write(AgcClassStats {
+                    block_size: c.block_size,
+                    pools: c.pools,
+                    blocks_in_use: c.blocks_in_use,
+                    blocks_free: c.blocks_free,
+                })
+            };
+        }
+        AGC_NUM_ALL_CLASSES as isize
+    })
+}
+
+/// Fill `*out` with a snapshot of the statistics (the small classes; the medium ones:
+/// `agc_stats_classes`). `AGC_OK`, or `AGC_ERR_NULL` if `out` is NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for writing one `agc_stats_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn agc_stats(out: *mut AgcStats) -> c_int {
     boundary("agc_stats", AGC_ERR_PANIC, || {

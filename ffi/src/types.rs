@@ -10,6 +10,10 @@ use core::ffi::{c_int, c_uint};
 
 /// `AGC_NUM_CLASSES`: size classes of small blocks (16, 32, ..., 512 bytes).
 pub const AGC_NUM_CLASSES: usize = 32;
+/// `AGC_NUM_MEDIUM_CLASSES`: medium size classes (640, 768, ..., 2048 bytes).
+pub const AGC_NUM_MEDIUM_CLASSES: usize = 12;
+/// `AGC_NUM_ALL_CLASSES`: every class, small then medium (`agc_stats_classes`).
+pub const AGC_NUM_ALL_CLASSES: usize = 44;
 
 /// `AGC_OK`: success.
 pub const AGC_OK: c_int = 0;

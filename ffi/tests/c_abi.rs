@@ -15,8 +15,9 @@ use std::process::Command;
 use types::{
     AGC_DEBUG_COLLECTABLE, AGC_DEBUG_LEAK, AGC_DEBUG_SAVEALL, AGC_DEBUG_STATS,
     AGC_DEBUG_UNCOLLECTABLE, AGC_ERR_IO, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_ERR_VALUE,
-    AGC_GC_GENERATIONS, AGC_GC_START, AGC_GC_STOP, AGC_NUM_CLASSES, AGC_OK, AGC_TPFLAGS_HAVE_GC,
-    AGC_WEAKLIST_SIDE_TABLE, AgcClassStats, AgcGcStats, AgcGenStats, AgcObject, AgcStats, AgcType,
+    AGC_GC_GENERATIONS, AGC_GC_START, AGC_GC_STOP, AGC_NUM_ALL_CLASSES, AGC_NUM_CLASSES,
+    AGC_NUM_MEDIUM_CLASSES, AGC_OK, AGC_TPFLAGS_HAVE_GC, AGC_WEAKLIST_SIDE_TABLE, AgcClassStats,
+    AgcGcStats, AgcGenStats, AgcObject, AgcStats, AgcType,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ fn c_type(rust: &str) -> String {
         "*mut AgcObject" => "agc_object *",
         "*const AgcType" => "const agc_type *",
         "*mut AgcGcStats" => "agc_gc_stats_t *",
+        "*mut AgcClassStats" => "agc_class_stats_t *",
         "*mut AgcRuntime" => "agc_runtime *",
         "AgcVisitProc" | "VisitProc" => "agc_visitproc",
         "AgcWeakrefCallback" => "agc_weakref_callback",
@@ -402,6 +404,11 @@ fn rust_layout() -> BTreeMap<String, String> {
         (major * 1_000_000 + minor * 1000 + patch).to_string(),
     );
     put("const AGC_NUM_CLASSES", AGC_NUM_CLASSES.to_string());
+    put(
+        "const AGC_NUM_MEDIUM_CLASSES",
+        AGC_NUM_MEDIUM_CLASSES.to_string(),
+    );
+    put("const AGC_NUM_ALL_CLASSES", AGC_NUM_ALL_CLASSES.to_string());
     put("const AGC_OK", AGC_OK.to_string());
     put("const AGC_ERR_NULL", AGC_ERR_NULL.to_string());
     put("const AGC_ERR_IO", AGC_ERR_IO.to_string());

@@ -32,6 +32,7 @@ FN(void *, agc_aligned_alloc, (size_t, size_t))
 FN(size_t, agc_usable_size, (const void *))
 FN(int, agc_stats, (agc_stats_t *))
 FN(int, agc_stats_print, (FILE *))
+FN(intptr_t, agc_stats_classes, (agc_class_stats_t *, size_t))
 FN(void, agc_trim, (void))
 FN(int, agc_owns, (const void *))
 FN(int, agc_validate, (void))
@@ -132,6 +133,20 @@ int main(void) {
         return 1;
     p_agc_free(p);
     p_agc_free(q);
+    {
+        /* Every class, small then medium: a 1000-byte block is in the 1024-byte medium class. */
+        agc_class_stats_t cs[AGC_NUM_ALL_CLASSES];
+        void *m = p_agc_malloc(1000);
+        if (p_agc_stats_classes(NULL, 0) != AGC_NUM_ALL_CLASSES ||
+            p_agc_stats_classes(NULL, 1) != AGC_ERR_NULL ||
+            p_agc_stats_classes(cs, AGC_NUM_ALL_CLASSES) != AGC_NUM_ALL_CLASSES ||
+            cs[0].block_size != 16 || cs[AGC_NUM_CLASSES - 1].block_size != 512 ||
+            cs[AGC_NUM_CLASSES + 3].block_size != 1024 ||
+            cs[AGC_NUM_CLASSES + 3].blocks_in_use < 1 ||
+            cs[AGC_NUM_ALL_CLASSES - 1].block_size != 2048)
+            return 1;
+        p_agc_free(m);
+    }
     p_agc_trim();
     if (p_agc_validate() != AGC_OK)
         return 1;
@@ -204,6 +219,8 @@ int main(void) {
     printf("const AGC_VERSION_PATCH %d\n", AGC_VERSION_PATCH);
     printf("const AGC_VERSION_NUMBER %ld\n", (long)AGC_VERSION_NUMBER);
     printf("const AGC_NUM_CLASSES %d\n", AGC_NUM_CLASSES);
+    printf("const AGC_NUM_MEDIUM_CLASSES %d\n", AGC_NUM_MEDIUM_CLASSES);
+    printf("const AGC_NUM_ALL_CLASSES %d\n", AGC_NUM_ALL_CLASSES);
     printf("const AGC_OK %d\n", AGC_OK);
     printf("const AGC_ERR_NULL %d\n", AGC_ERR_NULL);
     printf("const AGC_ERR_IO %d\n", AGC_ERR_IO);
