@@ -122,7 +122,8 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         let mut finalizers_head = GcHead { next: 0, prev: 0 };
         let finalizers: Head = &mut finalizers_head;
         list::init(finalizers);
-        let scan = move_legacy_finalizers(unreachable, finalizers);
+        // No weakref alive in this runtime: no object here has one, and none is one.
+        let scan = move_legacy_finalizers(unreachable, finalizers, st.live_weakrefs.get() > 0);
         let legacy = if scan.legacy {
             move_legacy_finalizer_reachable(finalizers);
             list::size(finalizers)
@@ -323,8 +324,13 @@ struct Scan {
 }
 
 /// Move objects with a legacy finalizer to `finalizers`; clears NEXT_UNREACHABLE everywhere;
-/// notes whether the weakref and finalizer phases have work.
-unsafe fn move_legacy_finalizers(unreachable: Head, finalizers: Head) -> Scan {
+/// notes whether the weakref and finalizer phases have work (`weakrefs_exist`: false when the
+/// runtime has no live weakref object, so no object needs the weakref check).
+unsafe fn move_legacy_finalizers(
+    unreachable: Head,
+    finalizers: Head,
+    weakrefs_exist: bool,
+) -> Scan {
     let mut scan = Scan {
         legacy: false,
         weakrefs: false,
@@ -343,7 +349,7 @@ unsafe fn move_legacy_finalizers(unreachable: Head, finalizers: Head) -> Scan {
                 list::move_to(g, finalizers);
                 scan.legacy = true;
             } else {
-                if !scan.weakrefs {
+                if weakrefs_exist && !scan.weakrefs {
                     scan.weakrefs =
                         weakref::is_weakref(op) || !weakref::first_weakref(op).is_null();
                 }

@@ -119,6 +119,9 @@ pub(crate) struct GcState {
     pub pending_panic: Cell<Option<Box<dyn Any + Send>>>,
     /// The highest count of each type name seen by `gc::type_growth` (`census.rs`).
     pub census_peaks: RefCell<HashMap<String, usize>>,
+    /// Weakref objects of this runtime now alive (made by `weakref::init`, freed by its
+    /// `dealloc`): while it is 0, no object can have weakrefs, and a collection skips looking.
+    pub live_weakrefs: Cell<usize>,
 }
 
 impl GcState {
@@ -146,6 +149,7 @@ impl GcState {
             weak_table: RefCell::new(HashMap::new()),
             pending_panic: Cell::new(None),
             census_peaks: RefCell::new(HashMap::new()),
+            live_weakrefs: Cell::new(0),
         });
         // SAFETY: the sentinels are inside the box and never move.
         unsafe {

@@ -154,6 +154,7 @@ unsafe extern "C" fn wr_dealloc(wr: *mut ObjectHeader) {
         ptr::drop_in_place(wr as *mut WeakRefObject);
         object::object_free(wr);
     }
+    st.live_weakrefs.set(st.live_weakrefs.get() - 1);
     st.note_free();
 }
 
@@ -173,9 +174,8 @@ unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHea
             return ptr::null_mut();
         }
         let gc = as_gc(obj);
-        let st = current();
         if (*gc).prev & PREV_HAS_WEAKREFS != 0 {
-            let slot = st
+            let slot = current()
                 .weak_table
                 .borrow()
                 .get(&(obj as usize))
@@ -190,7 +190,7 @@ unsafe fn head_slot(obj: *mut ObjectHeader, create: bool) -> *mut *mut ObjectHea
         }
         let b = Box::new(Cell::new(ptr::null_mut()));
         let p = b.as_ptr();
-        st.weak_table.borrow_mut().insert(obj as usize, b);
+        current().weak_table.borrow_mut().insert(obj as usize, b);
         (*gc).prev |= PREV_HAS_WEAKREFS;
         p
     }
@@ -281,6 +281,7 @@ pub(crate) unsafe fn init(
         *slot = wr;
         list::append(as_gc(wr), st.gen_head(0));
     }
+    st.live_weakrefs.set(st.live_weakrefs.get() + 1);
 }
 
 /// The referent of `wr` (borrowed), or null once cleared or once the referent is dying.
