@@ -213,6 +213,15 @@ typedef void (*agc_destructor)(agc_object *obj);
 
 /* flags: objects have a GC head and may be tracked by the collector. */
 #define AGC_TPFLAGS_HAVE_GC (UINT64_C(1) << 14)
+/* flags, bits 56..63: the version of struct agc_type a type is written for. This is how the
+   struct grows under the ABI policy (as CPython gates newer slots behind tp_flags bits): a
+   later version adds fields after item_size and says so here; the library reads only the
+   fields of the version a type declares, and refuses (AGC_ERR_VALUE) a type of a version it
+   does not know rather than ignore fields it cannot see. 0 (the fields below) is the only
+   version so far, so existing types need no change. Any other flag bit is refused too. */
+#define AGC_TPFLAGS_VERSION_SHIFT 56
+#define AGC_TPFLAGS_VERSION(v) ((uint64_t)(v) << AGC_TPFLAGS_VERSION_SHIFT)
+#define AGC_TYPE_VERSION_CURRENT 0
 /* weaklist_offset: weak references supported without a slot (GC types only). */
 #define AGC_WEAKLIST_SIDE_TABLE (-1)
 

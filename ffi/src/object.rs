@@ -32,7 +32,8 @@ use arenagc::object::{
 use crate::error::{ErrorCode, api, call, set_error};
 use crate::types::{
     AGC_ERR_NULL, AGC_ERR_STATE, AGC_ERR_VALUE, AGC_OK, AGC_TPFLAGS_HAVE_GC,
-    AGC_WEAKLIST_SIDE_TABLE, AgcObject, AgcType, AgcWeakrefCallback,
+    AGC_TPFLAGS_VERSION_SHIFT, AGC_TYPE_VERSION_CURRENT, AGC_WEAKLIST_SIDE_TABLE, AgcObject,
+    AgcType, AgcWeakrefCallback,
 };
 
 const _: () = assert!(AGC_TPFLAGS_HAVE_GC == TPFLAGS_HAVE_GC);
@@ -100,7 +101,18 @@ unsafe fn check_type(func: &str, ty: *const AgcType) -> Result<(), c_int> {
     // SAFETY: as above; the other fields have no invalid values.
     let (size, flags, weak) = unsafe { ((*ty).basic_size, (*ty).flags, (*ty).weaklist_offset) };
     let gc = flags & TPFLAGS_HAVE_GC != 0;
-    let why = if dealloc.is_none() {
+    let version = flags >> AGC_TPFLAGS_VERSION_SHIFT;
+    if version > AGC_TYPE_VERSION_CURRENT {
+        set_error(format_args!(
+            "{func}: bad type: written for agc_type version {version}; this library knows \
+             versions up to {AGC_TYPE_VERSION_CURRENT} (a newer arenagc is needed)"
+        ));
+        return Err(AGC_ERR_VALUE);
+    }
+    let known = TPFLAGS_HAVE_GC | (u64::MAX << AGC_TPFLAGS_VERSION_SHIFT);
+    let why = if flags & !known != 0 {
+        "unknown flag bits (only AGC_TPFLAGS_HAVE_GC and the version are defined)"
+    } else if dealloc.is_none() {
         "dealloc is NULL"
     } else if finalize.is_some() && !gc {
         // Its "ran once" mark lives in the GC head: without one it could run again.

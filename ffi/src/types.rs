@@ -14,6 +14,10 @@ pub const AGC_NUM_CLASSES: usize = 32;
 pub const AGC_NUM_MEDIUM_CLASSES: usize = 12;
 /// `AGC_NUM_ALL_CLASSES`: every class, small then medium (`agc_stats_classes`).
 pub const AGC_NUM_ALL_CLASSES: usize = 44;
+/// `AGC_TPFLAGS_VERSION_SHIFT`: where `agc_type.flags` keeps the struct version (bits 56..63).
+pub const AGC_TPFLAGS_VERSION_SHIFT: u32 = 56;
+/// `AGC_TYPE_VERSION_CURRENT`: the newest `agc_type` version this library knows.
+pub const AGC_TYPE_VERSION_CURRENT: u64 = 0;
 
 /// `AGC_OK`: success.
 pub const AGC_OK: c_int = 0;

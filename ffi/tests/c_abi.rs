@@ -16,8 +16,9 @@ use types::{
     AGC_DEBUG_COLLECTABLE, AGC_DEBUG_LEAK, AGC_DEBUG_SAVEALL, AGC_DEBUG_STATS,
     AGC_DEBUG_UNCOLLECTABLE, AGC_ERR_IO, AGC_ERR_NULL, AGC_ERR_PANIC, AGC_ERR_STATE, AGC_ERR_VALUE,
     AGC_GC_GENERATIONS, AGC_GC_START, AGC_GC_STOP, AGC_NUM_ALL_CLASSES, AGC_NUM_CLASSES,
-    AGC_NUM_MEDIUM_CLASSES, AGC_OK, AGC_TPFLAGS_HAVE_GC, AGC_WEAKLIST_SIDE_TABLE, AgcClassStats,
-    AgcGcStats, AgcGenStats, AgcObject, AgcStats, AgcType,
+    AGC_NUM_MEDIUM_CLASSES, AGC_OK, AGC_TPFLAGS_HAVE_GC, AGC_TPFLAGS_VERSION_SHIFT,
+    AGC_TYPE_VERSION_CURRENT, AGC_WEAKLIST_SIDE_TABLE, AgcClassStats, AgcGcStats, AgcGenStats,
+    AgcObject, AgcStats, AgcType,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -409,6 +410,14 @@ fn rust_layout() -> BTreeMap<String, String> {
         AGC_NUM_MEDIUM_CLASSES.to_string(),
     );
     put("const AGC_NUM_ALL_CLASSES", AGC_NUM_ALL_CLASSES.to_string());
+    put(
+        "const AGC_TPFLAGS_VERSION_SHIFT",
+        AGC_TPFLAGS_VERSION_SHIFT.to_string(),
+    );
+    put(
+        "const AGC_TYPE_VERSION_CURRENT",
+        AGC_TYPE_VERSION_CURRENT.to_string(),
+    );
     put("const AGC_OK", AGC_OK.to_string());
     put("const AGC_ERR_NULL", AGC_ERR_NULL.to_string());
     put("const AGC_ERR_IO", AGC_ERR_IO.to_string());

@@ -221,6 +221,8 @@ int main(void) {
     printf("const AGC_NUM_CLASSES %d\n", AGC_NUM_CLASSES);
     printf("const AGC_NUM_MEDIUM_CLASSES %d\n", AGC_NUM_MEDIUM_CLASSES);
     printf("const AGC_NUM_ALL_CLASSES %d\n", AGC_NUM_ALL_CLASSES);
+    printf("const AGC_TPFLAGS_VERSION_SHIFT %d\n", AGC_TPFLAGS_VERSION_SHIFT);
+    printf("const AGC_TYPE_VERSION_CURRENT %d\n", AGC_TYPE_VERSION_CURRENT);
     printf("const AGC_OK %d\n", AGC_OK);
     printf("const AGC_ERR_NULL %d\n", AGC_ERR_NULL);
     printf("const AGC_ERR_IO %d\n", AGC_ERR_IO);

@@ -225,6 +225,28 @@ static void test_new_bad(void) {
     CHECK(agc_new(&t) == NULL);
     CHECK_ERR("basic_size is smaller");
 
+    /* The struct's version in flags: a later one than this library knows is refused, and so
+       are flag bits nobody defined; version 0 (the current one) is what every type here is. */
+    CHECK(AGC_TYPE_VERSION_CURRENT == 0);
+    t = node_type;
+    t.flags |= AGC_TPFLAGS_VERSION(1);
+    CHECK(agc_new(&t) == NULL);
+    CHECK_ERR("written for agc_type version 1");
+    t = node_type;
+    t.flags |= UINT64_C(1) << 3;
+    CHECK(agc_new(&t) == NULL);
+    CHECK_ERR("unknown flag bits");
+    t = node_type;
+    t.flags |= AGC_TPFLAGS_VERSION(AGC_TYPE_VERSION_CURRENT);
+    {
+        int frees = node_frees;
+        agc_object *ok = agc_new(&t);
+        CHECK(ok != NULL);
+        agc_decref(ok);
+        CHECK(node_frees == frees + 1);
+        node_frees = frees; /* the counts below are about the refused types */
+    }
+
     t = node_type;
     t.basic_size = SIZE_MAX;
     CHECK(agc_new(&t) == NULL);
