@@ -67,6 +67,10 @@ pub mod alloc;
 #[cfg(not(loom))]
 pub use alloc::ArenaAlloc;
 
+/// tracemalloc: which lines allocated the memory still held (cargo feature `trace`).
+#[cfg(all(feature = "trace", not(loom)))]
+pub mod trace;
+
 #[cfg(not(loom))]
 pub mod object;
 

@@ -9,6 +9,8 @@
 //! report.
 
 mod gc;
+#[cfg(feature = "trace")]
+mod trace;
 
 use arenagc::ArenaAlloc;
 use std::collections::{BTreeMap, HashMap};
@@ -104,4 +106,6 @@ fn main() {
     arenagc::alloc::validate().expect("allocator invariants");
 
     gc::run();
+    #[cfg(feature = "trace")]
+    trace::run();
 }

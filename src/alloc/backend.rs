@@ -6,9 +6,12 @@
 //! |------------------|-------------|------------------------------------------------------------|
 //! | `Plain`          | `plain.rs`  | the pools (small requests) and the system allocator        |
 //! | `Debug` (Plain)  | `debug.rs`  | guards, fill patterns, quarantine, checks on free          |
+//! | `System`         | `system.rs` | every request to the system allocator (under valgrind)     |
+//! | `Traced<B>`      | `dispatch.rs` | around any of those while `trace::start` is on: each block's trace (`crate::trace`) |
 //!
-//! A backend that adds something wraps another one (`Debug` wraps `Plain`), so a new layer
-//! (tracing, hardening) is one more wrapper chosen in `dispatch.rs`, not a test at every entry.
+//! A backend that adds something wraps another one (`Debug` wraps `Plain`; `Traced` wraps the
+//! backend in use, switched on and off at run time because it changes no block's layout), so a
+//! new layer is one more wrapper chosen in `dispatch.rs`, not a test at every entry.
 //! Only `Plain` has a fast path inlined into the entry points; a wrapper is reached through
 //! `&'static dyn Backend`.
 //!

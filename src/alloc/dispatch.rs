@@ -13,13 +13,16 @@
 //! | `UNSET`         | (none yet)            | the first request decides (`select`)                 |
 //! | `PLAIN`         | `Plain`               | the default                                          |
 //! | `DEBUG`         | `Debug` (Plain)       | cargo feature `debug`, or `ARENAGC_DEBUG` (`options`) |
+//! | `SYSTEM`        | `System` (large.rs)   | running under valgrind (`valgrind.rs`), unless `ARENAGC_VALGRIND=pools` |
 //! | `PLAIN\|TRACED` | `Traced` (Plain)      | `trace::start` (feature `trace`), until `trace::stop` |
 //! | `DEBUG\|TRACED` | `Traced` (Debug)      | the same, in debug mode                              |
+//! | `SYSTEM\|TRACED`| `Traced` (System)     | the same, under valgrind                             |
 //!
 //! Tracing is one more wrapper: `Traced<B>` serves each request with `B` and tells the tracer
 //! (`crate::trace::hook`), which records the block's stack or forgets it. It changes no
 //! block's layout, so a block may be allocated with the bit set and freed without it, or the
-//! other way round: the base backend (`PLAIN` or `DEBUG`) frees every block either way.
+//! other way round: the base backend (`PLAIN`, `DEBUG` or `SYSTEM`) frees every block either
+//! way.
 //!
 //! Invariants:
 //! - The base backend (`SELECTED & !TRACED`) leaves `UNSET` once, before the first block is
@@ -57,6 +60,9 @@ const UNSET: u8 = 0;
 const PLAIN: u8 = 1;
 const DEBUG: u8 = 2;
 const SYSTEM: u8 = 3;
+/// Added to the base backend while tracing: the requests go to `Traced` around that backend.
+#[cfg(feature = "trace")]
+const TRACED: u8 = 4;
 
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 
@@ -71,8 +77,24 @@ fn plain_selected() -> bool {
 #[inline]
 fn wrapper() -> Option<&'static dyn Backend> {
     match SELECTED.load(Ordering::Relaxed) {
-        PLAIN if !cfg!(feature = "debug") => None,
         UNSET => select(),
+        s => backend(s),
+    }
+}
+
+/// The backend a decided `SELECTED` value names (`None`: plain, called directly).
+#[inline]
+fn backend(selected: u8) -> Option<&'static dyn Backend> {
+    #[cfg(feature = "trace")]
+    if selected & TRACED != 0 {
+        return Some(match selected & !TRACED {
+            PLAIN if !cfg!(feature = "debug") => &Traced(Plain),
+            SYSTEM => &Traced(System),
+            _ => &Traced(Debug),
+        });
+    }
+    match selected {
+        PLAIN if !cfg!(feature = "debug") => None,
         SYSTEM => Some(&System),
         _ => Some(&Debug),
     }
@@ -90,26 +112,92 @@ fn select() -> Option<&'static dyn Backend> {
     } else {
         PLAIN
     };
+    // Before the choice is published, so whoever sees it decided finds the switch there.
+    #[cfg(feature = "trace")]
+    crate::trace::hook::install_switch(set_traced);
     let now = match SELECTED.compare_exchange(UNSET, chosen, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => chosen,
         Err(other) => other,
     };
-    match now {
-        PLAIN if !cfg!(feature = "debug") => None,
-        SYSTEM => Some(&System),
-        _ => Some(&Debug),
-    }
+    backend(now)
+}
+
+/// The base backend (`PLAIN`, `DEBUG` or `SYSTEM`), deciding it now if nothing did yet.
+fn base() -> u8 {
+    let _ = wrapper();
+    let s = SELECTED.load(Ordering::Relaxed);
+    #[cfg(feature = "trace")]
+    let s = s & !TRACED;
+    s
 }
 
 /// Whether the debug backend is in use (deciding it now if nothing did yet).
 pub fn debug_enabled() -> bool {
-    wrapper().is_some() && SELECTED.load(Ordering::Relaxed) == DEBUG
+    base() == DEBUG
 }
 
 /// Whether every request goes to the system allocator because the process runs under valgrind
 /// (deciding it now if nothing did yet).
 pub fn system_backend() -> bool {
-    wrapper().is_some() && SELECTED.load(Ordering::Relaxed) == SYSTEM
+    base() == SYSTEM
+}
+
+/// The tracer's switch: route every request through `Traced` (on) or not (off). SeqCst, and
+/// the tracer's lock, order it before the tracer's flag is set (on) and after the traces are
+/// forgotten (off); the module docs say why a thread acting on the old value is harmless.
+#[cfg(feature = "trace")]
+fn set_traced(on: bool) {
+    if on {
+        SELECTED.fetch_or(TRACED, Ordering::SeqCst);
+    } else {
+        SELECTED.fetch_and(!TRACED, Ordering::SeqCst);
+    }
+}
+
+/// The tracing wrapper around backend `B`: every request is served by `B`, and the tracer
+/// records the new block (after `B` returned it) or forgets the old one (before `B` takes it
+/// back, so an address reused at once by another thread keeps that thread's trace).
+#[cfg(feature = "trace")]
+struct Traced<B>(B);
+
+#[cfg(feature = "trace")]
+impl<B: Backend> Backend for Traced<B> {
+    fn alloc(&self, size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
+        let p = self.0.alloc(size, align, zero, by_address);
+        if !p.is_null() {
+            crate::trace::hook::allocated(p, size);
+        }
+        p
+    }
+
+    unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
+        crate::trace::hook::freed(p);
+        // SAFETY: forwarded: p is a live block of B (Traced changes no layout).
+        unsafe { self.0.free(p, layout) }
+    }
+
+    unsafe fn usable_size(&self, p: *mut u8) -> usize {
+        // SAFETY: forwarded.
+        unsafe { self.0.usable_size(p) }
+    }
+
+    fn looks_freed(&self, p: *const u8) -> bool {
+        self.0.looks_freed(p)
+    }
+
+    unsafe fn realloc(
+        &self,
+        p: *mut u8,
+        layout: Option<(usize, usize)>,
+        new_size: usize,
+    ) -> *mut u8 {
+        // The trace comes off before B may hand the old address to another thread.
+        let old = crate::trace::hook::detach(p);
+        // SAFETY: forwarded.
+        let q = unsafe { self.0.realloc(p, layout, new_size) };
+        crate::trace::hook::reattach(old, p, q, new_size);
+        q
+    }
 }
 
 /// `size` bytes aligned to `align` (a power of two), zeroed if `zero`; null when out of memory.

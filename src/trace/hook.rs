@@ -1,0 +1,160 @@
+//! The seam between the allocator and the tracer: what the tracing wrapper of
+//! `alloc/dispatch.rs` calls around each request it passes on, and the switch that turns the
+//! wrapper on and off.
+//!
+//! ```text
+//!  dispatch: Traced<B>::alloc    B.alloc, then  allocated(p, size)   capture, then record
+//!            Traced<B>::free     freed(p), then B.free               remove the trace
+//!            Traced<B>::realloc  detach(p), B.realloc, reattach(..)  move the trace
+//! ```
+//!
+//! Invariants:
+//! - The tracer never recurses: while a thread runs tracer code (`BUSY` set: capturing a stack,
+//!   reading a snapshot), its own allocations are passed through untraced (tracemalloc's
+//!   re-entrancy flag). Frees always remove their trace (they never allocate).
+//! - A stack is captured before `TABLES` is taken (the unwinder may take the loader's lock or
+//!   allocate), and nothing allocates while `TABLES` is held.
+//! - A trace is added only while `Tables::tracing` is set, checked under the lock, so no trace
+//!   outlives `stop` (a thread that chose the wrapper before `stop` finds tracing off).
+//! - A trace is removed before its block goes back to the backend, so another thread that gets
+//!   the same address next never has its new trace removed by this free.
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES};
+
+/// Mirror of `Tables::tracing`, written under the lock; read without it to skip work.
+pub(crate) static TRACING: AtomicBool = AtomicBool::new(false);
+
+/// The allocator's switch (`fn(bool)`, as an address; 0 until the backend is chosen).
+static SWITCH: AtomicUsize = AtomicUsize::new(0);
+
+std::thread_local! {
+    /// This thread is running tracer code (see the module docs).
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by `dispatch.rs` when it chooses the backend, before the choice is published: how
+/// the tracer turns the tracing wrapper on and off (`SELECTED`'s `TRACED` bit).
+pub(crate) fn install_switch(switch: fn(bool)) {
+    SWITCH.store(switch as usize, Ordering::Release);
+}
+
+/// Turn the allocator's tracing wrapper on or off.
+pub(super) fn switch(on: bool) {
+    // Choose the backend now if nothing did yet (its choice installs the switch).
+    let _ = crate::alloc::debug_enabled();
+    loop {
+        let f = SWITCH.load(Ordering::Acquire);
+        if f != 0 {
+            // SAFETY: a non-zero SWITCH is a `fn(bool)` stored by `install_switch`.
+            let f: fn(bool) = unsafe { core::mem::transmute::<usize, fn(bool)>(f) };
+            return f(on);
+        }
+        // The thread that chose the backend stored it just before publishing the choice we
+        // saw: it is about to be visible.
+        core::hint::spin_loop();
+    }
+}
+
+/// Marks this thread busy in tracer code while alive (see `enter`).
+pub(super) struct Busy(());
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.with(|b| b.set(false));
+    }
+}
+
+/// Enter tracer code: `None` when this thread is in it already (a nested request).
+pub(super) fn enter() -> Option<Busy> {
+    BUSY.with(|b| {
+        if b.get() {
+            None
+        } else {
+            b.set(true);
+            Some(Busy(()))
+        }
+    })
+}
+
+/// Record the instruction pointers of the calling stack, innermost first, into `buf`; how
+/// many were written.
+#[inline(never)]
+fn capture(buf: &mut [usize]) -> usize {
+    let mut n = 0;
+    // SAFETY: on Linux the unwinder behind this (`_Unwind_Backtrace`) is thread-safe; the
+    // synchronised `backtrace::trace` only adds a lock that other platforms' unwinders need.
+    // The callback stores into `buf` and allocates nothing.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            buf[n] = frame.ip() as usize;
+            n += 1;
+            n < buf.len()
+        });
+    }
+    n
+}
+
+/// A block of `size` bytes at `p` was just allocated: record it with the calling stack.
+#[inline(never)]
+pub(crate) fn allocated(p: *mut u8, size: usize) {
+    if !TRACING.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(_busy) = enter() else { return };
+    let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
+    // The limit is read without the lock: a change between here and the record only changes
+    // how deep this one stack is.
+    let limit = super::CAPTURE_LIMIT.load(Ordering::Relaxed);
+    let n = capture(&mut buf[..limit]);
+    let mut t = TABLES.lock();
+    if t.tracing {
+        t.record(p as usize, size, &buf[..n]);
+    }
+}
+
+/// The block at `p` is about to be freed: forget its trace (none for a block allocated before
+/// tracing started, as tracemalloc ignores those).
+#[inline(never)]
+pub(crate) fn freed(p: *mut u8) {
+    if !TRACING.load(Ordering::Relaxed) {
+        return;
+    }
+    TABLES.lock().remove(p as usize);
+}
+
+/// What `detach` took off a block about to be reallocated: size, traceback id, generation.
+pub(crate) struct Detached(Option<(usize, usize, u64)>);
+
+/// The block at `p` is about to be reallocated: take its trace off (the old address may be
+/// reused by another thread as soon as the backend moves the block).
+#[inline(never)]
+pub(crate) fn detach(p: *mut u8) -> Detached {
+    if !TRACING.load(Ordering::Relaxed) {
+        return Detached(None);
+    }
+    let mut t = TABLES.lock();
+    let generation = t.generation;
+    Detached(
+        t.remove(p as usize)
+            .map(|(size, tb)| (size, tb, generation)),
+    )
+}
+
+/// The realloc of `p` returned `q` (null: failed, `p` untouched): trace `q` with its new size
+/// and the calling stack, as tracemalloc does; or put `p`'s trace back if the realloc failed.
+#[inline(never)]
+pub(crate) fn reattach(old: Detached, p: *mut u8, q: *mut u8, new_size: usize) {
+    if q.is_null() {
+        if let Some((size, tb, generation)) = old.0 {
+            let mut t = TABLES.lock();
+            if t.tracing && t.generation == generation {
+                t.restore(p as usize, size, tb);
+            }
+        }
+        return;
+    }
+    allocated(q, new_size);
+}

@@ -1,0 +1,227 @@
+//! Where did my memory go: CPython's `tracemalloc` for Rust programs that use [`ArenaAlloc`].
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static GLOBAL: arenagc::ArenaAlloc = arenagc::ArenaAlloc;
+//!
+//! arenagc::trace::start(1).unwrap();
+//! let before = arenagc::trace::take_snapshot();
+//! let cache: Vec<Vec<u8>> = (0..1000).map(|_| vec![0; 8192]).collect();
+//! let after = arenagc::trace::take_snapshot();
+//! for stat in after.compare_to(&before, "lineno").iter().take(3) {
+//!     println!("{stat}"); // src/main.rs:6: size=8023 KiB (+8023 KiB), count=1001 (+1001), average=8208 B
+//! }
+//! # drop(cache);
+//! ```
+//!
+//! | tracemalloc                      | here                                                     |
+//! |----------------------------------|----------------------------------------------------------|
+//! | `start(nframe)`, `stop()`        | `start`, `stop` (which forgets every trace)              |
+//! | `is_tracing()`                   | `is_tracing`                                             |
+//! | `get_traced_memory()`            | `get_traced_memory`: (current, peak) bytes               |
+//! | `reset_peak()`, `clear_traces()` | `reset_peak`, `clear_traces`                             |
+//! | `get_tracemalloc_memory()`       | `get_tracemalloc_memory`: the tracer's own tables        |
+//! | `get_traceback_limit()`          | `get_traceback_limit`                                    |
+//! | `get_object_traceback(obj)`      | `get_object_traceback(ptr)`                              |
+//! | `take_snapshot()`                | `take_snapshot` -> `Snapshot`: `statistics`, `statistics_cumulative`, `compare_to`, `filter_traces` |
+//! | `Filter`, `Statistic`, `StatisticDiff`, `Traceback`, `Frame`, `Trace` | the same names; `Trace` is `TracedBlock` |
+//!
+//! How it works: tracing is a layer around the allocation backend. `start` sets the `TRACED`
+//! bit of the allocator's backend selector (`alloc/dispatch.rs`), so every request leaves the
+//! inlined fast path for the tracing wrapper, which calls the real backend and records or
+//! removes the block's trace (`hook.rs`); `stop` clears the bit and forgets every trace. With
+//! tracing off the fast path is what it always was: one relaxed load and a compare.
+//!
+//! Each block allocated while tracing records its size (the size asked for) and its stack: up
+//! to `nframes` frames below the allocation machinery (`frames.rs` names it: arenagc, Rust's
+//! allocation shims, the standard library), captured as instruction pointers with
+//! `backtrace::trace_unsynchronized` and interned (the same stack is stored once). Symbols
+//! (file, line, function) are looked up only when a snapshot or a traceback is read.
+//! Blocks allocated before tracing started are not traced, and their frees are ignored, as
+//! tracemalloc ignores them; a realloc traces the new block at the realloc's stack, as
+//! tracemalloc does.
+//!
+//! Invariants:
+//! - The tracer never allocates through the allocator it traces while it holds its tables, and
+//!   its tables come from the kernel (`mem.rs`); its own allocations (reading a snapshot) are
+//!   made with the thread marked busy and are not traced (`hook.rs`).
+//! - `TABLES.tracing` is the truth, changed under `TABLES` by `start` and `stop` only, which
+//!   `CONTROL` serialises. `start` sets the allocator's `TRACED` bit before it sets `tracing`;
+//!   `stop` clears `tracing` and every trace before it clears the bit (why that order makes a
+//!   late thread harmless: `alloc/dispatch.rs`).
+//! - A trace exists only for a live block allocated while tracing.
+//!
+//! Costs: with tracing on, every allocation unwinds its stack (DWARF unwinding, roughly
+//! 100 ns per frame); see the README for measured figures.
+//!
+//! [`ArenaAlloc`]: crate::ArenaAlloc
+
+mod filter;
+mod frames;
+pub(crate) mod hook;
+mod lock;
+mod mem;
+mod snapshot;
+mod table;
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+pub use filter::Filter;
+pub use frames::{Frame, Traceback};
+pub use snapshot::{Key, Snapshot, Statistic, StatisticDiff, TracedBlock, format_size};
+
+use lock::SpinLock;
+use table::Tables;
+
+/// The most frames a traceback keeps (`start`'s bound).
+pub const MAX_NFRAMES: usize = 256;
+
+/// Raw frames captured beyond `nframes`, for the allocation machinery on top of every stack
+/// (dropped when the stack is read). Debug builds nest `Vec::push` about 12 frames deep in it.
+const SKIP_BUDGET: usize = 32;
+
+/// Start and stop, one at a time (lock order: `CONTROL` -> `TABLES`).
+static CONTROL: SpinLock<()> = SpinLock::new(());
+/// The traces (`table.rs`).
+static TABLES: SpinLock<Tables> = SpinLock::new(Tables::new());
+/// Raw frames to capture: `nframes + SKIP_BUDGET` while tracing.
+static CAPTURE_LIMIT: AtomicUsize = AtomicUsize::new(1 + SKIP_BUDGET);
+
+/// Why tracing could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceError {
+    /// `nframes` was 0 or over [`MAX_NFRAMES`].
+    BadFrameCount(usize),
+}
+
+impl core::fmt::Display for TraceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            TraceError::BadFrameCount(n) => write!(
+                f,
+                "the number of frames must be in range [1; {MAX_NFRAMES}], not {n}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+/// Start tracing allocations, keeping up to `nframes` frames per traceback (1 to
+/// [`MAX_NFRAMES`]). Already tracing: nothing changes (as tracemalloc).
+///
+/// Only requests that reach arenagc are traced: install [`ArenaAlloc`](crate::ArenaAlloc) as
+/// the global allocator.
+pub fn start(nframes: usize) -> Result<(), TraceError> {
+    if nframes == 0 || nframes > MAX_NFRAMES {
+        return Err(TraceError::BadFrameCount(nframes));
+    }
+    // Before any tracer lock is held: registering allocates.
+    lock::install_fork_handlers();
+    let _control = CONTROL.lock();
+    if TABLES.lock().tracing {
+        return Ok(());
+    }
+    CAPTURE_LIMIT.store(nframes + SKIP_BUDGET, Ordering::Relaxed);
+    // The wrapper first, then `tracing`: a trace recorded in this session is made after the
+    // bit was set (dispatch.rs relies on it).
+    hook::switch(true);
+    let mut t = TABLES.lock();
+    t.nframes = nframes;
+    t.tracing = true;
+    hook::TRACING.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Stop tracing and forget every trace (as tracemalloc's `stop`).
+pub fn stop() {
+    let _control = CONTROL.lock();
+    {
+        let mut t = TABLES.lock();
+        if !t.tracing {
+            return;
+        }
+        t.tracing = false;
+        hook::TRACING.store(false, Ordering::Relaxed);
+        t.clear();
+    }
+    hook::switch(false);
+}
+
+/// Whether allocations are being traced.
+pub fn is_tracing() -> bool {
+    TABLES.lock().tracing
+}
+
+/// The frames kept per traceback (`start`'s `nframes`).
+pub fn get_traceback_limit() -> usize {
+    TABLES.lock().nframes
+}
+
+/// Bytes in traced blocks now, and the most there were since tracing started, the last
+/// [`reset_peak`] or [`clear_traces`]. (0, 0) when not tracing.
+pub fn get_traced_memory() -> (usize, usize) {
+    let t = TABLES.lock();
+    (t.current, t.peak)
+}
+
+/// Make the peak the current size.
+pub fn reset_peak() {
+    let mut t = TABLES.lock();
+    t.peak = t.current;
+}
+
+/// Forget every trace and reset the counters; tracing goes on.
+pub fn clear_traces() {
+    TABLES.lock().clear();
+}
+
+/// Bytes the tracer's tables hold (memory from the kernel, not from the allocator).
+pub fn get_tracemalloc_memory() -> usize {
+    TABLES.lock().memory()
+}
+
+/// Where the block at `ptr` (its start) was allocated, if it is traced.
+pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
+    let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
+    let (n, nframes) = {
+        let t = TABLES.lock();
+        let (_, tb) = t.get(ptr.cast::<u8>() as usize)?;
+        let ips = t.frames(tb);
+        buf[..ips.len()].copy_from_slice(ips);
+        (ips.len(), t.nframes)
+    };
+    // Symbols are looked up (which allocates) outside the lock, untraced.
+    let _busy = hook::enter();
+    Some(frames::Resolver::new().traceback(&buf[..n], nframes))
+}
+
+/// The traces held now (an empty snapshot when not tracing). The snapshot's own memory is not
+/// traced.
+pub fn take_snapshot() -> Snapshot {
+    let _busy = hook::enter();
+    let (copy, nframes) = {
+        let t = TABLES.lock();
+        if !t.tracing {
+            return Snapshot::default();
+        }
+        // Copied into memory from the kernel under the lock; read without it.
+        (t.copy(), t.nframes)
+    };
+    let Some(copy) = copy else {
+        return Snapshot::new(Vec::new(), nframes);
+    };
+    let mut resolver = frames::Resolver::new();
+    let mut tracebacks: std::collections::HashMap<usize, Traceback> = Default::default();
+    let traces = copy
+        .traces()
+        .map(|(size, id)| TracedBlock {
+            size,
+            traceback: tracebacks
+                .entry(id)
+                .or_insert_with(|| resolver.traceback(copy.frames(id), nframes))
+                .clone(),
+        })
+        .collect();
+    Snapshot::new(traces, nframes)
+}

@@ -1,0 +1,77 @@
+//! What tracing costs (ignored by default; run it optimized and read the ratios):
+//! `cargo test --release --test trace_cost -- --ignored --nocapture`. Each round times the same
+//! workloads untraced, traced with 1 frame and traced with 16, interleaved; the medians are
+//! printed as ns per operation and as ratios to untraced.
+
+#![cfg(feature = "trace")]
+
+#[global_allocator]
+static A: arenagc::ArenaAlloc = arenagc::ArenaAlloc;
+
+use arenagc::trace;
+use std::hint::black_box;
+use std::time::Instant;
+
+/// 64-byte malloc/free pairs: ns per pair.
+fn hot_pair(n: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(Box::new([0u8; 64]));
+    }
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// 1000 blocks of mixed sizes (16 to 2 KiB) allocated, then freed: ns per block.
+fn batch(rounds: usize) -> f64 {
+    let t = Instant::now();
+    for r in 0..rounds {
+        let v: Vec<Vec<u8>> = (0..1000)
+            .map(|i| vec![0u8; 16 + (i * 37 + r) % 2032])
+            .collect();
+        black_box(&v);
+    }
+    t.elapsed().as_nanos() as f64 / (rounds * 1000) as f64
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "a measurement: run it optimized, with --ignored --nocapture"]
+fn cost_of_tracing() {
+    let modes: [Option<usize>; 3] = [None, Some(1), Some(16)];
+    let mut pair = [vec![], vec![], vec![]];
+    let mut bat = [vec![], vec![], vec![]];
+    for _ in 0..7 {
+        for (m, mode) in modes.iter().enumerate() {
+            if let Some(n) = mode {
+                trace::start(*n).unwrap();
+            }
+            pair[m].push(hot_pair(20_000));
+            bat[m].push(batch(20));
+            trace::stop();
+        }
+    }
+    let pair: Vec<f64> = pair.into_iter().map(median).collect();
+    let bat: Vec<f64> = bat.into_iter().map(median).collect();
+    println!("workload        untraced   1 frame          16 frames");
+    println!(
+        "hot pair (64 B)  {:7.1} ns {:8.1} ns ({:5.1}x) {:8.1} ns ({:5.1}x)",
+        pair[0],
+        pair[1],
+        pair[1] / pair[0],
+        pair[2],
+        pair[2] / pair[0]
+    );
+    println!(
+        "batch (mixed)    {:7.1} ns {:8.1} ns ({:5.1}x) {:8.1} ns ({:5.1}x)",
+        bat[0],
+        bat[1],
+        bat[1] / bat[0],
+        bat[2],
+        bat[2] / bat[0]
+    );
+    assert!(pair.iter().chain(&bat).all(|t| t.is_finite() && *t > 0.0));
+}
