@@ -6,6 +6,7 @@
 //! |------------------|-------------|------------------------------------------------------------|
 //! | `Plain`          | `plain.rs`  | the pools (small requests) and the system allocator        |
 //! | `Debug` (Plain)  | `debug.rs`  | guards, fill patterns, quarantine, checks on free          |
+//! | `Secure` (Plain) | `secure.rs` | hardened mode: each freed block cleared                    |
 //! | `System`         | `system.rs` | every request to the system allocator (under valgrind)     |
 //! | `Traced<B>`      | `dispatch.rs` | around any of those while `trace::start` is on: each block's trace (`crate::trace`) |
 //!

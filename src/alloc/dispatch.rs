@@ -13,6 +13,7 @@
 //! | `UNSET`         | (none yet)            | the first request decides (`select`)                 |
 //! | `PLAIN`         | `Plain`               | the default                                          |
 //! | `DEBUG`         | `Debug` (Plain)       | cargo feature `debug`, or `ARENAGC_DEBUG` (`options`) |
+//! | `SECURE`        | `Secure` (Plain)      | `ARENAGC_SECURE=1` or the cargo feature `secure` (debug mode wins): clears each freed block |
 //! | `SYSTEM`        | `System` (large.rs)   | running under valgrind (`valgrind.rs`), unless `ARENAGC_VALGRIND=pools` |
 //! | `PLAIN\|TRACED` | `Traced` (Plain)      | `trace::start` (feature `trace`), until `trace::stop` |
 //! | `DEBUG\|TRACED` | `Traced` (Debug)      | the same, in debug mode                              |
@@ -52,21 +53,25 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use super::backend::Backend;
 use super::debug::{self, Debug};
 use super::plain::{self, Plain};
+use super::secure::Secure;
 use super::size_class::is_small;
 use super::system::System;
 use super::valgrind;
 
 const UNSET: u8 = 0;
 const PLAIN: u8 = 1;
-const DEBUG: u8 = 2;
-const SYSTEM: u8 = 3;
+const SECURE: u8 = 2; // next to PLAIN: the allocation fast path serves both (`pools_selected`)
+const DEBUG: u8 = 3;
+const SYSTEM: u8 = 4;
 /// Added to the base backend while tracing: the requests go to `Traced` around that backend.
 #[cfg(feature = "trace")]
-const TRACED: u8 = 4;
+const TRACED: u8 = 8;
 
 static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 
 /// The plain backend is in use (already decided). No call, so the fast paths stay leaf code.
+/// (The hardened backend takes the out-of-line paths, which serve it with the same pool fast
+/// paths plus its clearing, without a dynamic call: `alloc_other`, `free_other`.)
 #[inline(always)]
 fn plain_selected() -> bool {
     !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == PLAIN
@@ -90,12 +95,14 @@ fn backend(selected: u8) -> Option<&'static dyn Backend> {
         return Some(match selected & !TRACED {
             PLAIN if !cfg!(feature = "debug") => &Traced(Plain),
             SYSTEM => &Traced(System),
+            SECURE => &Traced(Secure),
             _ => &Traced(Debug),
         });
     }
     match selected {
         PLAIN if !cfg!(feature = "debug") => None,
         SYSTEM => Some(&System),
+        SECURE => Some(&Secure),
         _ => Some(&Debug),
     }
 }
@@ -109,6 +116,8 @@ fn select() -> Option<&'static dyn Backend> {
     } else if cfg!(feature = "debug") || crate::options::DEBUG.flag() {
         debug::init();
         DEBUG
+    } else if cfg!(feature = "secure") || crate::options::SECURE.flag() {
+        SECURE
     } else {
         PLAIN
     };
@@ -212,6 +221,17 @@ pub fn alloc<const BY_ADDRESS: bool>(size: usize, align: usize, zero: bool) -> *
 
 #[inline(never)]
 fn alloc_other(size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
+    if !cfg!(feature = "debug")
+        && plain::is_pooled(size, align)
+        && SELECTED.load(Ordering::Relaxed) == SECURE
+    {
+        // Hardened mode allocates as the plain backend does (its work is in the pools).
+        return if by_address {
+            plain::small_alloc_sized::<true>(size, zero)
+        } else {
+            plain::small_alloc_sized::<false>(size, zero)
+        };
+    }
     match wrapper() {
         None => Plain.alloc(size, align, zero, by_address),
         Some(b) => b.alloc(size, align, zero, by_address),
@@ -270,6 +290,29 @@ pub unsafe fn free(p: *mut u8) {
 /// As `free_sized` / `free`.
 #[inline(never)]
 unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
+    if !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == SECURE {
+        // Hardened mode: the plain fast paths, the block cleared first.
+        // SAFETY: forwarded; the block is ours (pooled per its layout, or per the map).
+        unsafe {
+            match layout {
+                Some((size, align)) if plain::is_pooled(size, align) => {
+                    plain::clear_pooled(p, size, align);
+                    if is_small(size, align) {
+                        plain::small_free(p)
+                    } else {
+                        plain::medium_free(p)
+                    }
+                }
+                None if plain::owns(p) => {
+                    let pool = plain::checked_pool(p);
+                    plain::clear_in(p, pool);
+                    plain::pool_free(p, pool)
+                }
+                _ => Secure.free(p, layout),
+            }
+        }
+        return;
+    }
     // SAFETY: forwarded.
     unsafe {
         match wrapper() {

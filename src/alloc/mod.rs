@@ -55,6 +55,7 @@ mod pool;
 mod queue;
 #[doc(hidden)]
 pub mod remote;
+mod secure;
 mod size_class;
 mod stats;
 mod system;

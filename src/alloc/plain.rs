@@ -124,10 +124,6 @@ pub unsafe fn medium_free(b: *mut u8) {
 #[inline(always)]
 pub unsafe fn pool_free(b: *mut u8, p: *mut Pool) {
     let k = harden::key();
-    if harden::secure(k) {
-        // SAFETY: b is a live block of p (the caller's contract).
-        unsafe { clear_freed(b, p) };
-    }
     let h = thread::current();
     // SAFETY: b is live, so its pool header is live. The owner check is sound: only this thread
     // stores its own heap into a pool's owner, and only this thread clears it.
@@ -156,18 +152,54 @@ pub fn looks_freed(p: *const u8) -> bool {
     owns(p) && unsafe { (*pool_of_any(p)).is_block_start(p) && harden::is_freed(p as *mut u8) }
 }
 
-/// Hardened mode: zero a block being freed (past its first two words, which the free writes),
-/// so freed data never outlives the free and a read after free reads zeros. A block already
-/// marked free is left alone: `mark_local`/`mark_remote` report the double free next.
+/// Hardened mode (`secure.rs`): zero a pool block being freed (past its first two words,
+/// which the free writes), so freed data never outlives the free and a read after free reads
+/// zeros. Anything else (a large block, a pointer the free will reject) is left alone, and so
+/// is a block already marked free: the plain free reports the double free next.
 ///
 /// # Safety
-/// `b` is a block of pool `p`.
-#[cold]
-#[inline(never)]
-unsafe fn clear_freed(b: *mut u8, p: *mut Pool) {
-    // SAFETY: per the contract; a block is at least 16 bytes.
+/// `b` is about to be passed to `Plain::free`.
+pub(crate) unsafe fn clear_freed(b: *mut u8) {
+    if !owns(b) {
+        return;
+    }
+    // SAFETY: b is inside a mapped arena (owns), so its pool header is readable.
+    unsafe { clear_in(b, pool_of_any(b)) }
+}
+
+/// `clear_freed` for a block whose Rust layout says it is a pool block of `size` and `align`
+/// (its pool is then `pool_of` or `run_of` of it, no map lookup).
+///
+/// # Safety
+/// `b` is a live pool block allocated with that layout, about to be passed to `Plain::free`.
+#[inline]
+pub(crate) unsafe fn clear_pooled(b: *mut u8, size: usize, align: usize) {
+    let p = if is_small(size, align) {
+        pool_of(b)
+    } else {
+        run_of(b)
+    };
+    // SAFETY: per the contract: a live block of that pool (Rust's layout guarantees it), at
+    // least 16 bytes.
     unsafe {
         if !harden::is_freed(b) {
+            let bs = block_size((*p).class());
+            b.add(16).write_bytes(0, bs - 16);
+        }
+    }
+}
+
+/// Zero `b` past its two words unless it is marked free already (see `clear_freed`).
+///
+/// # Safety
+/// `p` is the header of the pool or run holding `b`, inside a mapped arena.
+#[cold]
+#[inline(never)]
+pub(crate) unsafe fn clear_in(b: *mut u8, p: *mut Pool) {
+    // SAFETY: per the contract; a block start of a pool in use is ours to write, and a block
+    // is at least 16 bytes.
+    unsafe {
+        if (*p).is_block_start(b) && !harden::is_freed(b) {
             let bs = block_size((*p).class());
             b.add(16).write_bytes(0, bs - 16);
         }

@@ -1,0 +1,57 @@
+//! The hardened backend (`ARENAGC_SECURE=1`, feature `secure`): the plain backend, and every
+//! block it frees is cleared first. Being a backend of its own (chosen once, in `dispatch.rs`)
+//! keeps the clearing off the default build's fast path entirely; the rest of hardened mode
+//! (shuffled pools, guard pages) lives where pools and arenas are made (`harden::secure_mode`).
+//!
+//! Invariants: it serves and frees exactly the plain backend's blocks; a block is cleared
+//! (past the allocator's two words) before the plain free marks it, unless it is marked free
+//! already, so a double free is still reported by the plain free.
+//!
+//! May touch: `plain.rs`, `backend.rs`.
+
+use super::backend::{Backend, realloc_by_moving};
+use super::plain::{self, Plain};
+
+/// The hardened backend (see the module docs).
+pub(crate) struct Secure;
+
+impl Backend for Secure {
+    fn alloc(&self, size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
+        Plain.alloc(size, align, zero, by_address)
+    }
+
+    unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
+        // SAFETY: p is a live block of the plain backend (ours). With a layout of a pool block
+        // (Rust's dealloc) its pool is known; otherwise clear_freed checks the address map.
+        unsafe {
+            match layout {
+                Some((size, align)) if plain::is_pooled(size, align) => {
+                    plain::clear_pooled(p, size, align)
+                }
+                _ => plain::clear_freed(p),
+            }
+            Plain.free(p, layout)
+        }
+    }
+
+    unsafe fn usable_size(&self, p: *mut u8) -> usize {
+        // SAFETY: forwarded.
+        unsafe { Plain.usable_size(p) }
+    }
+
+    unsafe fn realloc(
+        &self,
+        p: *mut u8,
+        layout: Option<(usize, usize)>,
+        new_size: usize,
+    ) -> *mut u8 {
+        // Always a new block and a free of the old one through `free` above, so the old
+        // contents are cleared (the plain realloc would free the old block unseen).
+        // SAFETY: per the contract.
+        unsafe { realloc_by_moving(self, p, layout, new_size) }
+    }
+
+    fn looks_freed(&self, p: *const u8) -> bool {
+        Plain.looks_freed(p)
+    }
+}
