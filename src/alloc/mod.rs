@@ -112,6 +112,21 @@ pub fn release_os_hold() {
     os::end_hold();
 }
 
+/// The allocator's spin lock, for the layers that take a lock inside an allocation (the
+/// tracer): it never allocates, and while a fork is in progress the forking thread gets it lent
+/// (`lock.rs`).
+#[cfg(feature = "trace")]
+pub(crate) use lock::SpinLock;
+
+/// Have the allocator's fork handlers hold `lock` across every `fork`, after the locks already
+/// registered (once per lock; the process setup is done first, so the handlers exist). Its
+/// holder must never take an allocator lock or allocate. False when the table is full.
+#[cfg(feature = "trace")]
+pub(crate) fn hold_across_fork<T>(lock: &'static SpinLock<T>) -> bool {
+    thread::ensure_process_init();
+    fork::add_lock(lock.raw())
+}
+
 /// A snapshot of the allocator's statistics; `Display` prints a table like
 /// `sys._debugmallocstats()`.
 pub fn stats() -> AllocStats {

@@ -1,7 +1,8 @@
 //! Memory for the tracer's own tables, straight from the kernel: the one file of `trace/` that
 //! maps memory. The tables never take memory from the allocator they trace, so recording a
 //! trace cannot recurse into the tracer and holding the tables' lock never waits for an
-//! allocator lock (`lock.rs`).
+//! allocator lock (the tables' lock is the allocator's `SpinLock`, held across fork by the
+//! allocator's handlers).
 //!
 //! Invariants:
 //! - A `Region` owns `len` bytes of private anonymous memory at `ptr` (zero-filled when mapped),

@@ -59,7 +59,6 @@
 mod filter;
 mod frames;
 pub(crate) mod hook;
-mod lock;
 mod mem;
 mod snapshot;
 mod table;
@@ -70,7 +69,7 @@ pub use filter::Filter;
 pub use frames::{Frame, Traceback};
 pub use snapshot::{Key, Snapshot, Statistic, StatisticDiff, TracedBlock, format_size};
 
-use lock::SpinLock;
+use crate::alloc::SpinLock;
 use table::Tables;
 
 /// The most frames a traceback keeps (`start`'s bound).
@@ -116,8 +115,14 @@ pub fn start(nframes: usize) -> Result<(), TraceError> {
     if nframes == 0 || nframes > MAX_NFRAMES {
         return Err(TraceError::BadFrameCount(nframes));
     }
-    // Before any tracer lock is held: registering allocates.
-    lock::install_fork_handlers();
+    // Once, before any tracer lock is held: the allocator's fork handlers hold both tracer
+    // locks across every fork (after its own; lock order CONTROL -> TABLES), lending them to
+    // the forking thread, so a child never inherits tables half updated.
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        crate::alloc::hold_across_fork(&CONTROL);
+        crate::alloc::hold_across_fork(&TABLES);
+    });
     let _control = CONTROL.lock();
     if TABLES.lock().tracing {
         return Ok(());
