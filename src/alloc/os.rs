@@ -45,14 +45,14 @@ static NEXT_ARENA_HINT: AtomicUsize = AtomicUsize::new(0);
 /// Map one arena-aligned arena. Null when the OS refuses.
 pub fn map_arena(guard: bool) -> *mut u8 {
     if guard {
-        return map_arena_guarded();
+        return map_arena_aligned(GUARD);
     }
     // First ask for exactly one arena at the hinted aligned address: one system call instead
     // of three when the kernel grants it (python3 running ffi/bench/alloc_heavy.py: 747
     // munmaps with the three-call path alone, 457 with the hint).
     let arena = match map_hinted(NEXT_ARENA_HINT.load(Ordering::Relaxed)) {
         Some(p) => p,
-        None => map_arena_aligned(),
+        None => map_arena_aligned(0),
     };
     if !arena.is_null() {
         NEXT_ARENA_HINT.store(
@@ -81,35 +81,13 @@ fn map_hinted(hint: usize) -> Option<*mut u8> {
     None
 }
 
-/// Map twice the size and trim, so the result is aligned to ARENA_SIZE.
-fn map_arena_aligned() -> *mut u8 {
-    let len = 2 * ARENA_SIZE;
-    let raw = mmap_anon(0, len);
-    if raw.is_null() {
-        return ptr::null_mut();
-    }
-    let start = raw as usize;
-    let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);
-    let head = aligned - start;
-    let tail = len - head - ARENA_SIZE;
-    // SAFETY: both trimmed ranges lie inside the mapping made above and are not used.
-    unsafe {
-        if head != 0 {
-            libc::munmap(raw, head);
-        }
-        if tail != 0 {
-            libc::munmap((aligned + ARENA_SIZE) as *mut libc::c_void, tail);
-        }
-    }
-    aligned as *mut u8
-}
-
 /// Bytes of the inaccessible page kept after each arena in hardened mode (`map_arena(true)`):
 /// a linear overflow off an arena's end faults there instead of reaching whatever follows.
 pub const GUARD: usize = 4096;
 
-/// An aligned arena followed by a `GUARD` page mapped inaccessible (hardened mode).
-fn map_arena_guarded() -> *mut u8 {
+/// Map twice the size and trim, so the result is aligned to ARENA_SIZE; with `guard` (0 or
+/// `GUARD`) bytes after the arena kept mapped and made inaccessible.
+fn map_arena_aligned(guard: usize) -> *mut u8 {
     let len = 2 * ARENA_SIZE;
     let raw = mmap_anon(0, len);
     if raw.is_null() {
@@ -118,25 +96,21 @@ fn map_arena_guarded() -> *mut u8 {
     let start = raw as usize;
     let aligned = (start + ARENA_SIZE - 1) & !(ARENA_SIZE - 1);
     let head = aligned - start;
-    // head < ARENA_SIZE, so at least ARENA_SIZE - head >= GUARD bytes follow the arena (the
-    // mapping and the arena are both page-aligned, and head is 0 or a multiple of a page that
-    // leaves ARENA_SIZE - head >= 4096).
+    // At least a page follows the arena: the mapping is page-aligned, so head is at most
+    // ARENA_SIZE - 4096 and the tail at least 4096 >= guard.
     let tail = len - head - ARENA_SIZE;
     // SAFETY: the trimmed and protected ranges lie inside the mapping made above, unused.
     unsafe {
         if head != 0 {
             libc::munmap(raw, head);
         }
-        let guard = (aligned + ARENA_SIZE) as *mut libc::c_void;
-        if tail < GUARD || libc::mprotect(guard, GUARD, libc::PROT_NONE) != 0 {
+        let after = (aligned + ARENA_SIZE) as *mut libc::c_void;
+        if guard != 0 && (tail < guard || libc::mprotect(after, guard, libc::PROT_NONE) != 0) {
             libc::munmap(aligned as *mut libc::c_void, len - head);
             return ptr::null_mut();
         }
-        if tail > GUARD {
-            libc::munmap(
-                (aligned + ARENA_SIZE + GUARD) as *mut libc::c_void,
-                tail - GUARD,
-            );
+        if tail > guard {
+            libc::munmap(after.byte_add(guard), tail - guard);
         }
     }
     aligned as *mut u8

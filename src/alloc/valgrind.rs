@@ -42,7 +42,7 @@ fn running_on_valgrind() -> u64 {
     // SAFETY: valgrind.h's client-request preamble for amd64: four rotations of rdi that add up
     // to 128 bits (rdi ends as it began; declared clobbered anyway) and `xchg rbx, rbx`, a
     // no-op. On hardware nothing else happens and rdx keeps the default; under valgrind the
-    // core reads the request from [rax] and writes its answer to rdx. The argument block lives
+    // core reads the request from [rax] and writes its answer to rdx; the argument block lives
     // across the call.
     unsafe {
         core::arch::asm!(

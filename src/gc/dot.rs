@@ -261,10 +261,10 @@ impl Graph {
     /// # Safety
     /// As [`render`](Graph::render).
     unsafe fn roots(&self, st: &GcState) -> Result<Vec<Option<(usize, bool)>>, GcError> {
-        // SAFETY: the drawn objects are live.
         let untracked: Vec<usize> = self
             .nodes
             .iter()
+            // SAFETY: the drawn objects are live.
             .filter(|&&o| !unsafe { object::is_tracked(o) })
             .map(|&o| o as usize)
             .collect();
