@@ -347,3 +347,38 @@ fn stats_file_gets_one_whole_table_per_process_with_stderr_closed() {
         assert_eq!(exit_stats(&text).len(), 1);
     }
 }
+
+/// The preload library under valgrind's tools that keep glibc's allocator (callgrind,
+/// cachegrind), with the pools kept (`ARENAGC_VALGRIND=pools`, as `benches/icount` runs):
+/// `malloc_usable_size` of a large block asks the system's function, not our own export of the
+/// same name (which recursed until the stack overflowed).
+#[test]
+fn usable_size_of_a_large_block_under_callgrind_with_the_pools_kept() {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("note: SKIPPED: valgrind is not installed");
+        return;
+    }
+    let dir = fresh_dir("callgrind_usable");
+    let src = dir.join("usable.c");
+    std::fs::write(
+        &src,
+        "#include <malloc.h>\n#include <stdio.h>\n#include <stdlib.h>\n\
+         int main(void) {\n  char *p = malloc(100000), *q = malloc(24);\n\
+         if (!p || !q || malloc_usable_size(p) < 100000 || malloc_usable_size(q) < 24) return 1;\n\
+         free(p); free(q); puts(\"usable ok\"); return 0;\n}\n",
+    )
+    .expect("write usable.c");
+    let exe = common::cc("callgrind_usable_exe", &src, Link::Preload, &["-O1"]);
+    for tool in ["callgrind", "cachegrind"] {
+        let (out, err) = run_ok(
+            Command::new("valgrind")
+                .arg(format!("--tool={tool}"))
+                .arg(format!("--{tool}-out-file=/dev/null"))
+                .arg(&exe)
+                .env("LD_PRELOAD", preload())
+                .env("ARENAGC_VALGRIND", "pools")
+                .env_remove("ARENAGC_DEBUG"),
+        );
+        assert!(out.contains("usable ok"), "{tool}: {out}\n{err}");
+    }
+}

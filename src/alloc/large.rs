@@ -50,9 +50,13 @@ mod sys {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub unsafe fn usable_size(p: *mut u8) -> usize {
     if super::valgrind::active() {
-        // valgrind's allocator replaces glibc's and has no chunk header to read.
+        // memcheck's allocator replaces glibc's and has no chunk header to read: ask the
+        // system's `malloc_usable_size`, which valgrind redirects to its own. Not the symbol
+        // `malloc_usable_size` itself: in the preload library that is our own export, which
+        // leads back here (an endless recursion under callgrind and cachegrind, where glibc's
+        // allocator stays).
         // SAFETY: p is a live block of the system allocator.
-        return unsafe { libc::malloc_usable_size(p.cast()) };
+        return unsafe { system_usable_size(p) };
     }
     // glibc keeps `size | flags` in the word before the user pointer; bit 1 (IS_MMAPPED) means
     // the chunk has a 16-byte header, otherwise 8 bytes of it are the next chunk's prev_size
@@ -67,6 +71,38 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     } else {
         size.saturating_sub(8)
     }
+}
+
+/// The system allocator's `malloc_usable_size`, found past our own object (`RTLD_NEXT`) so the
+/// preload library's export of the same name is skipped; looked up once.
+///
+/// # Safety
+/// `p` is a live block of the system allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe fn system_usable_size(p: *mut u8) -> usize {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    type UsableSize = unsafe extern "C" fn(*mut libc::c_void) -> usize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut f = NEXT.load(Ordering::Acquire);
+    if f == 0 {
+        // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT is valid from a shared object and
+        // from the executable. It may allocate, which reaches our allocator through the
+        // ordinary paths (no lock is held here).
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"malloc_usable_size".as_ptr()) } as usize;
+        if f == 0 {
+            // SAFETY: as above, the default search order (the Rust library linked statically
+            // into a program that does not export the symbol itself).
+            f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc_usable_size".as_ptr()) } as usize;
+        }
+        assert!(
+            f != 0,
+            "arenagc: the system allocator has no malloc_usable_size"
+        );
+        NEXT.store(f, Ordering::Release);
+    }
+    // SAFETY: f is the address of the C function `malloc_usable_size` (dlsym found it), whose
+    // signature is UsableSize; p is a live block of the system allocator.
+    unsafe { core::mem::transmute::<usize, UsableSize>(f)(p.cast()) }
 }
 
 /// # Safety
