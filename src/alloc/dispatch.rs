@@ -253,13 +253,7 @@ pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
             );
         }
         // SAFETY: the caller frees a small or medium block of the plain backend.
-        return unsafe {
-            if is_small(size, align) {
-                plain::small_free(p)
-            } else {
-                plain::medium_free(p)
-            }
-        };
+        return unsafe { plain::sized_free(p, size) };
     }
     // SAFETY: forwarded.
     unsafe { free_other(p, Some((size, align))) }

@@ -28,7 +28,7 @@ use super::backend::Backend;
 use super::harden;
 use super::heap;
 use super::large;
-use super::pool::{Pool, pool_of, pool_of_any, run_of};
+use super::pool::{Pool, pool_of, pool_of_any, pool_of_size, run_of};
 use super::size_class::{any_class_of, block_size, is_medium, is_small};
 use super::thread;
 use super::{addr_map, fatal};
@@ -115,6 +115,17 @@ pub unsafe fn small_free(b: *mut u8) {
 pub unsafe fn medium_free(b: *mut u8) {
     // SAFETY: forwarded; a medium block's header is its run's.
     unsafe { pool_free(b, run_of(b)) }
+}
+
+/// Free a pool block whose request size the caller knows (Rust's `dealloc`): small or medium
+/// without a branch (`pool::pool_of_size`).
+///
+/// # Safety
+/// `b` is a live block handed out by `small_alloc_sized(size, _)`, `size <= MEDIUM_MAX`.
+#[inline(always)]
+pub unsafe fn sized_free(b: *mut u8, size: usize) {
+    // SAFETY: forwarded; the header of a pooled block of that size is this one.
+    unsafe { pool_free(b, pool_of_size(b, size)) }
 }
 
 /// Free `b` into `p`, the header of its pool or run.

@@ -35,7 +35,9 @@
 //! where `nused` counts blocks handed out and not yet freed locally (blocks waiting on the
 //! remote list still count as used until the owner takes them).
 
-use crate::config::{ALL_CLASSES, ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS};
+use crate::config::{
+    ALL_CLASSES, ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS, SMALL_MAX,
+};
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
@@ -43,7 +45,8 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
 use super::harden;
 use super::remote::{Block, RemoteWord};
 use super::size_class::{
-    CLASS_NONE, CLASS_RUN_TAIL, block_size, blocks_per_pool, is_block_offset, pool_limit,
+    CLASS_NONE, CLASS_RUN_TAIL, block_size, blocks_per_pool, is_block_multiple, is_block_offset,
+    pool_limit,
 };
 
 /// The owner back-pointer's type: a thread heap, seen from below as an opaque address. Pools
@@ -89,6 +92,19 @@ pub fn run_of(p: *const u8) -> *mut Pool {
         a & !(ARENA_SIZE - 1),
         (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1),
     )
+}
+
+/// The header of the pool or run holding `p`, a block of a pooled request of `size` bytes
+/// (`size <= MEDIUM_MAX`): `pool_of` for a small size, `run_of` for a medium one, chosen with a
+/// mask instead of a branch, which a program freeing sizes on both sides of `SMALL_MAX` at
+/// random would mispredict every other time.
+#[inline(always)]
+pub fn pool_of_size(p: *const u8, size: usize) -> *mut Pool {
+    let a = p as usize;
+    let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
+    let run = (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1);
+    let medium = ((size > SMALL_MAX) as usize).wrapping_neg();
+    header_of(a & !(ARENA_SIZE - 1), (i & !medium) | (run & medium))
 }
 
 /// The header of the pool (small) or run (medium) holding `p`, an address inside one of our
@@ -432,8 +448,13 @@ impl Pool {
     #[inline(always)]
     pub fn is_block_start(&self, p: *const u8) -> bool {
         let off = (p as usize).wrapping_sub(self.base());
-        off < self.bump.load(Ordering::Relaxed) as usize
-            && is_block_offset(self.class.load(Ordering::Acquire) as usize, off)
+        // The bump offset is at most the class's pool limit (pool invariant), so an offset
+        // below it is a whole block's start exactly when it is a multiple of the block size.
+        let class = self.class.load(Ordering::Acquire) as usize;
+        let start =
+            off < self.bump.load(Ordering::Relaxed) as usize && is_block_multiple(class, off);
+        debug_assert!(!start || is_block_offset(class, off));
+        start
     }
 }
 

@@ -8,7 +8,9 @@
 //! | `CLASS_RUN_TAIL`                 | (a pool inside a run, not its first) | -               |
 //!
 //! Every per-class quantity the hot paths need (block size, bump limit, block starts) is a
-//! table indexed by class, so small and medium pools run the same code.
+//! table indexed by class, so small and medium pools run the same code, without a branch on
+//! the class: request size -> class is a table by 16-byte step, and "is this a block start" a
+//! multiply by the class's divisibility magic.
 
 use crate::config::{
     ALIGNMENT, ALIGNMENT_SHIFT, ALL_CLASSES, MEDIUM_MAX, MEDIUM_STEP, NUM_CLASSES, POOL_SIZE,
@@ -54,14 +56,28 @@ pub const fn medium_class_of(size: usize) -> usize {
     NUM_CLASSES + (size - SMALL_MAX - 1) / MEDIUM_STEP
 }
 
-/// Class index of any request the pools serve (small or medium).
+/// Class index of any request the pools serve (small or medium: `size <= MEDIUM_MAX`). One load
+/// from a table indexed by 16-byte steps, no branch: a program whose sizes straddle
+/// `SMALL_MAX` at random (half of a larson-shaped program's blocks are over 512 bytes) would
+/// mispredict a small-or-medium test on every other call.
 #[inline(always)]
 pub const fn any_class_of(size: usize) -> usize {
-    if size <= SMALL_MAX {
-        class_of(size)
-    } else {
-        medium_class_of(size)
-    }
+    const STEPS: usize = MEDIUM_MAX / ALIGNMENT + 1;
+    const BY_STEP: [u8; STEPS] = {
+        let mut t = [0u8; STEPS];
+        let mut i = 0;
+        while i < STEPS {
+            let size = i * ALIGNMENT;
+            t[i] = if size <= SMALL_MAX {
+                class_of(size)
+            } else {
+                medium_class_of(size)
+            } as u8;
+            i += 1;
+        }
+        t
+    };
+    BY_STEP[(size + ALIGNMENT - 1) >> ALIGNMENT_SHIFT] as usize
 }
 
 /// Bytes a pool of `class` spans: a pool, or a run for a medium class.
@@ -125,58 +141,39 @@ pub const fn pool_limit(class: usize) -> usize {
     LIMITS[class] as usize
 }
 
-/// Words of a class's block-start map: one bit per 16 bytes of its span.
-const POOL_WORDS: usize = POOL_SIZE / ALIGNMENT / 64;
-const RUN_WORDS: usize = RUN_SIZE / ALIGNMENT / 64;
-
-/// The block-start map of the classes `first..first + N` (the others' rows stay zero), `W` words
-/// each.
-const fn starts<const N: usize, const W: usize>(first: usize) -> [[u64; W]; N] {
-    let mut t = [[0u64; W]; N];
-    let mut i = 0;
-    while i < N {
-        let c = first + i;
-        if c < ALL_CLASSES {
-            let mut b = 0;
-            while b < blocks_per_pool(c) {
-                let step = b * size_of_class(c) / ALIGNMENT;
-                t[i][step / 64] |= 1u64 << (step % 64);
-                b += 1;
-            }
-        }
-        i += 1;
+/// The divisibility magic of each class (Lemire, Kaser and Kurz, "Faster remainder by direct
+/// computation", 2019): for `n < 2^32` and a block size `d`, with `c = 2^64 / d` rounded up,
+/// `n % d == 0` exactly when `n * c mod 2^64 < c`. 0 for `CLASS_NONE` and `CLASS_RUN_TAIL`, which
+/// makes the test fail for every offset.
+/// 256 entries, indexed by the pool header's `u8` class, so the lookup needs no bounds check.
+const DIVISIBLE: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut c = 0;
+    while c < ALL_CLASSES {
+        t[c] = u64::MAX / size_of_class(c) as u64 + 1;
+        c += 1;
     }
     t
+};
+
+/// Is `off` a multiple of `class`'s block size? One table load, a multiply and a compare, the
+/// same instructions for every class (no small-or-medium branch, which a program freeing sizes
+/// on both sides of `SMALL_MAX` at random would mispredict every other time). False for
+/// `CLASS_NONE` and `CLASS_RUN_TAIL`. The caller has checked `off` against the pool's bump
+/// offset (at most `pool_limit(class)`, so below 2^32); `is_block_offset` is the full test.
+/// `class` is a pool header's class (below 256).
+#[inline(always)]
+pub fn is_block_multiple(class: usize, off: usize) -> bool {
+    debug_assert!(off <= u32::MAX as usize);
+    let c = DIVISIBLE[class as u8 as usize];
+    (off as u64).wrapping_mul(c) < c
 }
 
-/// Is `off` (a byte offset in a pool of `class`, below its span) the start of a block? One
-/// table load and a bit test (no division): bit `off / 16` of the class's map (one bit per 16
-/// bytes of the pool). Never for `CLASS_NONE` or `CLASS_RUN_TAIL`, and never for an offset
-/// past the span. Small and medium classes have tables of their own, so the small ones, read
-/// by every `free` from C, stay as compact as before medium classes existed (1 KiB).
+/// Is `off` (a byte offset in a pool of `class`) the start of a block that fits the pool? Never
+/// for `CLASS_NONE` or `CLASS_RUN_TAIL`, and never for an offset past the last whole block.
 #[inline(always)]
 pub fn is_block_offset(class: usize, off: usize) -> bool {
-    const SMALL: [[u64; POOL_WORDS]; NUM_CLASSES] = starts::<NUM_CLASSES, POOL_WORDS>(0);
-    const MEDIUM: [[u64; RUN_WORDS]; ALL_CLASSES - NUM_CLASSES] =
-        starts::<{ ALL_CLASSES - NUM_CLASSES }, RUN_WORDS>(NUM_CLASSES);
-    let step = off >> ALIGNMENT_SHIFT;
-    if off % ALIGNMENT != 0 {
-        return false;
-    }
-    let word = if class < NUM_CLASSES {
-        if step / 64 >= POOL_WORDS {
-            return false;
-        }
-        SMALL[class][step / 64]
-    } else if class < ALL_CLASSES {
-        if step / 64 >= RUN_WORDS {
-            return false;
-        }
-        MEDIUM[class - NUM_CLASSES][step / 64]
-    } else {
-        return false;
-    };
-    (word >> (step % 64)) & 1 != 0
+    off < pool_limit(class) && is_block_multiple(class, off)
 }
 
 const _: () = assert!(class_of(SMALL_MAX) == NUM_CLASSES - 1);
@@ -222,6 +219,32 @@ mod tests {
                 c - 1
             );
             assert_eq!(block_size(c) % ALIGNMENT, 0);
+        }
+    }
+
+    #[test]
+    fn the_class_table_agrees_with_the_formulas() {
+        for size in 0..=MEDIUM_MAX {
+            let want = if size <= SMALL_MAX {
+                class_of(size)
+            } else {
+                medium_class_of(size)
+            };
+            assert_eq!(any_class_of(size), want, "size {size}");
+        }
+    }
+
+    #[test]
+    fn divisibility_magic_is_exact_for_every_class_and_offset() {
+        for c in 0..=CLASS_RUN_TAIL {
+            for off in 0..(1usize << 17) {
+                let want = c < ALL_CLASSES && off % block_size(c) == 0;
+                assert_eq!(is_block_multiple(c, off), want, "class {c} offset {off}");
+            }
+            for off in [u32::MAX as usize, u32::MAX as usize - 15, 1 << 31] {
+                let want = c < ALL_CLASSES && off % block_size(c) == 0;
+                assert_eq!(is_block_multiple(c, off), want, "class {c} offset {off}");
+            }
         }
     }
 
