@@ -84,6 +84,32 @@ fn random_replace(n: usize) {
     }
 }
 
+/// C's malloc/free with larson's sizes (8..1000 bytes, so half the blocks are medium) in 1000
+/// slots, one replacement per operation.
+fn c_mixed(n: usize) {
+    const LIVE: usize = 1000;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    let mut slots: Vec<*mut u8> = (0..LIVE)
+        .map(|_| arenagc::alloc::c::malloc(8 + next() % 993))
+        .collect();
+    for _ in 0..n {
+        let i = next() % LIVE;
+        // SAFETY: slots[i] came from malloc and is freed once.
+        unsafe { arenagc::alloc::c::free(slots[i]) };
+        slots[i] = arenagc::alloc::c::malloc(8 + next() % 993);
+    }
+    for p in slots {
+        // SAFETY: as above.
+        unsafe { arenagc::alloc::c::free(p) };
+    }
+}
+
 fn gc_new_drop(n: usize) {
     for _ in 0..n {
         let a = Gc::new(Node {
@@ -120,6 +146,7 @@ fn main() {
         "c_pair_48" => c_pair(48, n),
         "batch_1000x64" => batch(n),
         "random_replace" => random_replace(n),
+        "c_mixed" => c_mixed(n),
         "gc_new_clone_drop" => gc_new_drop(n),
         "gc_collect_cycles" => gc_cycles(n),
         w => panic!("unknown workload {w}"),

@@ -16,7 +16,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 : "${BASE:?set BASE=<git ref>}"
 NEW="${NEW:-}"
-WORKLOADS="${WORKLOADS:-hot_pair_16 hot_pair_64 hot_pair_256 hot_pair_1024 c_pair_48 batch_1000x64 random_replace gc_new_clone_drop gc_collect_cycles}"
+WORKLOADS="${WORKLOADS:-hot_pair_16 hot_pair_64 hot_pair_256 hot_pair_1024 c_pair_48 batch_1000x64 random_replace c_mixed gc_new_clone_drop gc_collect_cycles}"
 work="$root/target/icount"
 mkdir -p "$work"
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
@@ -70,7 +70,7 @@ n_of() {
     case "$1" in
     batch_1000x64) echo 200 ;;
     gc_collect_cycles) echo 100000 ;;
-    random_replace) echo 200000 ;;
+    random_replace | c_mixed) echo 200000 ;;
     *) echo 1000000 ;;
     esac
 }
