@@ -23,6 +23,18 @@ const CASES: &[(&str, bool, &str)] = &[
         "the header, if intact, says 500 bytes, allocation #",
     ),
     ("underflow_1500", true, "fatal error: underflow"),
+    // A block from the system allocator whose whole header was overwritten: named from the
+    // registry of live system blocks (debug_large.rs), not "not from this allocator".
+    (
+        "underflow_large_header",
+        true,
+        "payload of a 5000-byte block were overwritten",
+    ),
+    (
+        "underflow_over_aligned_header",
+        true,
+        "payload of a 100-byte block were overwritten",
+    ),
     ("double_free", true, "fatal error: double free"),
     ("double_free_large", true, "fatal error: double free"),
     (
@@ -92,6 +104,16 @@ fn commit(name: &str) {
                 let p = ArenaAlloc.alloc(layout(n));
                 *p.sub(1) = 0;
                 ArenaAlloc.dealloc(p, layout(n));
+            }
+            "underflow_large_header" | "underflow_over_aligned_header" => {
+                let l = if name == "underflow_large_header" {
+                    layout(5000)
+                } else {
+                    Layout::from_size_align(100, 4096).unwrap()
+                };
+                let p = ArenaAlloc.alloc(l);
+                p.sub(16).write_bytes(0x41, 16);
+                ArenaAlloc.dealloc(p, l);
             }
             "double_free" | "double_free_large" => {
                 let n = if name == "double_free" { 64 } else { 5000 };

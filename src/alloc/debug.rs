@@ -25,6 +25,7 @@ use crate::config::{DEBUG_QUARANTINE, DEBUG_TAIL, FILL_FREED, FILL_GUARD, FILL_N
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::backend::Backend;
+use super::debug_large;
 use super::fatal::fatal_fmt;
 use super::large;
 use super::lock::SpinLock;
@@ -39,6 +40,7 @@ pub(crate) struct Debug;
 /// Before the first debug block: have the fork handlers take the quarantine's lock.
 pub(crate) fn init() {
     super::fork::add_lock(QUARANTINE.raw());
+    debug_large::init();
 }
 
 impl Backend for Debug {
@@ -213,6 +215,10 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         });
         user.write_bytes(if zero { 0 } else { FILL_NEW }, size);
         user.add(size).write_bytes(FILL_GUARD, DEBUG_TAIL);
+        if !plain::owns(base) {
+            let serial = (*user.sub(HEADER).cast::<Header>()).serial;
+            debug_large::insert(user, size, serial);
+        }
         user
     }
 }
@@ -282,6 +288,17 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     }
     if h.guard != [FILL_GUARD; 3] || h.align_shift & !SYSTEM_BLOCK > 40 {
         if !ours {
+            if let Some((size, serial)) = debug_large::lookup(user) {
+                fatal_fmt(
+                    "underflow",
+                    user,
+                    format_args!(
+                        "the guard bytes before the payload of a {size}-byte block were \
+                         overwritten (guard: {:02x?}; allocation #{serial})",
+                        h.guard
+                    ),
+                );
+            }
             fatal_fmt(
                 "pointer not from this allocator",
                 user,
@@ -391,6 +408,9 @@ pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
     let base = unsafe { user.sub(f) };
     // SAFETY: the header is intact (checked); read before the fill below.
     let serial = unsafe { (*user.sub(HEADER).cast::<Header>()).serial };
+    if !plain::owns(base) {
+        debug_large::remove(user);
+    }
     // SAFETY: as above.
     unsafe { base.write_bytes(FILL_FREED, len) };
     let held = Held {

@@ -38,6 +38,7 @@ pub mod c;
 mod cache;
 mod counter;
 mod debug;
+mod debug_large;
 mod dispatch;
 mod fork;
 mod global;

@@ -184,6 +184,17 @@ pub fn reserve_table(bytes: usize) -> *mut u8 {
     mmap_anon(0, bytes).cast()
 }
 
+/// Give back a table that `reserve_table(bytes)` returned and that nothing refers to any more
+/// (debug mode's registry, which grows by moving).
+///
+/// # Safety
+/// `p` and `bytes` are a `reserve_table` result and its size, no longer used.
+pub unsafe fn release_table(p: *mut u8, bytes: usize) {
+    // SAFETY: per the contract, the whole mapping is ours and unused.
+    let rc = unsafe { libc::munmap(p.cast(), bytes) };
+    invariant!(rc == 0, "munmap of a table failed");
+}
+
 pub use super::fatal::write_stderr;
 
 /// Resident set size of this process in bytes (from /proc/self/statm), for tests and benches.
