@@ -18,11 +18,14 @@
 //!   outlives `stop` (a thread that chose the wrapper before `stop` finds tracing off).
 //! - A trace is removed before its block goes back to the backend, so another thread that gets
 //!   the same address next never has its new trace removed by this free.
+//! - In sampled mode an allocation that is not sampled costs a countdown (`sample::take`) and
+//!   nothing else; a free whose address bucket has no trace (`sample::maybe_traced`) takes no
+//!   lock, in either mode.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES};
+use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES, sample};
 
 /// Mirror of `Tables::tracing`, written under the lock; read without it to skip work.
 pub(crate) static TRACING: AtomicBool = AtomicBool::new(false);
@@ -103,6 +106,10 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
     if !TRACING.load(Ordering::Relaxed) {
         return;
     }
+    let mean = sample::MEAN.load(Ordering::Relaxed);
+    if mean != 0 && !sample::take(size, mean) {
+        return;
+    }
     let Some(_busy) = enter() else { return };
     let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
     // The limit is read without the lock: a change between here and the record only changes
@@ -119,7 +126,7 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
 /// tracing started, as tracemalloc ignores those).
 #[inline(never)]
 pub(crate) fn freed(p: *mut u8) {
-    if !TRACING.load(Ordering::Relaxed) {
+    if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return;
     }
     TABLES.lock().remove(p as usize);
@@ -132,7 +139,7 @@ pub(crate) struct Detached(Option<(usize, usize, u64)>);
 /// reused by another thread as soon as the backend moves the block).
 #[inline(never)]
 pub(crate) fn detach(p: *mut u8) -> Detached {
-    if !TRACING.load(Ordering::Relaxed) {
+    if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return Detached(None);
     }
     let mut t = TABLES.lock();
