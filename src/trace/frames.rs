@@ -57,6 +57,15 @@ impl Frame {
         self.function.as_deref()
     }
 
+    /// A frame read back from a file (`file.rs`).
+    pub(crate) fn new(filename: Arc<str>, lineno: u32, function: Option<Arc<str>>) -> Frame {
+        Frame {
+            filename,
+            lineno,
+            function,
+        }
+    }
+
     pub(crate) fn unknown() -> Frame {
         Frame {
             filename: Arc::from("<unknown>"),

@@ -25,6 +25,7 @@
 //! | `get_object_traceback(obj)`      | `get_object_traceback(ptr)`                              |
 //! | `take_snapshot()`                | `take_snapshot` -> `Snapshot`: `statistics`, `statistics_cumulative`, `compare_to`, `filter_traces` |
 //! | `Filter`, `Statistic`, `StatisticDiff`, `Traceback`, `Frame`, `Trace` | the same names; `Trace` is `TracedBlock` |
+//! | `Snapshot.dump()`, `Snapshot.load()` | `Snapshot::dump`, `Snapshot::load` (`file.rs`: a format of its own) |
 //! | (jemalloc's `prof_sample`)       | `start_sampled(mean_bytes, nframes)`, `sample_mean`, `reseed_sampler`: estimates |
 //!
 //! How it works: tracing is a layer around the allocation backend. `start` sets the `TRACED`
@@ -58,6 +59,7 @@
 //!
 //! [`ArenaAlloc`]: crate::ArenaAlloc
 
+mod file;
 mod filter;
 mod frames;
 pub(crate) mod hook;
@@ -68,6 +70,7 @@ mod table;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+pub use file::{FORMAT_VERSION, FormatError};
 pub use filter::Filter;
 pub use frames::{Frame, Traceback};
 pub use sample::DEFAULT_SAMPLE_MEAN;
