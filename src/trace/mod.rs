@@ -26,6 +26,7 @@
 //! | `take_snapshot()`                | `take_snapshot` -> `Snapshot`: `statistics`, `statistics_cumulative`, `compare_to`, `filter_traces` |
 //! | `Filter`, `Statistic`, `StatisticDiff`, `Traceback`, `Frame`, `Trace` | the same names; `Trace` is `TracedBlock` |
 //! | `Snapshot.dump()`, `Snapshot.load()` | `Snapshot::dump`, `Snapshot::load` (`file.rs`: a format of its own) |
+//! | (pprof, flame graphs)           | `Snapshot::write_pprof`, `write_folded`, `write_flamegraph` (feature `flamegraph`) (`output.rs`) |
 //! | (jemalloc's `prof_sample`)       | `start_sampled(mean_bytes, nframes)`, `sample_mean`, `reseed_sampler`: estimates |
 //!
 //! How it works: tracing is a layer around the allocation backend. `start` sets the `TRACED`
@@ -64,6 +65,7 @@ mod filter;
 mod frames;
 pub(crate) mod hook;
 mod mem;
+mod output;
 mod sample;
 mod snapshot;
 mod table;
