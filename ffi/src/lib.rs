@@ -6,7 +6,8 @@
 //!           │     └ AgcStats (types.rs) <── AllocStats
 //!           ├─> agc_new, agc_track, agc_weakref_* (object.rs) ──> arenagc::object, gc::raw
 //!           ├─> agc_gc_* (gc.rs) ──> arenagc::gc (the current runtime)
-//!           └─> agc_runtime_* (runtime.rs) ──> arenagc::gc::Runtime, AttachGuard
+//!           ├─> agc_runtime_* (runtime.rs) ──> arenagc::gc::Runtime, AttachGuard
+//!           └─> agc_trace_* (trace.rs) ──> arenagc::trace (tracemalloc, snapshots, pprof)
 //!  LD_PRELOAD ─> malloc, free, ... (malloc_override.rs, feature `override`,
 //!                built as libarenagc_malloc.so by the `arenagc-malloc` package)
 //! ```
@@ -28,6 +29,7 @@ pub mod gc;
 mod malloc_override;
 pub mod object;
 pub mod runtime;
+pub mod trace;
 pub mod types;
 
 use arenagc::alloc;
