@@ -92,7 +92,12 @@ fn capture(buf: &mut [usize]) -> usize {
     // The callback stores into `buf` and allocates nothing.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
-            buf[n] = frame.ip() as usize;
+            // The outermost frame of a C program's stack reports address 0: not a frame.
+            let ip = frame.ip() as usize;
+            if ip == 0 {
+                return false;
+            }
+            buf[n] = ip;
             n += 1;
             n < buf.len()
         });
