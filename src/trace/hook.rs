@@ -105,7 +105,8 @@ fn capture(buf: &mut [usize]) -> usize {
     n
 }
 
-/// A block of `size` bytes at `p` was just allocated: record it with the calling stack.
+/// A block of `size` bytes at `p` was just allocated: record it with the calling stack (in
+/// sampled mode, only when the countdown runs out). Kept small: the capture is out of line.
 #[inline(never)]
 pub(crate) fn allocated(p: *mut u8, size: usize) {
     if !TRACING.load(Ordering::Relaxed) {
@@ -115,6 +116,12 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
     if mean != 0 && !sample::take(size, mean) {
         return;
     }
+    record(p, size);
+}
+
+/// Capture the calling stack and record the block (`allocated`'s slow part).
+#[inline(never)]
+fn record(p: *mut u8, size: usize) {
     let Some(_busy) = enter() else { return };
     let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
     // The limit is read without the lock: a change between here and the record only changes
@@ -128,12 +135,18 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
 }
 
 /// The block at `p` is about to be freed: forget its trace (none for a block allocated before
-/// tracing started, as tracemalloc ignores those).
+/// tracing started, as tracemalloc ignores those). Kept small: the lookup is out of line.
 #[inline(never)]
 pub(crate) fn freed(p: *mut u8) {
     if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return;
     }
+    forget(p);
+}
+
+/// Remove the trace of `p` under the lock (`freed`'s slow part).
+#[inline(never)]
+fn forget(p: *mut u8) {
     TABLES.lock().remove(p as usize);
 }
 

@@ -42,18 +42,21 @@ static SEED: AtomicU64 = AtomicU64::new(0);
 /// Threads seeded in this process, so each gets its own stream.
 static STREAMS: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Clone, Copy)]
+/// A thread's sampling state: scalar cells, each read and written whole (a 24-byte struct
+/// copied in and out cost a store-forwarding stall per allocation).
 struct State {
     /// Bytes left before the next sample.
-    left: i64,
+    left: Cell<i64>,
     /// xorshift64* state (never 0 once seeded).
-    rng: u64,
+    rng: Cell<u64>,
     /// The `EPOCH` the countdown was drawn in.
-    epoch: u64,
+    epoch: Cell<u64>,
 }
 
 std::thread_local! {
-    static STATE: Cell<State> = const { Cell::new(State { left: 0, rng: 0, epoch: 0 }) };
+    static STATE: State = const {
+        State { left: Cell::new(0), rng: Cell::new(0), epoch: Cell::new(0) }
+    };
 }
 
 /// splitmix64: a well-mixed 64-bit value from any input.
@@ -88,16 +91,13 @@ fn draw(rng: &mut u64, mean: usize) -> i64 {
 #[inline]
 pub(crate) fn take(size: usize, mean: usize) -> bool {
     STATE
-        .try_with(|c| {
-            let mut s = c.get();
-            s.left -= size.min(i64::MAX as usize / 4) as i64;
-            if s.left > 0 && s.epoch == EPOCH.load(Ordering::Relaxed) {
-                c.set(s);
+        .try_with(|s| {
+            let left = s.left.get() - size.min(i64::MAX as usize / 4) as i64;
+            if left > 0 && s.epoch.get() == EPOCH.load(Ordering::Relaxed) {
+                s.left.set(left);
                 return false;
             }
-            let sampled = crossed(&mut s, size, mean);
-            c.set(s);
-            sampled
+            crossed(s, size, mean)
         })
         .unwrap_or(false)
 }
@@ -105,20 +105,24 @@ pub(crate) fn take(size: usize, mean: usize) -> bool {
 /// The countdown ran out, or was drawn in an older session: `take`'s slow path.
 #[cold]
 #[inline(never)]
-fn crossed(s: &mut State, size: usize, mean: usize) -> bool {
+fn crossed(s: &State, size: usize, mean: usize) -> bool {
     let epoch = EPOCH.load(Ordering::Relaxed);
-    if s.epoch != epoch {
+    let mut rng = s.rng.get();
+    if s.epoch.get() != epoch {
         // First allocation of this thread in this session: a stream of its own, a fresh
         // countdown, and this allocation counted against it.
         let stream = STREAMS.fetch_add(1, Ordering::Relaxed);
-        s.rng = mix(SEED.load(Ordering::Relaxed) ^ mix(stream));
-        s.epoch = epoch;
-        s.left = draw(&mut s.rng, mean) - size.min(i64::MAX as usize / 4) as i64;
-        if s.left > 0 {
+        rng = mix(SEED.load(Ordering::Relaxed) ^ mix(stream));
+        s.epoch.set(epoch);
+        let left = draw(&mut rng, mean) - size.min(i64::MAX as usize / 4) as i64;
+        if left > 0 {
+            s.left.set(left);
+            s.rng.set(rng);
             return false;
         }
     }
-    s.left = draw(&mut s.rng, mean);
+    s.left.set(draw(&mut rng, mean));
+    s.rng.set(rng);
     true
 }
 
@@ -140,14 +144,11 @@ pub(crate) fn new_session(mean: usize) {
 
 /// Restart the calling thread's sampling stream from `seed` (see `trace::reseed_sampler`).
 pub(crate) fn reseed(seed: u64, mean: usize) {
-    let _ = STATE.try_with(|c| {
+    let _ = STATE.try_with(|s| {
         let mut rng = mix(seed);
-        let left = draw(&mut rng, mean.max(1));
-        c.set(State {
-            left,
-            rng,
-            epoch: EPOCH.load(Ordering::Relaxed),
-        });
+        s.left.set(draw(&mut rng, mean.max(1)));
+        s.rng.set(rng);
+        s.epoch.set(EPOCH.load(Ordering::Relaxed));
     });
 }
 
