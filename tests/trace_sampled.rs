@@ -3,7 +3,9 @@
 //! deviations of the truth, the deviations computed from the sizes and the mean (the variance
 //! of jemalloc's estimator: sum of `s^2 (1 - p) / p` over the blocks). The sampling stream of
 //! the test's thread is seeded, so the run is the same every time; 4 sigma would fail about once
-//! in 15 000 seeds. One test: the tracer is process-wide.
+//! in 15 000 seeds. Then four seeded threads allocate and the main thread frees: the estimate
+//! holds and every sampled trace is removed by the frees on another thread. One test: the
+//! tracer is process-wide.
 
 #![cfg(feature = "trace")]
 
@@ -126,4 +128,47 @@ fn sampled_estimates_are_within_tolerance() {
     trace::stop();
     assert_eq!(trace::sample_mean(), None);
     assert_eq!(trace::get_traced_memory(), (0, 0));
+
+    threads_allocate_and_another_frees();
+}
+
+/// Four threads allocate (each seeded), the main thread frees everything: the estimate is
+/// right while the blocks live, and every sampled trace is found and removed by the frees on
+/// another thread (the per-bucket marks never hide a trace).
+fn threads_allocate_and_another_frees() {
+    const PER_THREAD: usize = 20_000;
+    let size = |t: usize, i: usize| 100 + (i * 7 + t * 13) % 500;
+    trace::start_sampled(1024, 4).unwrap();
+    let line = line!() + 6;
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                trace::reseed_sampler(1000 + t as u64);
+                (0..PER_THREAD)
+                    .map(|i| black_box(vec![0u8; size(t, i)]))
+                    .collect::<Vec<Vec<u8>>>()
+            })
+        })
+        .collect();
+    let blocks: Vec<Vec<Vec<u8>>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let (mut truth, mut var) = (0.0, 0.0);
+    for t in 0..4 {
+        for i in 0..PER_THREAD {
+            let s = size(t, i) as f64;
+            let p = -(-s / 1024.0f64).exp_m1();
+            truth += s;
+            var += s * s * (1.0 - p) / p;
+        }
+    }
+    let snap = trace::take_snapshot();
+    check(
+        "4 threads' bytes",
+        on_line(&snap, line).0,
+        truth,
+        var.sqrt(),
+    );
+    drop(blocks);
+    let snap = trace::take_snapshot();
+    assert_eq!(on_line(&snap, line), (0, 0));
+    trace::stop();
 }
