@@ -558,6 +558,84 @@ int agc_runtime_attach(agc_runtime *rt);
    not live, or from code the library runs). */
 int agc_runtime_detach(agc_runtime *rt);
 
+/* ---- tracing: where did my memory go (tracemalloc) ----------------------------------------
+
+   While tracing is on, every block allocated through this library (agc_malloc and the other
+   allocation functions; every malloc under the preload library libarenagc_malloc.so) records
+   its size and its call stack, up to nframes frames, the library's own frames skipped. File
+   and line of a C frame need the program built with -g (otherwise the function's name shows).
+   Sampled mode records one block per mean_bytes allocated on average (jemalloc's scheme);
+   its sizes and counts are unbiased estimates. Blocks allocated before tracing started are
+   ignored. A snapshot is a handle (agc_trace_snapshot_t); NULL, freed and foreign handles are
+   refused with AGC_ERR_NULL or AGC_ERR_STATE. */
+
+/* A snapshot of the traces (opaque). */
+typedef struct agc_trace_snapshot_t agc_trace_snapshot_t;
+
+/* One statistic: the group's most recent frame (file, line: 0 for key "filename"; function,
+   or NULL when unknown), its bytes and blocks, and for a comparison their change since the
+   old snapshot (0 for plain statistics). Strings are valid during the call. A nonzero return
+   stops the walk. */
+typedef int (*agc_trace_stat_visitor)(const char *filename, unsigned int lineno,
+                                      const char *function, size_t size, intptr_t size_diff,
+                                      size_t count, intptr_t count_diff, void *data);
+
+/* Start tracing, keeping up to nframes (1 to 256) frames per block. AGC_OK (also when
+   tracing already), AGC_ERR_VALUE for a bad nframes. */
+int agc_trace_start(size_t nframes);
+
+/* Start tracing in sampled mode, one sample per mean_bytes allocated on average (524288 is
+   jemalloc's default). AGC_OK, AGC_ERR_VALUE for mean_bytes 0 or a bad nframes. */
+int agc_trace_start_sampled(size_t mean_bytes, size_t nframes);
+
+/* Stop tracing and forget every trace. */
+void agc_trace_stop(void);
+
+/* 1 while tracing, 0 otherwise. */
+int agc_trace_is_tracing(void);
+
+/* Bytes in traced blocks now and at the peak (estimates in sampled mode). AGC_OK, or
+   AGC_ERR_NULL if current or peak is NULL. */
+int agc_trace_get_traced_memory(size_t *current, size_t *peak);
+
+/* Make the peak the current size. */
+void agc_trace_reset_peak(void);
+
+/* A snapshot of the traces held now (empty when not tracing); free it with
+   agc_trace_snapshot_free. */
+agc_trace_snapshot_t *agc_trace_snapshot(void);
+
+/* A snapshot read from a file agc_trace_snapshot_dump wrote (in any process). NULL with a
+   message if path is NULL or the file cannot be read or is not a snapshot. */
+agc_trace_snapshot_t *agc_trace_snapshot_load(const char *path);
+
+/* Free a snapshot. AGC_OK (NULL: nothing done), AGC_ERR_STATE for a handle not live. */
+int agc_trace_snapshot_free(agc_trace_snapshot_t *snap);
+
+/* Call visit for each group of snap by key ("lineno", "filename" or "traceback"; a traceback
+   is shown by its most recent frame), biggest first. Returns the number of calls;
+   AGC_ERR_NULL for a NULL snap, key or visit, AGC_ERR_VALUE for an unknown key,
+   AGC_ERR_STATE for a snapshot not live. */
+intptr_t agc_trace_snapshot_statistics(const agc_trace_snapshot_t *snap, const char *key, agc_trace_stat_visitor visit, void *data);
+
+/* Call visit for each group's difference between snap and the older snapshot old, biggest
+   absolute size difference first (tracemalloc's compare_to). Results as
+   agc_trace_snapshot_statistics. */
+intptr_t agc_trace_snapshot_compare(const agc_trace_snapshot_t *snap, const agc_trace_snapshot_t *old, const char *key, agc_trace_stat_visitor visit, void *data);
+
+/* Write snap to the file path (symbolised: agc_trace_snapshot_load reads it in any process).
+   AGC_OK, AGC_ERR_NULL, AGC_ERR_STATE, AGC_ERR_IO if the file cannot be written. */
+int agc_trace_snapshot_dump(const agc_trace_snapshot_t *snap, const char *path);
+
+/* Write snap as a pprof heap profile (profile.proto, uncompressed: pprof -top path) with the
+   sample types alloc_objects, alloc_space, inuse_objects, inuse_space (a snapshot holds live
+   blocks: alloc = inuse). Results as agc_trace_snapshot_dump. */
+int agc_trace_snapshot_write_pprof(const agc_trace_snapshot_t *snap, const char *path);
+
+/* Write snap as folded stacks ("root;caller;callee bytes" lines, for flame graphs). Results
+   as agc_trace_snapshot_dump. */
+int agc_trace_snapshot_write_folded(const agc_trace_snapshot_t *snap, const char *path);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -10,6 +10,9 @@
 //! | `ARENAGC_PURGE_DELAY`    | 100     | once, at the first arena event        | ms a free arena waits before `munmap`    |
 //! | `ARENAGC_STATS`          | off     | preload library, at load              | statistics table on stderr at exit       |
 //! | `ARENAGC_STATS_FILE`     | unset   | preload library, at load              | the table appended to this file instead (`%p`: the pid); turns `ARENAGC_STATS` on |
+//! | `ARENAGC_TRACE`          | unset   | preload library, at load              | trace every allocation (this many frames); report at exit |
+//! | `ARENAGC_TRACE_SAMPLE`   | unset   | preload library, at load              | trace in sampled mode (one sample per this many bytes) |
+//! | `ARENAGC_TRACE_FILE`     | `arenagc-trace.%p` | preload library, at load   | where the report goes (`%p`: the pid); `.pb`, `.folded` beside it |
 //! | `MALLOC_TRIM_THRESHOLD_` | unset   | preload library, at load              | glibc's own: when set, we leave glibc's  |
 //! | `MALLOC_MMAP_THRESHOLD_` | unset   | preload library, at load              | thresholds alone (`tune_system_allocator`) |
 //! | `GLIBC_TUNABLES`         | unset   | preload library, at load              | the same, when it names `glibc.malloc.*` |
@@ -84,6 +87,34 @@ pub const STATS_FILE: EnvOption = EnvOption {
     doc: "append the statistics table at exit to this file instead of stderr (%p: the pid); turns ARENAGC_STATS on",
 };
 
+/// `ARENAGC_TRACE`: the preload library traces every allocation from load to exit, keeping
+/// this many frames (1 to 256) per block, and writes a report at exit (`TRACE_FILE`).
+pub const TRACE: EnvOption = EnvOption {
+    name: c"ARENAGC_TRACE",
+    default: "unset",
+    read: "by the preload library, at load",
+    doc: "trace every allocation with this many frames (1 to 256) from load to exit; at exit write the statistics of live memory to ARENAGC_TRACE_FILE, with a pprof profile (.pb) and folded stacks (.folded) beside it",
+};
+
+/// `ARENAGC_TRACE_SAMPLE`: the preload library traces in sampled mode, one sample per this
+/// many bytes allocated on average (524288 is jemalloc's default), with `TRACE`'s frames or 16.
+pub const TRACE_SAMPLE: EnvOption = EnvOption {
+    name: c"ARENAGC_TRACE_SAMPLE",
+    default: "unset",
+    read: "by the preload library, at load",
+    doc: "trace in sampled mode, one sample per this many bytes on average (524288: jemalloc's default), with ARENAGC_TRACE's frame count or 16; the report's figures are estimates",
+};
+
+/// `ARENAGC_TRACE_FILE`: where the preload library writes the tracing report at exit (`%p`:
+/// the process id, `%%`: a `%`); the pprof profile goes to the same path plus `.pb`, the folded
+/// stacks plus `.folded`.
+pub const TRACE_FILE: EnvOption = EnvOption {
+    name: c"ARENAGC_TRACE_FILE",
+    default: "arenagc-trace.%p",
+    read: "by the preload library, at load",
+    doc: "the tracing report's file (%p: the pid), written at exit; PATH.pb gets the pprof profile, PATH.folded the folded stacks",
+};
+
 /// glibc's `MALLOC_TRIM_THRESHOLD_`: when set, the user's glibc policy wins.
 pub const GLIBC_TRIM_THRESHOLD: EnvOption = EnvOption {
     name: c"MALLOC_TRIM_THRESHOLD_",
@@ -109,13 +140,16 @@ pub const GLIBC_TUNABLES: EnvOption = EnvOption {
 };
 
 /// Every variable, in the order of the table above.
-pub const ALL: [&EnvOption; 9] = [
+pub const ALL: [&EnvOption; 12] = [
     &DEBUG,
     &SECURE,
     &VALGRIND,
     &PURGE_DELAY,
     &STATS,
     &STATS_FILE,
+    &TRACE,
+    &TRACE_SAMPLE,
+    &TRACE_FILE,
     &GLIBC_TRIM_THRESHOLD,
     &GLIBC_MMAP_THRESHOLD,
     &GLIBC_TUNABLES,

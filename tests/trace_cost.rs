@@ -1,7 +1,7 @@
 //! What tracing costs (ignored by default; run it optimized and read the ratios):
 //! `cargo test --release --test trace_cost -- --ignored --nocapture`. Each round times the same
-//! workloads untraced, traced with 1 frame and traced with 16, interleaved; the medians are
-//! printed as ns per operation and as ratios to untraced.
+//! workloads untraced, sampled at 512 KiB (16 frames), traced exactly with 1 frame and with 16,
+//! interleaved; the medians are printed as ns per operation and as ratios to untraced.
 
 #![cfg(feature = "trace")]
 
@@ -41,13 +41,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 #[ignore = "a measurement: run it optimized, with --ignored --nocapture"]
 fn cost_of_tracing() {
-    let modes: [Option<usize>; 3] = [None, Some(1), Some(16)];
-    let mut pair = [vec![], vec![], vec![]];
-    let mut bat = [vec![], vec![], vec![]];
+    // (sampling mean, frames): mean 0 is exact mode, frames 0 untraced.
+    let modes: [(usize, usize); 4] = [(0, 0), (trace::DEFAULT_SAMPLE_MEAN, 16), (0, 1), (0, 16)];
+    let mut pair = [vec![], vec![], vec![], vec![]];
+    let mut bat = [vec![], vec![], vec![], vec![]];
     for _ in 0..7 {
-        for (m, mode) in modes.iter().enumerate() {
-            if let Some(n) = mode {
-                trace::start(*n).unwrap();
+        for (m, &(mean, n)) in modes.iter().enumerate() {
+            match (mean, n) {
+                (_, 0) => {}
+                (0, n) => trace::start(n).unwrap(),
+                (mean, n) => trace::start_sampled(mean, n).unwrap(),
             }
             pair[m].push(hot_pair(20_000));
             bat[m].push(batch(20));
@@ -56,22 +59,18 @@ fn cost_of_tracing() {
     }
     let pair: Vec<f64> = pair.into_iter().map(median).collect();
     let bat: Vec<f64> = bat.into_iter().map(median).collect();
-    println!("workload        untraced   1 frame          16 frames");
-    println!(
-        "hot pair (64 B)  {:7.1} ns {:8.1} ns ({:5.1}x) {:8.1} ns ({:5.1}x)",
-        pair[0],
-        pair[1],
-        pair[1] / pair[0],
-        pair[2],
-        pair[2] / pair[0]
-    );
-    println!(
-        "batch (mixed)    {:7.1} ns {:8.1} ns ({:5.1}x) {:8.1} ns ({:5.1}x)",
-        bat[0],
-        bat[1],
-        bat[1] / bat[0],
-        bat[2],
-        bat[2] / bat[0]
-    );
+    println!("workload        untraced   sampled 512 KiB     exact 1 frame     exact 16 frames");
+    for (name, t) in [("hot pair (64 B)", &pair), ("batch (mixed)  ", &bat)] {
+        println!(
+            "{name}  {:7.1} ns {:8.1} ns ({:5.2}x) {:8.1} ns ({:5.1}x) {:8.1} ns ({:5.1}x)",
+            t[0],
+            t[1],
+            t[1] / t[0],
+            t[2],
+            t[2] / t[0],
+            t[3],
+            t[3] / t[0]
+        );
+    }
     assert!(pair.iter().chain(&bat).all(|t| t.is_finite() && *t > 0.0));
 }

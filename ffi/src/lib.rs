@@ -6,9 +6,11 @@
 //!           │     └ AgcStats (types.rs) <── AllocStats
 //!           ├─> agc_new, agc_track, agc_weakref_* (object.rs) ──> arenagc::object, gc::raw
 //!           ├─> agc_gc_* (gc.rs) ──> arenagc::gc (the current runtime)
-//!           └─> agc_runtime_* (runtime.rs) ──> arenagc::gc::Runtime, AttachGuard
+//!           ├─> agc_runtime_* (runtime.rs) ──> arenagc::gc::Runtime, AttachGuard
+//!           └─> agc_trace_* (trace.rs) ──> arenagc::trace (tracemalloc, snapshots, pprof)
 //!  LD_PRELOAD ─> malloc, free, ... (malloc_override.rs, feature `override`,
-//!                built as libarenagc_malloc.so by the `arenagc-malloc` package)
+//!                built as libarenagc_malloc.so by the `arenagc-malloc` package);
+//!                ARENAGC_TRACE / _SAMPLE: tracing from load to exit (preload_trace.rs)
 //! ```
 //!
 //! Rules kept here:
@@ -27,7 +29,10 @@ pub mod gc;
 #[cfg(feature = "override")]
 mod malloc_override;
 pub mod object;
+#[cfg(feature = "override")]
+mod preload_trace;
 pub mod runtime;
+pub mod trace;
 pub mod types;
 
 use arenagc::alloc;

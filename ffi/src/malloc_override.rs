@@ -37,6 +37,8 @@
 //! written to stderr at exit (a `.fini_array` entry, so it runs after `atexit` handlers and
 //! the destructors of every library loaded after this one), or appended to the file
 //! `ARENAGC_STATS_FILE` names (`%p`: the process id), once per process, in one `write`.
+//! `ARENAGC_TRACE` / `ARENAGC_TRACE_SAMPLE` trace allocations from load to exit and write a
+//! report and profiles at exit (`preload_trace.rs`).
 //!
 //! **Limits** (shared with jemalloc, tcmalloc and mimalloc's override builds): a library opened
 //! with `RTLD_DEEPBIND` binds `free` to glibc's own, and glibc aborts on a block of ours it is
@@ -205,6 +207,7 @@ static STATS_PATH_LEN: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn at_load() {
     read_stats_env();
     alloc::tune_system_allocator();
+    crate::preload_trace::at_load();
 }
 
 fn read_stats_env() {
@@ -234,7 +237,7 @@ fn stats_path(pid: libc::pid_t) -> Option<Vec<u8>> {
 }
 
 /// `raw` with `%p` replaced by `pid` and `%%` by `%` (any other `%` kept), NUL-terminated.
-fn expand_path(raw: &[u8], pid: libc::pid_t) -> Vec<u8> {
+pub(crate) fn expand_path(raw: &[u8], pid: libc::pid_t) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len() + 16);
     let mut i = 0;
     while i < raw.len() {
@@ -258,7 +261,7 @@ fn expand_path(raw: &[u8], pid: libc::pid_t) -> Vec<u8> {
 }
 
 /// Write all of `bytes` to `fd` (one `write` unless the kernel takes less).
-fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
+pub(crate) fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {
         // SAFETY: bytes is a valid readable buffer of that length.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -321,3 +324,8 @@ static AT_LOAD: extern "C" fn() = at_load;
 #[used]
 #[unsafe(link_section = ".fini_array")]
 static PRINT_STATS_AT_EXIT: extern "C" fn() = print_stats_at_exit;
+
+/// Write the tracing report at exit (`ARENAGC_TRACE`, `preload_trace.rs`).
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static TRACE_AT_EXIT: extern "C" fn() = crate::preload_trace::at_exit;

@@ -106,6 +106,9 @@ fn c_type(rust: &str) -> String {
         "AgcTypeCountVisitor" => "agc_type_count_visitor",
         "AgcTypeGrowthVisitor" => "agc_type_growth_visitor",
         "AgcReprHook" => "agc_repr_hook",
+        "AgcTraceStatVisitor" => "agc_trace_stat_visitor",
+        "*mut AgcTraceSnapshot" => "agc_trace_snapshot_t *",
+        "*const AgcTraceSnapshot" => "const agc_trace_snapshot_t *",
         other => panic!("no C type known for the Rust type `{other}`: extend c_type()"),
     };
     norm(t)
@@ -191,6 +194,11 @@ fn callback_typedefs_match_the_rust_function_types() {
             "AgcTypeGrowthVisitor",
         ),
         ("agc_repr_hook", "ffi/src/gc_leaks.rs", "AgcReprHook"),
+        (
+            "agc_trace_stat_visitor",
+            "ffi/src/trace.rs",
+            "AgcTraceStatVisitor",
+        ),
     ] {
         assert_eq!(
             header_fn_typedef(c),

@@ -13,6 +13,9 @@
 //!   is attributed to the line that pushed, as tracemalloc attributes a list's growth to the
 //!   Python line that appended;
 //! - `backtrace::` (the capture itself);
+//! - the C entry points of the allocator (`malloc`, `calloc`, `realloc`, ... of the preload
+//!   library, and the `agc_` functions of `libarenagc`), so a C program's allocation is charged
+//!   to the C line that called them;
 //! - or, for `<T as Trait>::f`, a type of one of those crates, a built-in type (`&str`, `[T]`,
 //!   `u8`) implementing one of their traits, or any type implementing an `alloc::` trait
 //!   (`ToString`, `ToOwned`); a user type's own `Clone` or `Display` is the user's code;
@@ -55,6 +58,15 @@ impl Frame {
     /// The function, demangled without its hash, when known.
     pub fn function(&self) -> Option<&str> {
         self.function.as_deref()
+    }
+
+    /// A frame read back from a file (`file.rs`).
+    pub(crate) fn new(filename: Arc<str>, lineno: u32, function: Option<Arc<str>>) -> Frame {
+        Frame {
+            filename,
+            lineno,
+            function,
+        }
     }
 
     pub(crate) fn unknown() -> Frame {
@@ -165,6 +177,22 @@ impl fmt::Display for Traceback {
     }
 }
 
+/// The malloc family as the preload library exports it (see the module docs).
+const C_ALLOC: [&str; 12] = [
+    "malloc",
+    "calloc",
+    "realloc",
+    "reallocarray",
+    "free",
+    "posix_memalign",
+    "aligned_alloc",
+    "memalign",
+    "valloc",
+    "pvalloc",
+    "free_sized",
+    "free_aligned_sized",
+];
+
 /// The crates whose functions are allocation machinery (see the module docs).
 const MACHINERY: [&str; 6] = ["alloc", "core", "std", "hashbrown", "backtrace", "arenagc"];
 
@@ -203,6 +231,9 @@ pub(crate) fn is_machinery(name: Option<&str>, file: Option<&str>) -> bool {
     if let Some(name) = name {
         const SHIMS: [&str; 4] = ["__rust_", "__rg_", "__rdl_", "__rustc::"];
         if SHIMS.iter().any(|s| name.starts_with(s)) {
+            return true;
+        }
+        if name.starts_with("agc_") || C_ALLOC.contains(&name) {
             return true;
         }
         if let Some((ty, tr)) = qualified(name) {
@@ -350,6 +381,9 @@ mod tests {
             "hashbrown::raw::RawTable<T,A>::reserve_rehash",
             "backtrace::backtrace::libunwind::trace",
             "core::iter::traits::iterator::Iterator::collect",
+            "agc_malloc",
+            "malloc",
+            "posix_memalign",
         ];
         for s in skipped {
             assert!(is_machinery(Some(s), None), "{s} should be skipped");

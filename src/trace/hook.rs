@@ -18,11 +18,14 @@
 //!   outlives `stop` (a thread that chose the wrapper before `stop` finds tracing off).
 //! - A trace is removed before its block goes back to the backend, so another thread that gets
 //!   the same address next never has its new trace removed by this free.
+//! - In sampled mode an allocation that is not sampled costs a countdown (`sample::take`) and
+//!   nothing else; a free whose address bucket has no trace (`sample::maybe_traced`) takes no
+//!   lock, in either mode.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES};
+use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES, sample};
 
 /// Mirror of `Tables::tracing`, written under the lock; read without it to skip work.
 pub(crate) static TRACING: AtomicBool = AtomicBool::new(false);
@@ -89,7 +92,12 @@ fn capture(buf: &mut [usize]) -> usize {
     // The callback stores into `buf` and allocates nothing.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
-            buf[n] = frame.ip() as usize;
+            // The outermost frame of a C program's stack reports address 0: not a frame.
+            let ip = frame.ip() as usize;
+            if ip == 0 {
+                return false;
+            }
+            buf[n] = ip;
             n += 1;
             n < buf.len()
         });
@@ -97,12 +105,23 @@ fn capture(buf: &mut [usize]) -> usize {
     n
 }
 
-/// A block of `size` bytes at `p` was just allocated: record it with the calling stack.
+/// A block of `size` bytes at `p` was just allocated: record it with the calling stack (in
+/// sampled mode, only when the countdown runs out). Kept small: the capture is out of line.
 #[inline(never)]
 pub(crate) fn allocated(p: *mut u8, size: usize) {
     if !TRACING.load(Ordering::Relaxed) {
         return;
     }
+    let mean = sample::MEAN.load(Ordering::Relaxed);
+    if mean != 0 && !sample::take(size, mean) {
+        return;
+    }
+    record(p, size);
+}
+
+/// Capture the calling stack and record the block (`allocated`'s slow part).
+#[inline(never)]
+fn record(p: *mut u8, size: usize) {
     let Some(_busy) = enter() else { return };
     let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
     // The limit is read without the lock: a change between here and the record only changes
@@ -116,12 +135,18 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
 }
 
 /// The block at `p` is about to be freed: forget its trace (none for a block allocated before
-/// tracing started, as tracemalloc ignores those).
+/// tracing started, as tracemalloc ignores those). Kept small: the lookup is out of line.
 #[inline(never)]
 pub(crate) fn freed(p: *mut u8) {
-    if !TRACING.load(Ordering::Relaxed) {
+    if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return;
     }
+    forget(p);
+}
+
+/// Remove the trace of `p` under the lock (`freed`'s slow part).
+#[inline(never)]
+fn forget(p: *mut u8) {
     TABLES.lock().remove(p as usize);
 }
 
@@ -132,7 +157,7 @@ pub(crate) struct Detached(Option<(usize, usize, u64)>);
 /// reused by another thread as soon as the backend moves the block).
 #[inline(never)]
 pub(crate) fn detach(p: *mut u8) -> Detached {
-    if !TRACING.load(Ordering::Relaxed) {
+    if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return Detached(None);
     }
     let mut t = TABLES.lock();

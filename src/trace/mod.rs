@@ -25,6 +25,9 @@
 //! | `get_object_traceback(obj)`      | `get_object_traceback(ptr)`                              |
 //! | `take_snapshot()`                | `take_snapshot` -> `Snapshot`: `statistics`, `statistics_cumulative`, `compare_to`, `filter_traces` |
 //! | `Filter`, `Statistic`, `StatisticDiff`, `Traceback`, `Frame`, `Trace` | the same names; `Trace` is `TracedBlock` |
+//! | `Snapshot.dump()`, `Snapshot.load()` | `Snapshot::dump`, `Snapshot::load` (`file.rs`: a format of its own) |
+//! | (pprof, flame graphs)           | `Snapshot::write_pprof`, `write_folded`, `write_flamegraph` (feature `flamegraph`) (`output.rs`) |
+//! | (jemalloc's `prof_sample`)       | `start_sampled(mean_bytes, nframes)`, `sample_mean`, `reseed_sampler`: estimates |
 //!
 //! How it works: tracing is a layer around the allocation backend. `start` sets the `TRACED`
 //! bit of the allocator's backend selector (`alloc/dispatch.rs`), so every request leaves the
@@ -51,22 +54,28 @@
 //!   late thread harmless: `alloc/dispatch.rs`).
 //! - A trace exists only for a live block allocated while tracing.
 //!
-//! Costs: with tracing on, every allocation unwinds its stack (DWARF unwinding, roughly
-//! 100 ns per frame); see the README for measured figures.
+//! Costs: with exact tracing on, every allocation unwinds its stack (DWARF unwinding, roughly
+//! 100 ns per frame); in sampled mode (`sample.rs`) only one allocation per `mean_bytes` does,
+//! the others cost a per-thread countdown. See the README for measured figures.
 //!
 //! [`ArenaAlloc`]: crate::ArenaAlloc
 
+mod file;
 mod filter;
 mod frames;
 pub(crate) mod hook;
 mod mem;
+mod output;
+mod sample;
 mod snapshot;
 mod table;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+pub use file::{FORMAT_VERSION, FormatError};
 pub use filter::Filter;
 pub use frames::{Frame, Traceback};
+pub use sample::DEFAULT_SAMPLE_MEAN;
 pub use snapshot::{Key, Snapshot, Statistic, StatisticDiff, TracedBlock, format_size};
 
 use crate::alloc::SpinLock;
@@ -91,6 +100,8 @@ static CAPTURE_LIMIT: AtomicUsize = AtomicUsize::new(1 + SKIP_BUDGET);
 pub enum TraceError {
     /// `nframes` was 0 or over [`MAX_NFRAMES`].
     BadFrameCount(usize),
+    /// The sampling mean was 0 bytes.
+    BadSampleMean(usize),
 }
 
 impl core::fmt::Display for TraceError {
@@ -100,6 +111,9 @@ impl core::fmt::Display for TraceError {
                 f,
                 "the number of frames must be in range [1; {MAX_NFRAMES}], not {n}"
             ),
+            TraceError::BadSampleMean(n) => {
+                write!(f, "the sampling mean must be at least 1 byte, not {n}")
+            }
         }
     }
 }
@@ -112,6 +126,39 @@ impl std::error::Error for TraceError {}
 /// Only requests that reach arenagc are traced: install [`ArenaAlloc`](crate::ArenaAlloc) as
 /// the global allocator.
 pub fn start(nframes: usize) -> Result<(), TraceError> {
+    start_with(nframes, 0)
+}
+
+/// Start tracing in sampled mode: each thread samples one allocation per `mean_bytes` bytes
+/// allocated on average (exponentially distributed intervals, jemalloc's scheme;
+/// [`DEFAULT_SAMPLE_MEAN`] is its default, 512 KiB), keeping up to `nframes` frames of each
+/// sampled stack. A block of `s` bytes is sampled with probability `p = 1 - exp(-s /
+/// mean_bytes)` and stands for `s / p` bytes and `1 / p` blocks: [`get_traced_memory`] and
+/// every snapshot's statistics are unbiased estimates of the true totals (relative standard
+/// error about `sqrt(mean_bytes / total)` for blocks much smaller than the mean). An
+/// allocation that is not sampled costs a per-thread countdown. Already tracing: nothing
+/// changes.
+pub fn start_sampled(mean_bytes: usize, nframes: usize) -> Result<(), TraceError> {
+    if mean_bytes == 0 {
+        return Err(TraceError::BadSampleMean(mean_bytes));
+    }
+    start_with(nframes, mean_bytes)
+}
+
+/// The sampling mean of the running session, `None` in exact mode or when not tracing.
+pub fn sample_mean() -> Option<usize> {
+    let t = TABLES.lock();
+    (t.tracing && t.mean != 0).then_some(t.mean)
+}
+
+/// Restart the calling thread's sampling stream from `seed`, so that the same allocations on
+/// this thread are sampled in every run (for reproducible tests; other threads keep their
+/// streams). Does nothing useful outside a sampled session.
+pub fn reseed_sampler(seed: u64) {
+    sample::reseed(seed, sample::MEAN.load(Ordering::Relaxed));
+}
+
+fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
     if nframes == 0 || nframes > MAX_NFRAMES {
         return Err(TraceError::BadFrameCount(nframes));
     }
@@ -128,11 +175,15 @@ pub fn start(nframes: usize) -> Result<(), TraceError> {
         return Ok(());
     }
     CAPTURE_LIMIT.store(nframes + SKIP_BUDGET, Ordering::Relaxed);
+    if mean != 0 {
+        sample::new_session(mean);
+    }
     // The wrapper first, then `tracing`: a trace recorded in this session is made after the
     // bit was set (dispatch.rs relies on it).
     hook::switch(true);
     let mut t = TABLES.lock();
     t.nframes = nframes;
+    t.mean = mean;
     t.tracing = true;
     hook::TRACING.store(true, Ordering::Relaxed);
     Ok(())
@@ -149,6 +200,8 @@ pub fn stop() {
         t.tracing = false;
         hook::TRACING.store(false, Ordering::Relaxed);
         t.clear();
+        t.mean = 0;
+        sample::MEAN.store(0, Ordering::Relaxed);
     }
     hook::switch(false);
 }
@@ -164,7 +217,8 @@ pub fn get_traceback_limit() -> usize {
 }
 
 /// Bytes in traced blocks now, and the most there were since tracing started, the last
-/// [`reset_peak`] or [`clear_traces`]. (0, 0) when not tracing.
+/// [`reset_peak`] or [`clear_traces`]. (0, 0) when not tracing. In sampled mode, estimates
+/// (the sum of the sampled blocks' weighed sizes; the peak is the peak of that estimate).
 pub fn get_traced_memory() -> (usize, usize) {
     let t = TABLES.lock();
     (t.current, t.peak)
@@ -205,16 +259,16 @@ pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
 /// traced.
 pub fn take_snapshot() -> Snapshot {
     let _busy = hook::enter();
-    let (copy, nframes) = {
+    let (copy, nframes, mean) = {
         let t = TABLES.lock();
         if !t.tracing {
             return Snapshot::default();
         }
         // Copied into memory from the kernel under the lock; read without it.
-        (t.copy(), t.nframes)
+        (t.copy(), t.nframes, t.mean)
     };
     let Some(copy) = copy else {
-        return Snapshot::new(Vec::new(), nframes);
+        return Snapshot::new(Vec::new(), nframes, mean);
     };
     let mut resolver = frames::Resolver::new();
     let mut tracebacks: std::collections::HashMap<usize, Traceback> = Default::default();
@@ -228,5 +282,5 @@ pub fn take_snapshot() -> Snapshot {
                 .clone(),
         })
         .collect();
-    Snapshot::new(traces, nframes)
+    Snapshot::new(traces, nframes, mean)
 }

@@ -5,6 +5,9 @@
 //! (`src/cache.rs:42: size=8192 KiB (+8192 KiB), count=1000 (+1000), average=8389 B`: 4 or 5
 //! digits, then the next unit, exactly as tracemalloc's `_format_size`).
 //!
+//! In sampled mode each block counts for its weight (`sample::weigh`): the sizes and counts of
+//! statistics are the sums of the weights, rounded, so they estimate the true totals.
+//!
 //! Invariant: a `Snapshot` is plain data, made once and never changed (filters make new ones).
 
 use std::collections::HashMap;
@@ -12,6 +15,7 @@ use std::fmt;
 
 use super::filter::{self, Filter};
 use super::frames::{Frame, Traceback};
+use super::sample;
 
 /// What statistics group by (tracemalloc's `key_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +56,7 @@ pub struct TracedBlock {
 pub struct Snapshot {
     traces: Vec<TracedBlock>,
     traceback_limit: usize,
+    sample_mean: usize,
 }
 
 /// The blocks of one group (tracemalloc's `Statistic`).
@@ -81,14 +86,44 @@ pub struct StatisticDiff {
 }
 
 impl Snapshot {
-    pub(crate) fn new(traces: Vec<TracedBlock>, traceback_limit: usize) -> Snapshot {
+    pub(crate) fn new(
+        traces: Vec<TracedBlock>,
+        traceback_limit: usize,
+        sample_mean: usize,
+    ) -> Snapshot {
         Snapshot {
             traces,
             traceback_limit,
+            sample_mean,
         }
     }
 
-    /// Every traced block, in no particular order.
+    /// The sampling mean in bytes when the snapshot was taken in sampled mode, `None` for an
+    /// exact snapshot.
+    pub fn sample_mean(&self) -> Option<usize> {
+        (self.sample_mean != 0).then_some(self.sample_mean)
+    }
+
+    /// How many blocks of `size` bytes one traced block of that size stands for: 1 in exact
+    /// mode, `1 / (1 - exp(-size / mean))` in sampled mode (its estimated bytes are `size`
+    /// times that).
+    pub fn weight(&self, size: usize) -> f64 {
+        1.0 / sample::probability(size, self.sample_mean)
+    }
+
+    /// The (estimated, in sampled mode) total of bytes and of blocks in the snapshot.
+    pub fn total(&self) -> (usize, usize) {
+        let (mut bytes, mut count) = (0.0f64, 0.0f64);
+        for t in &self.traces {
+            let w = self.weight(t.size);
+            bytes += sample::weigh(t.size, self.sample_mean) as f64;
+            count += w;
+        }
+        (bytes.round() as usize, count.round() as usize)
+    }
+
+    /// Every traced block, in no particular order (in sampled mode: the sampled blocks, each
+    /// standing for [`weight`](Self::weight) blocks).
     pub fn traces(&self) -> &[TracedBlock] {
         &self.traces
     }
@@ -106,16 +141,24 @@ impl Snapshot {
             .filter(|t| filter::keep(filters, &t.traceback))
             .cloned()
             .collect();
-        Snapshot::new(traces, self.traceback_limit)
+        Snapshot::new(traces, self.traceback_limit, self.sample_mean)
     }
 
+    /// Bytes and blocks by group (estimated in sampled mode, rounded).
     fn group_by(&self, key: Key, cumulative: bool) -> HashMap<Traceback, (usize, usize)> {
+        self.group_by_f64(key, cumulative)
+            .into_iter()
+            .map(|(k, (size, count))| (k, (size.round() as usize, count.round() as usize)))
+            .collect()
+    }
+
+    fn group_by_f64(&self, key: Key, cumulative: bool) -> HashMap<Traceback, (f64, f64)> {
         assert!(
             !(cumulative && key == Key::Traceback),
             "cumulative mode cannot be used with key type traceback"
         );
         let mut keys: HashMap<&Traceback, Vec<Traceback>> = HashMap::new();
-        let mut stats: HashMap<Traceback, (usize, usize)> = HashMap::new();
+        let mut stats: HashMap<Traceback, (f64, f64)> = HashMap::new();
         for t in &self.traces {
             let groups = keys.entry(&t.traceback).or_insert_with(|| {
                 let one = |f: &Frame| match key {
@@ -128,10 +171,12 @@ impl Snapshot {
                     (_, true) => t.traceback.frames().iter().map(one).collect(),
                 }
             });
+            let bytes = sample::weigh(t.size, self.sample_mean) as f64;
+            let count = self.weight(t.size);
             for g in groups.iter() {
-                let s = stats.entry(g.clone()).or_insert((0, 0));
-                s.0 += t.size;
-                s.1 += 1;
+                let s = stats.entry(g.clone()).or_insert((0.0, 0.0));
+                s.0 += bytes;
+                s.1 += count;
             }
         }
         stats

@@ -13,11 +13,15 @@
 //! - `traces` and `index` are at most half full, so a probe always ends at an empty slot; a
 //!   removal shifts the entries after it back (no tombstones), so every entry stays reachable
 //!   from its home slot.
-//! - `current` is the sum of the sizes in `traces`; `peak >= current`.
+//! - `current` is the sum of the weighed sizes in `traces` (`sample::weigh`: the size itself in
+//!   exact mode, the estimate a sampled block stands for in sampled mode); `peak >= current`.
+//! - With `marks` on (the process's tables), `sample::MARKS` counts the traces by address
+//!   bucket: every added trace is marked, every removed one unmarked, `clear` unmarks all.
 //! - A traceback id is an offset into `words`, valid until `clear` (ids survive `words`
 //!   moving when it grows).
 
 use super::mem::Region;
+use super::sample;
 
 #[derive(Clone, Copy)]
 #[repr(C)]
@@ -37,7 +41,12 @@ pub(crate) struct Tables {
     pub(crate) tracing: bool,
     /// Frames kept per traceback (tracemalloc's `nframe`).
     pub(crate) nframes: usize,
-    /// Bytes in traced blocks, and the most there were since the last reset.
+    /// The sampling mean in bytes; 0: exact mode.
+    pub(crate) mean: usize,
+    /// Keep `sample::MARKS` (the process's tables; a unit test's own tables do not).
+    marks: bool,
+    /// Bytes in traced blocks (estimated in sampled mode), and the most there were since the
+    /// last reset.
     pub(crate) current: usize,
     pub(crate) peak: usize,
     /// Incremented by every `clear`: traceback ids of an older generation mean nothing now.
@@ -66,10 +75,20 @@ pub(crate) fn hash_frames(ips: &[usize]) -> usize {
 }
 
 impl Tables {
+    /// The process's tables (keeping `sample::MARKS`).
     pub(crate) const fn new() -> Tables {
+        let mut t = Tables::unmarked();
+        t.marks = true;
+        t
+    }
+
+    /// Tables that keep no marks (for unit tests).
+    pub(crate) const fn unmarked() -> Tables {
         Tables {
             tracing: false,
             nframes: 1,
+            mean: 0,
+            marks: false,
             current: 0,
             peak: 0,
             generation: 0,
@@ -104,6 +123,9 @@ impl Tables {
         self.current = 0;
         self.peak = 0;
         self.generation += 1;
+        if self.marks {
+            sample::unmark_all();
+        }
     }
 
     /// Record a block of `size` bytes at `addr` allocated from stack `ips` (replacing a trace
@@ -206,14 +228,19 @@ impl Tables {
         }
         let (i, found) = self.find(addr);
         let e = &mut self.traces.slice_mut::<Entry>()[i];
-        if found {
-            // The block is traced already (tracemalloc replaces the trace).
-            self.current -= e.size;
-        } else {
-            self.traces_len += 1;
-        }
+        let old = found.then_some(e.size);
         *e = Entry { addr, size, tb };
-        self.current += size;
+        match old {
+            // The block is traced already (tracemalloc replaces the trace).
+            Some(old) => self.current -= sample::weigh(old, self.mean),
+            None => {
+                self.traces_len += 1;
+                if self.marks {
+                    sample::mark(addr);
+                }
+            }
+        }
+        self.current += sample::weigh(size, self.mean);
         self.peak = self.peak.max(self.current);
         true
     }
@@ -286,7 +313,10 @@ impl Tables {
             tb: 0,
         };
         self.traces_len -= 1;
-        self.current -= gone.size;
+        self.current -= sample::weigh(gone.size, self.mean);
+        if self.marks {
+            sample::unmark(addr);
+        }
         Some((gone.size, gone.tb))
     }
 
@@ -343,7 +373,7 @@ mod tests {
 
     #[test]
     fn insert_remove_and_intern() {
-        let mut t = Tables::new();
+        let mut t = Tables::unmarked();
         let a = [1usize, 2, 3];
         let b = [4usize, 5];
         for i in 1..=10_000usize {

@@ -1,0 +1,119 @@
+//! Tracing an unmodified C program under `LD_PRELOAD` (`ARENAGC_TRACE`, `ARENAGC_TRACE_SAMPLE`,
+//! `ARENAGC_TRACE_FILE`): `leaky.c`, built with `-g` and not linked to arenagc, leaks 1000
+//! blocks of 48 bytes and one of 100000 from `leak_some_memory`; the report written at exit
+//! names that function, its file and the sizes; the pprof profile and the folded stacks are
+//! written beside it.
+
+mod common;
+
+use common::{Link, cc_test, preload, run_ok, scratch};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A fresh empty directory under the scratch dir.
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run leaky under the preload library with `env`; the report, the profile and the folded
+/// stacks it wrote (the file names carry its pid).
+fn run(name: &str, env: &[(&str, &str)]) -> (String, Vec<u8>, String) {
+    let exe = cc_test("leaky", "leaky.c", Link::Preload, &["-std=c99"]);
+    let dir = fresh_dir(name);
+    let mut cmd = Command::new(&exe);
+    cmd.env("LD_PRELOAD", preload())
+        .env_remove("ARENAGC_DEBUG")
+        .env_remove("ARENAGC_STATS")
+        .env("ARENAGC_TRACE_FILE", dir.join("trace.%p"))
+        .current_dir(&dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (out, err) = run_ok(&mut cmd);
+    assert_eq!(out.trim(), "leaky: done");
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let report = files
+        .iter()
+        .find(|f| f.starts_with("trace.") && f[6..].bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no report in {files:?}; stderr:\n{err}"));
+    let read = |suffix: &str| std::fs::read(dir.join(format!("{report}{suffix}"))).unwrap();
+    (
+        String::from_utf8(read("")).unwrap(),
+        read(".pb"),
+        String::from_utf8(read(".folded")).unwrap(),
+    )
+}
+
+#[test]
+fn exact_report_names_the_leaking_function_and_sizes() {
+    let (report, pb, folded) = run("exact", &[("ARENAGC_TRACE", "8")]);
+    assert!(
+        report.starts_with("arenagc: traced memory at exit (pid "),
+        "{report}"
+    );
+    // The line of the 48-byte blocks: 1000 of them, in leak_some_memory, in leaky.c.
+    let line = report
+        .lines()
+        .find(|l| l.contains("count=1000,") && l.contains("leak_some_memory"))
+        .unwrap_or_else(|| panic!("no line of the 48-byte leak:\n{report}"));
+    assert!(line.contains("leaky.c:"), "{line}");
+    assert!(
+        line.contains("size=46.9 KiB") && line.contains("average=48 B"),
+        "{line}"
+    );
+    assert!(
+        report.contains("size=97.7 KiB, count=1, average=97.7 KiB in leak_some_memory"),
+        "{report}"
+    );
+    // The tracebacks show the caller.
+    assert!(report.contains(", in main"), "{report}");
+    // pprof: a protobuf starting with the first sample type.
+    assert!(pb.len() > 100 && pb[0] == 0x0a, "{} bytes", pb.len());
+    // Folded stacks: main calls leak_some_memory, 148000 bytes live through it.
+    let stacks: u64 = folded
+        .lines()
+        .filter(|l| l.contains("main;leak_some_memory "))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(stacks, 148_000, "{folded}");
+    assert!(!folded.contains("<0x0>"), "{folded}");
+}
+
+#[test]
+fn sampled_report_names_the_leaking_function() {
+    let (report, pb, _) = run("sampled", &[("ARENAGC_TRACE_SAMPLE", "4096")]);
+    assert!(
+        report.contains("sampled, one sample per 4096 bytes: figures are estimates"),
+        "{report}"
+    );
+    // The 100000-byte block is sampled with probability 1 - exp(-24) and stands for itself.
+    assert!(
+        report.contains("size=97.7 KiB, count=1, average=97.7 KiB in leak_some_memory"),
+        "{report}"
+    );
+    assert!(pb[0] == 0x0a);
+}
+
+#[test]
+fn a_bad_frame_count_says_so_and_traces_nothing() {
+    let exe = cc_test("leaky", "leaky.c", Link::Preload, &["-std=c99"]);
+    let dir = fresh_dir("bad");
+    let (_, err) = run_ok(
+        Command::new(&exe)
+            .env("LD_PRELOAD", preload())
+            .env("ARENAGC_TRACE", "0")
+            .env("ARENAGC_TRACE_FILE", dir.join("trace.%p"))
+            .current_dir(&dir),
+    );
+    assert!(
+        err.contains("arenagc: ARENAGC_TRACE: the number of frames must be in range"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}

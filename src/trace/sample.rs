@@ -1,0 +1,233 @@
+//! Sampled mode (jemalloc's heap-profile sampling), and the marks that let a free skip the
+//! tables when its block cannot be traced.
+//!
+//! Sampling: each thread counts down the bytes it allocates from a value drawn from an
+//! exponential distribution of mean `mean` (rounded up to whole bytes). The allocation that
+//! takes the countdown to 0 or below is sampled (its stack captured and recorded) and a new
+//! countdown is drawn. The exponential is memoryless, so a block of `s` bytes is sampled with
+//! probability `p(s) = 1 - exp(-s / mean)` whatever came before it, and weighing each sampled
+//! block by `1 / p(s)` (bytes `s / p(s)`, count `1 / p(s)`) makes every sum of them an
+//! unbiased estimate of the true sum (jemalloc's `prof_sample`, pprof's heap scaling).
+//!
+//! ```text
+//!  allocated(p, s):  left -= s;  left > 0 ? return : { sample; left = ceil(Exp(mean)) }
+//!  freed(p):         MARKS[h(p)] == 0 ? return : lock, look up, remove
+//! ```
+//!
+//! Marks: `MARKS[h(addr)]` counts the traces whose address hashes to that bucket, changed only
+//! under `TABLES` when a trace is added or removed. A free whose bucket counts 0 has no trace
+//! and skips the lock. (The block was traced before the free was called, by a thread that
+//! handed the block over, so the free sees at least that trace's count.)
+//!
+//! Invariants:
+//! - The per-thread state is a const-initialised `Cell` of plain data: no allocation, no
+//!   destructor, usable inside `malloc` and while a thread exits.
+//! - `MEAN` is 0 unless a sampled session runs; `start` and `stop` change it, under `CONTROL`.
+//! - A block's weight is a pure function of its size and the session's mean: adding a trace
+//!   and removing it change the estimated totals by exactly the same amount.
+//! - `MARKS[i]` equals the number of traces in `TABLES` whose address hashes to `i`.
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+/// jemalloc's default sampling interval (`lg_prof_sample:19`): 512 KiB.
+pub const DEFAULT_SAMPLE_MEAN: usize = 512 * 1024;
+
+/// The sampling mean of the running session in bytes; 0: exact mode (or not tracing).
+pub(crate) static MEAN: AtomicUsize = AtomicUsize::new(0);
+/// Incremented by every sampled start: a thread whose state is older draws a new countdown.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+/// The seed of the current session (threads' streams are derived from it).
+static SEED: AtomicU64 = AtomicU64::new(0);
+/// Threads seeded in this process, so each gets its own stream.
+static STREAMS: AtomicU64 = AtomicU64::new(0);
+
+/// A thread's sampling state: scalar cells, each read and written whole (a 24-byte struct
+/// copied in and out cost a store-forwarding stall per allocation).
+struct State {
+    /// Bytes left before the next sample.
+    left: Cell<i64>,
+    /// xorshift64* state (never 0 once seeded).
+    rng: Cell<u64>,
+    /// The `EPOCH` the countdown was drawn in.
+    epoch: Cell<u64>,
+}
+
+std::thread_local! {
+    static STATE: State = const {
+        State { left: Cell::new(0), rng: Cell::new(0), epoch: Cell::new(0) }
+    };
+}
+
+/// splitmix64: a well-mixed 64-bit value from any input.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
+}
+
+/// A countdown: `ceil(Exp(mean))` bytes, at least 1, from the thread's generator.
+fn draw(rng: &mut u64, mean: usize) -> i64 {
+    // xorshift64*
+    let mut x = *rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *rng = x;
+    let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    // u in (0, 1]: 53 random bits.
+    let u = ((r >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+    let bytes = (-u.ln() * mean as f64).ceil();
+    if bytes >= (i64::MAX / 4) as f64 {
+        i64::MAX / 4
+    } else {
+        (bytes as i64).max(1)
+    }
+}
+
+/// Count `size` bytes down on this thread: whether this allocation is sampled. Cheap unless
+/// the countdown runs out.
+#[inline]
+pub(crate) fn take(size: usize, mean: usize) -> bool {
+    STATE
+        .try_with(|s| {
+            let left = s.left.get() - size.min(i64::MAX as usize / 4) as i64;
+            if left > 0 && s.epoch.get() == EPOCH.load(Ordering::Relaxed) {
+                s.left.set(left);
+                return false;
+            }
+            crossed(s, size, mean)
+        })
+        .unwrap_or(false)
+}
+
+/// The countdown ran out, or was drawn in an older session: `take`'s slow path.
+#[cold]
+#[inline(never)]
+fn crossed(s: &State, size: usize, mean: usize) -> bool {
+    let epoch = EPOCH.load(Ordering::Relaxed);
+    let mut rng = s.rng.get();
+    if s.epoch.get() != epoch {
+        // First allocation of this thread in this session: a stream of its own, a fresh
+        // countdown, and this allocation counted against it.
+        let stream = STREAMS.fetch_add(1, Ordering::Relaxed);
+        rng = mix(SEED.load(Ordering::Relaxed) ^ mix(stream));
+        s.epoch.set(epoch);
+        let left = draw(&mut rng, mean) - size.min(i64::MAX as usize / 4) as i64;
+        if left > 0 {
+            s.left.set(left);
+            s.rng.set(rng);
+            return false;
+        }
+    }
+    s.left.set(draw(&mut rng, mean));
+    s.rng.set(rng);
+    true
+}
+
+/// A new sampled session: every thread draws a new countdown at its next allocation.
+pub(crate) fn new_session(mean: usize) {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    SEED.store(
+        mix((t.tv_sec as u64).wrapping_mul(1_000_000_007) ^ t.tv_nsec as u64),
+        Ordering::Relaxed,
+    );
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+    MEAN.store(mean, Ordering::Relaxed);
+}
+
+/// Restart the calling thread's sampling stream from `seed` (see `trace::reseed_sampler`).
+pub(crate) fn reseed(seed: u64, mean: usize) {
+    let _ = STATE.try_with(|s| {
+        let mut rng = mix(seed);
+        s.left.set(draw(&mut rng, mean.max(1)));
+        s.rng.set(rng);
+        s.epoch.set(EPOCH.load(Ordering::Relaxed));
+    });
+}
+
+/// The probability that a block of `size` bytes is sampled at mean `mean` (1 in exact mode).
+pub(crate) fn probability(size: usize, mean: usize) -> f64 {
+    if mean == 0 {
+        1.0
+    } else {
+        -(-(size as f64) / mean as f64).exp_m1()
+    }
+}
+
+/// The bytes a traced block of `size` bytes stands for: `size / p(size)` rounded (the size
+/// itself in exact mode). A pure function (see the invariants).
+pub(crate) fn weigh(size: usize, mean: usize) -> usize {
+    if mean == 0 || size == 0 {
+        return size;
+    }
+    (size as f64 / probability(size, mean)).round() as usize
+}
+
+/// Buckets of `MARKS` (a power of two).
+const MARK_BUCKETS: usize = 1 << 16;
+
+/// Traces per address bucket (see the module docs). 256 KiB of zero pages until used.
+pub(crate) static MARKS: [AtomicU32; MARK_BUCKETS] = [const { AtomicU32::new(0) }; MARK_BUCKETS];
+
+fn bucket(addr: usize) -> usize {
+    ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (MARK_BUCKETS - 1)
+}
+
+/// Whether a trace may exist for `addr` (false: certainly none).
+#[inline]
+pub(crate) fn maybe_traced(addr: usize) -> bool {
+    MARKS[bucket(addr)].load(Ordering::Relaxed) != 0
+}
+
+/// A trace of `addr` was added (under `TABLES`).
+pub(crate) fn mark(addr: usize) {
+    MARKS[bucket(addr)].fetch_add(1, Ordering::Relaxed);
+}
+
+/// A trace of `addr` was removed (under `TABLES`).
+pub(crate) fn unmark(addr: usize) {
+    MARKS[bucket(addr)].fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Every trace was forgotten (under `TABLES`).
+pub(crate) fn unmark_all() {
+    for m in &MARKS {
+        if m.load(Ordering::Relaxed) != 0 {
+            m.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countdowns_are_exponential_with_the_mean() {
+        let mut rng = mix(42);
+        let n = 200_000;
+        let mean = 4096;
+        let sum: f64 = (0..n).map(|_| draw(&mut rng, mean) as f64).sum();
+        let m = sum / n as f64;
+        // ceil adds ~0.5 byte; the standard error of the mean is mean / sqrt(n) ~ 9 bytes.
+        assert!((m - 4096.5).abs() < 60.0, "mean countdown {m}");
+    }
+
+    #[test]
+    fn weights() {
+        assert_eq!(weigh(100, 0), 100);
+        assert_eq!(weigh(0, 512), 0);
+        // Far larger than the mean: always sampled, weight 1.
+        assert_eq!(weigh(100 << 20, 512 << 10), 100 << 20);
+        // Small blocks stand for about `mean` bytes each.
+        let w = weigh(16, 512 << 10);
+        assert!((w as f64 - (512 << 10) as f64).abs() < 20.0, "{w}");
+    }
+}
