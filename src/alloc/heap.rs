@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  ThreadHeap
-//!    avail[class] ──> pool <─> pool <─> ...   pools with room; head = current    (PoolQueues)
+//!    avail[class] ──> pool <─> pool <─> ...   pools with room; head = current    (AvailQueues)
 //!    owned        ──> pool <─> pool <─> ...   every pool it owns; full ones are on
 //!                                              no other list                       (PoolQueue)
 //!    delayed      ──> block -> block           remote frees into FULL pools        (remote.rs)
@@ -50,7 +50,7 @@ use super::cache::PoolCaches;
 use super::counter::LargeCounts;
 use super::global::GLOBAL;
 use super::pool::{HeapTag, Pool, pool_is_valid, pool_of_any};
-use super::queue::{ByClass, ByOwner, PoolQueue, PoolQueues};
+use super::queue::{AvailQueues, ByOwner, PoolQueue};
 use super::remote::{BlockStack, FULL, NOTIFYING};
 use super::size_class::{blocks_per_pool, is_medium_class};
 use super::table::Slot;
@@ -58,14 +58,14 @@ use super::table::Slot;
 /// A thread's allocation state (see the module docs).
 #[repr(C)]
 pub struct ThreadHeap {
-    pub avail: PoolQueues<ByClass, ALL_CLASSES>, // pools with room, per class; head = current
-    owned: PoolQueue<ByOwner>,                   // all pools it owns
-    pub delayed: BlockStack,                     // blocks freed remotely into our FULL pools
-    caches: PoolCaches,                          // retired pools and runs kept (cache.rs)
-    nkept: usize,                                // empty pools left on avail, <= HEAP_KEPT_POOLS
-    exiting: bool,                               // `abandon` has begun: never arm FULL again
-    next_slot: *mut ThreadHeap,                  // free heap-slot list (`thread.rs`'s table)
-    pub large: LargeCounts,                      // this thread's share of the large blocks
+    pub avail: AvailQueues,     // pools with room, per class; head = current
+    owned: PoolQueue<ByOwner>,  // all pools it owns
+    pub delayed: BlockStack,    // blocks freed remotely into our FULL pools
+    caches: PoolCaches,         // retired pools and runs kept (cache.rs)
+    nkept: usize,               // empty pools left on avail, <= HEAP_KEPT_POOLS
+    exiting: bool,              // `abandon` has begun: never arm FULL again
+    next_slot: *mut ThreadHeap, // free heap-slot list (`thread.rs`'s table)
+    pub large: LargeCounts,     // this thread's share of the large blocks
 }
 
 // SAFETY: a ThreadHeap is used by one thread at a time (its owner, or the fallback's holder).
@@ -81,7 +81,7 @@ impl Slot for ThreadHeap {
 impl ThreadHeap {
     pub const fn new() -> Self {
         ThreadHeap {
-            avail: PoolQueues::new(),
+            avail: AvailQueues::new(),
             owned: PoolQueue::new(),
             delayed: BlockStack::new(),
             caches: PoolCaches::new(),
@@ -472,6 +472,9 @@ pub unsafe fn is_valid(h: *mut ThreadHeap) -> Result<(), &'static str> {
             {
                 return Err("a full pool off the lists whose remote word would not notify us");
             }
+        }
+        if !heap.avail.direct_is_valid() {
+            return Err("a step's current pool is not its class's head");
         }
         if not_full != in_avail {
             return Err("owned pools with room are not exactly the avail pools");

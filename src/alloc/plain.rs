@@ -4,7 +4,7 @@
 //! (`large.rs`).
 //!
 //! ```text
-//!  small_alloc: TLS heap -> avail[class].head -> pool.take_block (free list pop, or bump)
+//!  small_alloc: TLS heap -> avail.by_step(step_of(size)) -> pool.take_block (free list pop, or bump)
 //!               | nothing there: thread::alloc_slow -> heap::alloc     (no lock, no atomic RMW)
 //!  small_free:  pool_of(b).owner == this heap? -> pool.put_block
 //!               |   revived a full pool / emptied one not current: heap::free_local_slow
@@ -29,7 +29,7 @@ use super::harden;
 use super::heap;
 use super::large;
 use super::pool::{Pool, pool_of, pool_of_any, pool_of_size, run_of};
-use super::size_class::{any_class_of, block_size, is_medium, is_small};
+use super::size_class::{any_class_of, block_size, class_of_step, is_medium, is_small, step_of};
 use super::thread;
 use super::{addr_map, fatal};
 
@@ -52,13 +52,21 @@ pub fn owns(ptr: *const u8) -> bool {
 /// caller frees it by its address alone (C's `free`), so while a fork in progress on another
 /// thread holds a lock the slow path needs, the block may come from the system allocator
 /// instead of waiting (`lock.rs`); a Rust caller frees by layout, and waits.
+#[cfg(test)]
 #[inline(always)]
 pub fn small_alloc<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
+    small_alloc_step::<BY_ADDRESS>(*super::size_class::steps_of_class(class).start())
+}
+
+/// `small_alloc` by request step (`size_class::step_of`): the heap's current pool for the step,
+/// no class computed on the fast path.
+#[inline(always)]
+pub fn small_alloc_step<const BY_ADDRESS: bool>(step: usize) -> (*mut u8, bool) {
     let h = thread::current();
     if !h.is_null() {
         // SAFETY: h is the calling thread's live heap; pools on its lists are owned by it.
         unsafe {
-            let p = (*h).avail.head(class);
+            let p = (*h).avail.by_step(step);
             if !p.is_null() {
                 let got = (*p).take_block();
                 if !got.0.is_null() {
@@ -67,7 +75,7 @@ pub fn small_alloc<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
             }
         }
     }
-    small_alloc_slow::<BY_ADDRESS>(class)
+    small_alloc_slow::<BY_ADDRESS>(class_of_step(step))
 }
 
 #[cold]
@@ -89,7 +97,7 @@ fn small_alloc_slow<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
 /// asked (skipped when the block is known zero).
 #[inline(always)]
 pub fn small_alloc_sized<const BY_ADDRESS: bool>(size: usize, zero: bool) -> *mut u8 {
-    let (b, known_zero) = small_alloc::<BY_ADDRESS>(any_class_of(size));
+    let (b, known_zero) = small_alloc_step::<BY_ADDRESS>(step_of(size));
     if zero && !known_zero && !b.is_null() {
         // SAFETY: b is a fresh block of at least `size` bytes.
         unsafe { b.write_bytes(0, size) };

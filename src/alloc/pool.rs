@@ -96,14 +96,15 @@ pub fn run_of(p: *const u8) -> *mut Pool {
 
 /// The header of the pool or run holding `p`, a block of a pooled request of `size` bytes
 /// (`size <= MEDIUM_MAX`): `pool_of` for a small size, `run_of` for a medium one, chosen with a
-/// conditional move instead of a branch, which a program freeing sizes on both sides of
-/// `SMALL_MAX` at random would mispredict every other time.
+/// mask instead of a branch, which a program freeing sizes on both sides of `SMALL_MAX` at
+/// random would mispredict every other time.
 #[inline(always)]
 pub fn pool_of_size(p: *const u8, size: usize) -> *mut Pool {
     let a = p as usize;
     let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
     let run = (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1);
-    let index = if size > SMALL_MAX { run } else { i };
+    let medium = ((size > SMALL_MAX) as usize).wrapping_neg();
+    let index = (i & !medium) | (run & medium);
     header_of(a & !(ARENA_SIZE - 1), index)
 }
 

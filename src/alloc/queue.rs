@@ -10,7 +10,10 @@
 //! | `abandoned[full][class]`      | `ByClass`    | `global::Global` | newest first                   |
 //!
 //! `PoolQueue` is one queue; `PoolQueues` is an array of them with the heads stored apart from
-//! the tails (a heap's `avail`); both run the one implementation (`Ends`).
+//! the tails; both run the one implementation (`Ends`). `AvailQueues` (a heap's `avail`) is a
+//! `PoolQueues` by class plus the same heads by request step (`size_class::step_of`), which
+//! the allocation fast path reads: the step of a request is an add and a shift, where its class
+//! would need a branch or a table.
 //!
 //! A pool carries two pairs of links in its header (`Pool::{next, prev}` and
 //! `Pool::{owned_next, owned_prev}`), so it can be on one `ByClass` list and its owner's
@@ -28,6 +31,8 @@ use core::marker::PhantomData;
 use core::ptr;
 
 use super::pool::Pool;
+use super::size_class::{STEPS, steps_of_class};
+use crate::config::ALL_CLASSES;
 
 /// Which pair of links in a pool's header a queue threads through.
 pub trait Links {
@@ -366,5 +371,88 @@ impl PoolStack {
     pub unsafe fn iter(&self) -> impl Iterator<Item = *mut Pool> + use<> {
         // SAFETY: per the contract.
         unsafe { self.queue.iter() }
+    }
+}
+
+/// A heap's avail lists: one queue per class, and each class's head repeated for every request
+/// step the class serves (`direct`), kept equal after every change here (the only way the
+/// queues change). The allocation fast path reads `direct[step_of(size)]`.
+pub struct AvailQueues {
+    direct: [*mut Pool; STEPS],
+    queues: PoolQueues<ByClass, ALL_CLASSES>,
+}
+
+impl AvailQueues {
+    /// Empty lists.
+    pub const fn new() -> Self {
+        AvailQueues {
+            direct: [ptr::null_mut(); STEPS],
+            queues: PoolQueues::new(),
+        }
+    }
+
+    /// The current pool of the class serving `step`, or null.
+    #[inline(always)]
+    pub fn by_step(&self, step: usize) -> *mut Pool {
+        self.direct[step]
+    }
+
+    /// The first pool of `class`'s queue, or null.
+    #[inline(always)]
+    pub fn head(&self, class: usize) -> *mut Pool {
+        self.queues.head(class)
+    }
+
+    /// Copy `class`'s head to its steps.
+    #[inline]
+    fn sync(&mut self, class: usize) {
+        let h = self.queues.head(class);
+        for s in steps_of_class(class) {
+            self.direct[s] = h;
+        }
+    }
+
+    /// As [`PoolQueue::push_front`], on `class`'s queue.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::push_front`].
+    pub unsafe fn push_front(&mut self, class: usize, p: *mut Pool) {
+        // SAFETY: forwarded.
+        unsafe { self.queues.push_front(class, p) };
+        self.sync(class);
+    }
+
+    /// As [`PoolQueue::push_back`], on `class`'s queue.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::push_front`].
+    pub unsafe fn push_back(&mut self, class: usize, p: *mut Pool) {
+        // SAFETY: forwarded.
+        unsafe { self.queues.push_back(class, p) };
+        self.sync(class);
+    }
+
+    /// As [`PoolQueue::remove`], on `class`'s queue.
+    ///
+    /// # Safety
+    /// `p` is on `class`'s queue; the caller owns it.
+    pub unsafe fn remove(&mut self, class: usize, p: *mut Pool) {
+        // SAFETY: forwarded.
+        unsafe { self.queues.remove(class, p) };
+        self.sync(class);
+    }
+
+    /// As [`PoolQueue::iter`], on `class`'s queue.
+    ///
+    /// # Safety
+    /// As [`PoolQueue::iter`].
+    pub unsafe fn iter(&self, class: usize) -> impl Iterator<Item = *mut Pool> + use<> {
+        // SAFETY: forwarded.
+        unsafe { self.queues.iter(class) }
+    }
+
+    /// Whether every step's pool is its class's head (the validator).
+    pub fn direct_is_valid(&self) -> bool {
+        (0..ALL_CLASSES).all(|c| steps_of_class(c).all(|s| self.direct[s] == self.head(c)))
     }
 }

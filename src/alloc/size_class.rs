@@ -9,8 +9,9 @@
 //!
 //! Every per-class quantity the hot paths need (block size, bump limit, block starts) is a
 //! table indexed by class, so small and medium pools run the same code, without a branch on
-//! the class: request size -> class is a table by 16-byte step, and "is this a block start" a
-//! multiply by the class's divisibility magic.
+//! the class: a request's 16-byte step indexes a heap's current pools directly (the class is
+//! looked up from the step only on slow paths), and "is this a block start" is a multiply by
+//! the class's divisibility magic.
 
 use crate::config::{
     ALIGNMENT, ALIGNMENT_SHIFT, ALL_CLASSES, MEDIUM_MAX, MEDIUM_STEP, NUM_CLASSES, POOL_SIZE,
@@ -56,28 +57,66 @@ pub const fn medium_class_of(size: usize) -> usize {
     NUM_CLASSES + (size - SMALL_MAX - 1) / MEDIUM_STEP
 }
 
-/// Class index of any request the pools serve (small or medium: `size <= MEDIUM_MAX`). One load
-/// from a table indexed by 16-byte steps, no branch: a program whose sizes straddle
-/// `SMALL_MAX` at random (half of a larson-shaped program's blocks are over 512 bytes) would
-/// mispredict a small-or-medium test on every other call.
+/// Request steps of the pools: a request of `size <= MEDIUM_MAX` bytes is step
+/// `step_of(size)`, one per 16 bytes (0 for a request of 0 bytes).
+pub const STEPS: usize = MEDIUM_MAX / ALIGNMENT + 1;
+
+/// The step of a pooled request (`size <= MEDIUM_MAX`): an add and a shift, no branch, so a
+/// program whose sizes straddle `SMALL_MAX` at random (half of a larson-shaped program's blocks
+/// are over 512 bytes) has nothing to mispredict; a heap keeps its current pool per step
+/// (`queue::AvailQueues`), so the allocation fast path needs no class at all.
+#[inline(always)]
+pub const fn step_of(size: usize) -> usize {
+    (size + ALIGNMENT - 1) >> ALIGNMENT_SHIFT
+}
+
+/// The class of each step, and the first and last step of each class (`TABLE` entries, the
+/// pseudo-classes with the empty range 1..=0).
+const CLASS_OF_STEP: [u8; STEPS] = {
+    let mut t = [0u8; STEPS];
+    let mut i = 0;
+    while i < STEPS {
+        let size = i * ALIGNMENT;
+        t[i] = if size <= SMALL_MAX {
+            class_of(size)
+        } else {
+            medium_class_of(size)
+        } as u8;
+        i += 1;
+    }
+    t
+};
+const STEP_RANGE: [(u16, u16); TABLE] = {
+    let mut t = [(1u16, 0u16); TABLE];
+    let mut i = 0;
+    while i < STEPS {
+        let c = CLASS_OF_STEP[i] as usize;
+        if t[c].0 > t[c].1 {
+            t[c].0 = i as u16;
+        }
+        t[c].1 = i as u16;
+        i += 1;
+    }
+    t
+};
+
+/// The class of a step (`step < STEPS`).
+#[inline(always)]
+pub const fn class_of_step(step: usize) -> usize {
+    CLASS_OF_STEP[step] as usize
+}
+
+/// The steps whose requests `class` serves (empty for `CLASS_NONE` and `CLASS_RUN_TAIL`).
+#[inline(always)]
+pub const fn steps_of_class(class: usize) -> core::ops::RangeInclusive<usize> {
+    let (a, b) = STEP_RANGE[class];
+    a as usize..=b as usize
+}
+
+/// Class index of any request the pools serve (small or medium: `size <= MEDIUM_MAX`).
 #[inline(always)]
 pub const fn any_class_of(size: usize) -> usize {
-    const STEPS: usize = MEDIUM_MAX / ALIGNMENT + 1;
-    const BY_STEP: [u8; STEPS] = {
-        let mut t = [0u8; STEPS];
-        let mut i = 0;
-        while i < STEPS {
-            let size = i * ALIGNMENT;
-            t[i] = if size <= SMALL_MAX {
-                class_of(size)
-            } else {
-                medium_class_of(size)
-            } as u8;
-            i += 1;
-        }
-        t
-    };
-    BY_STEP[(size + ALIGNMENT - 1) >> ALIGNMENT_SHIFT] as usize
+    class_of_step(step_of(size))
 }
 
 /// Bytes a pool of `class` spans: a pool, or a run for a medium class.
@@ -199,6 +238,7 @@ const _: () = assert!(medium_class_of(SMALL_MAX + 1) == NUM_CLASSES);
 const _: () = assert!(medium_class_of(MEDIUM_MAX) == ALL_CLASSES - 1);
 const _: () = assert!(size_of_class(ALL_CLASSES - 1) == MEDIUM_MAX);
 const _: () = assert!(pool_limit(0) <= POOL_SIZE);
+const _: () = assert!(SMALL_MAX % MEDIUM_STEP == 0 && MEDIUM_STEP.is_power_of_two());
 // Class numbers (CLASS_RUN_TAIL included) fit the pool header's u8.
 const _: () = assert!(CLASS_RUN_TAIL < u8::MAX as usize);
 
@@ -249,6 +289,24 @@ mod tests {
             };
             assert_eq!(any_class_of(size), want, "size {size}");
         }
+    }
+
+    #[test]
+    fn steps_and_classes_agree() {
+        for size in 0..=MEDIUM_MAX {
+            let c = any_class_of(size);
+            assert!(steps_of_class(c).contains(&step_of(size)), "size {size}");
+        }
+        let mut seen = 0;
+        for c in 0..ALL_CLASSES {
+            for s in steps_of_class(c) {
+                assert_eq!(class_of_step(s), c);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, STEPS);
+        assert!(steps_of_class(CLASS_NONE).is_empty());
+        assert!(steps_of_class(CLASS_RUN_TAIL).is_empty());
     }
 
     #[test]
