@@ -22,7 +22,7 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::config::ALIGNMENT;
+use crate::config::{ALIGNMENT, MEDIUM_MAX};
 
 use super::backend::Backend;
 use super::harden;
@@ -39,7 +39,8 @@ pub(crate) struct Plain;
 /// True when a request is served from the pools: small (pools) or medium (runs).
 #[inline(always)]
 pub const fn is_pooled(size: usize, align: usize) -> bool {
-    is_small(size, align) || is_medium(size, align)
+    // is_small || is_medium, as one compare per argument.
+    size <= MEDIUM_MAX && align <= ALIGNMENT
 }
 
 /// Is `ptr` inside one of our arenas? O(1), lock-free, never true for memory we do not hold.

@@ -468,3 +468,18 @@ fn realloc_in_place_within_class_and_across_the_boundary() {
         }
     });
 }
+
+#[test]
+fn pooled_is_small_or_medium() {
+    use super::size_class::{is_medium, is_small};
+    for size in 0..=crate::config::MEDIUM_MAX + 64 {
+        for shift in 0..13 {
+            let align = 1usize << shift;
+            assert_eq!(
+                super::plain::is_pooled(size, align),
+                is_small(size, align) || is_medium(size, align),
+                "size {size} align {align}"
+            );
+        }
+    }
+}
