@@ -71,7 +71,7 @@ pub use diag::{
     DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, GcError,
 };
 pub use dot::{dot_backrefs, dot_refs};
-pub use handle::{Gc, Trace};
+pub use handle::{Gc, GcBox, Trace};
 pub use leak::{LeakGroup, LeakReport, leak_report};
 pub use list::gc_list_is_valid;
 pub use path::{Backrefs, PathTo, path_to};
