@@ -154,14 +154,26 @@ impl Node for B {
         self.next.set(Some(next));
     }
 }
+/// Whether the partner this `next` holds was already cleared by the collector (read through
+/// the `Gc<dyn Node>`: `try_get` never reads a cleared value).
+fn partner(next: &GcCell<Option<Gc<dyn Node>>>) -> &'static str {
+    match next.borrow().as_ref().map(Gc::try_get) {
+        None => "",
+        Some(None) => " (partner cleared)",
+        Some(Some(_)) => " (partner intact)",
+    }
+}
+
 impl Drop for A {
     fn drop(&mut self) {
-        DROPS.with(|d| d.borrow_mut().push(self.label.clone()));
+        let p = partner(&self.next);
+        DROPS.with(|d| d.borrow_mut().push(format!("{}{p}", self.label)));
     }
 }
 impl Drop for B {
     fn drop(&mut self) {
-        DROPS.with(|d| d.borrow_mut().push(format!("b{}", self.weight)));
+        let p = partner(&self.next);
+        DROPS.with(|d| d.borrow_mut().push(format!("b{}{p}", self.weight)));
     }
 }
 
@@ -190,9 +202,18 @@ fn a_cycle_through_trait_objects_is_collected_and_each_drop_runs_once() {
         drop((a, b));
         assert!(drops().is_empty(), "the cycle holds both");
         assert_eq!(gc::collect_all(), 2);
-        assert_eq!(drops(), ["a", "b2"]);
+        // Each Drop once; the first sees its partner intact, the second sees it cleared.
+        let d = drops();
+        assert_eq!(d.len(), 2);
+        assert!(d[0].starts_with("a (partner") && d[1].starts_with("b2 (partner"));
+        assert_eq!(
+            d.iter()
+                .filter(|s| s.ends_with("(partner cleared)"))
+                .count(),
+            1
+        );
         assert_eq!(gc::collect_all(), 0);
-        assert_eq!(drops(), ["a", "b2"]);
+        assert_eq!(drops(), d);
     });
 }
 
@@ -204,7 +225,7 @@ fn a_self_cycle_through_a_trait_object_is_collected() {
         a.set_next(a.clone());
         drop(a);
         assert_eq!(gc::collect(2).unwrap(), 1);
-        assert_eq!(drops(), ["self"]);
+        assert_eq!(drops(), ["self (partner cleared)"]);
     });
 }
 
@@ -264,5 +285,35 @@ fn a_panicking_drop_unwinds_through_the_trait_objects_drop_as_through_any_drop()
         let r = catch_unwind(AssertUnwindSafe(move || drop(b)));
         let msg = r.unwrap_err();
         assert_eq!(msg.downcast_ref::<&str>(), Some(&"bomb"));
+    });
+}
+
+trait Named: Any {
+    fn who(&self) -> String;
+}
+trait Greeter: Named {
+    fn greet(&self) -> String {
+        format!("hello from {}", self.who())
+    }
+}
+impl Named for Circle {
+    fn who(&self) -> String {
+        format!("circle {}", self.0)
+    }
+}
+impl Greeter for Circle {}
+
+#[test]
+fn a_trait_object_upcasts_to_a_supertrait_and_downcasts_back() {
+    isolated(|| {
+        let g = gc_dyn!(Gc::new(Circle(2.0)) => dyn Greeter);
+        assert_eq!(g.greet(), "hello from circle 2");
+        let n = Gc::unsize::<dyn Named>(g.clone(), |b| b);
+        assert_eq!(n.who(), "circle 2");
+        assert_eq!(Gc::strong_count(&g), 2);
+        let a = gc_dyn!(n => dyn Any);
+        let c: Gc<Circle> = a.downcast().ok().unwrap();
+        assert_eq!(c.area(), 12.0);
+        assert_eq!(Gc::as_ptr(&c), Gc::as_ptr(&g));
     });
 }

@@ -5,7 +5,7 @@
 //! | item            | role                                                                   |
 //! |-----------------|------------------------------------------------------------------------|
 //! | [`GcBox<T>`]    | the whole memory of a `Gc` object, opaque: what `Gc::unsize`'s closure coerces |
-//! | [`Gc::unsize`]  | `Gc<T>` to `Gc<U>`, where the closure `\|b\| b` coerces `&GcBox<T>` to `&GcBox<U>` |
+//! | [`Gc::unsize`]  | `Gc<T>` to `Gc<U>` (also `Gc<dyn Sub>` to `Gc<dyn Super>`), where the closure `\|b\| b` coerces `&GcBox<T>` to `&GcBox<U>` |
 //! | [`gc_dyn!`](crate::gc_dyn) | `gc_dyn!(expr => dyn Trait)`: the same, with the closure written |
 //! | `Gc<dyn Any>::downcast` | back to the concrete `Gc<T>`                               |
 //!
@@ -18,7 +18,8 @@
 //!
 //! - A `Gc<U>` with `U` unsized points at an object made by `Gc::<T>::new` for a concrete `T`
 //!   that unsizes to `U` (`T: Unsize<U>`, checked by the compiler at the coercion the closure
-//!   performs), with the metadata of that coercion (a vtable of `T`, or `[E; N]`'s length):
+//!   performs, or at each of a chain of them: `Gc<dyn Sub>` to `Gc<dyn Super>` is trait
+//!   upcasting), with the metadata of that coercion (a vtable of `T`, or `[E; N]`'s length):
 //!   its view `RustObject<U>` has the same address and the same field offsets (header 16
 //!   bytes, value at 16: `align_of::<T>() <= 16`, asserted by `Gc::new`).
 //! - The value is dropped only as a `T` (the type's trampolines, `drop_last`), never through
@@ -39,7 +40,7 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use super::{Gc, RustObject, Trace};
-use crate::object::{GcHead, ObjectHeader};
+use crate::object::GcHead;
 
 /// The whole memory of a `Gc` object (the collector's links, the header, the value), seen by
 /// the closure of [`Gc::unsize`] only: it has no public field or method, so all a closure can do
@@ -55,9 +56,10 @@ pub struct GcBox<T: ?Sized> {
 
 const _: () = assert!(size_of::<GcHead>() == size_of::<[usize; 2]>());
 
-impl<T: Trace> Gc<T> {
+impl<T: ?Sized> Gc<T> {
     /// The same object as a `Gc<U>`, where `U` is an unsized type `T` coerces to: `dyn Trait`
-    /// for a trait `T` implements (or `[E]` from `[E; N]`). `coerce` is the coercion, written
+    /// for a trait `T` implements (or `[E]` from `[E; N]`; or, from a `Gc<dyn Sub>`, a
+    /// supertrait's `dyn Super`: trait upcasting). `coerce` is the coercion, written
     /// `|b| b` with `U` named (`Gc::unsize::<dyn Shape>(g, |b| b)`), or `|b| b as _` where the
     /// result's type is known: the compiler turns the `&GcBox<T>` it receives into the
     /// `&GcBox<U>` it must return, and refuses when `T` does not implement the trait. (A bare
@@ -99,14 +101,15 @@ impl<T: Trace> Gc<T> {
         this: Gc<T>,
         coerce: impl for<'a> FnOnce(&'a GcBox<T>) -> &'a GcBox<U>,
     ) -> Gc<U> {
-        let obj: *mut ObjectHeader = this.ptr.as_ptr().cast();
         // SAFETY: a Gc object's block starts with its GcHead, 16 bytes before the header
-        // (`as_gc`), and is `size_of::<GcHead>() + size_of::<RustObject<T>>()` bytes, which is
-        // `size_of::<GcBox<T>>()` (16 is a multiple of RustObject<T>'s alignment, at most 16).
-        // Every byte of a GcBox is in an UnsafeCell, so this shared reference, derived from the
-        // handle's pointer (the block's provenance), allows the writes the collector and other
-        // handles make while it lives (the closure's call).
-        let boxed: &GcBox<T> = unsafe { &*obj.cast::<GcHead>().sub(1).cast::<GcBox<T>>() };
+        // (`as_gc`), and is `size_of::<GcHead>() + size_of::<RustObject<C>>()` bytes for its
+        // concrete type `C`, which is the size of `GcBox<C>` and of `GcBox<T>` with `T`'s
+        // metadata (16 is a multiple of the value's alignment, at most 16; the cast keeps the
+        // metadata). Every byte of a GcBox is in an UnsafeCell, so this shared reference,
+        // derived from the handle's pointer (the block's provenance), allows the writes the
+        // collector and other handles make while it lives (the closure's call).
+        let boxed: &GcBox<T> =
+            unsafe { &*(this.ptr.as_ptr().byte_sub(size_of::<GcHead>()) as *const GcBox<T>) };
         let r = coerce(boxed);
         assert!(
             core::ptr::addr_eq(r, boxed),
