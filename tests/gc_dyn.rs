@@ -317,3 +317,73 @@ fn a_trait_object_upcasts_to_a_supertrait_and_downcasts_back() {
         assert_eq!(Gc::as_ptr(&c), Gc::as_ptr(&g));
     });
 }
+
+trait Observer {
+    fn notify(&self) -> u32;
+}
+
+#[derive(Trace)]
+struct Counter {
+    hits: GcCell<u32>,
+    /// Back to the subject, weakly: no strong cycle.
+    subject: GcCell<Option<gc::Weak<dyn Any>>>,
+}
+
+impl Observer for Counter {
+    fn notify(&self) -> u32 {
+        let n = *self.hits.borrow() + 1;
+        self.hits.set(n);
+        n
+    }
+}
+
+#[derive(Trace)]
+struct Subject {
+    observers: GcCell<Vec<gc::Weak<dyn Observer>>>,
+}
+
+#[test]
+fn a_weak_trait_object_upgrades_to_the_trait_object_until_the_object_dies() {
+    isolated(|| {
+        let subject = Gc::new(Subject {
+            observers: GcCell::new(Vec::new()),
+        });
+        let counter = Gc::new(Counter {
+            hits: GcCell::new(0),
+            subject: GcCell::new(Some(Gc::downgrade(&gc_dyn!(subject.clone() => dyn Any)))),
+        });
+        let obs = Gc::unsize::<dyn Observer>(counter.clone(), |b| b);
+        let w = Gc::downgrade(&obs);
+        assert_eq!(
+            std::mem::size_of::<gc::Weak<u32>>(),
+            8,
+            "one word for a sized T"
+        );
+        subject.observers.borrow_mut().push(w.clone());
+        drop(obs);
+        let fire = || -> Vec<u32> {
+            let list = subject.observers.borrow();
+            list.iter()
+                .filter_map(|w| w.upgrade())
+                .map(|o| o.notify())
+                .collect()
+        };
+        assert_eq!(fire(), [1]);
+        assert_eq!(fire(), [2]);
+        assert_eq!(*counter.hits.borrow(), 2);
+        let back = counter
+            .subject
+            .borrow()
+            .as_ref()
+            .unwrap()
+            .upgrade()
+            .unwrap();
+        assert!(Gc::as_ptr(&back) == Gc::as_ptr(&subject));
+        drop(back);
+        assert!(!w.is_dead());
+        assert_eq!(Gc::weak_count(&counter), 1);
+        drop(counter); // the last strong reference: freed at once, no collection needed
+        assert!(w.is_dead() && w.upgrade().is_none());
+        assert!(fire().is_empty());
+    });
+}

@@ -128,7 +128,7 @@ unsafe impl<T: ?Sized + 'static> Trace for Gc<T> {
 }
 
 // SAFETY: visits the one weakref object it owns.
-unsafe impl<T: Trace> Trace for Weak<T> {
+unsafe impl<T: ?Sized + 'static> Trace for Weak<T> {
     #[inline(always)]
     fn trace(&self, t: &mut Tracer) {
         t.visit_weak(self);

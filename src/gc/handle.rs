@@ -11,7 +11,7 @@
 //! | [`Gc<T>`]       | one counted reference; the last drop deallocates                       |
 //! | `RustType`      | a Rust type's `TypeObject` and `drop_last`, the last drop's body for the concrete type |
 //! | `std_traits.rs` | (child module, `handle/`) `Gc`'s std traits but `Drop`: `Deref`, `Clone`, `Debug`, `Eq`, `Ord`, `Hash`, `Display`, `Pointer`, `Default`, `From`, `AsRef`, `Borrow` |
-//! | `unsize.rs`     | (child module, `handle/`) `Gc<dyn Trait>`: `GcBox`, `Gc::unsize`, `gc_dyn!`, `Gc<dyn Any>::downcast` |
+//! | `unsize.rs`     | (child module, `handle/`) `Gc<dyn Trait>`: `GcBox`, `Gc::unsize`, `gc_dyn!`, `Gc<dyn Any>::downcast`, the fat pointer for `Weak` |
 //!
 //! # Invariants
 //!

@@ -8,6 +8,7 @@
 //! | [`Gc::unsize`]  | `Gc<T>` to `Gc<U>` (also `Gc<dyn Sub>` to `Gc<dyn Super>`), where the closure `\|b\| b` coerces `&GcBox<T>` to `&GcBox<U>` |
 //! | [`gc_dyn!`](crate::gc_dyn) | `gc_dyn!(expr => dyn Trait)`: the same, with the closure written |
 //! | `Gc<dyn Any>::downcast` | back to the concrete `Gc<T>`                               |
+//! | `Gc::raw_ptr`, `Gc::from_raw_ptr` | the fat pointer, for `Weak<T: ?Sized>` (`weak.rs`) |
 //!
 //! The collector never needs `U`: the object's `TypeObject` was built for the concrete `T`
 //! (`TypeFor<T>`), and traces, clears, finalizes and drops the value as a `T`; `Gc`'s own last
@@ -59,7 +60,7 @@ const _: () = assert!(size_of::<GcHead>() == size_of::<[usize; 2]>());
 impl<T: ?Sized> Gc<T> {
     /// The same object as a `Gc<U>`, where `U` is an unsized type `T` coerces to: `dyn Trait`
     /// for a trait `T` implements (or `[E]` from `[E; N]`; or, from a `Gc<dyn Sub>`, a
-    /// supertrait's `dyn Super`: trait upcasting). `coerce` is the coercion, written
+    /// supertrait's `dyn Super`: trait upcasting, Rust 1.86+). `coerce` is the coercion, written
     /// `|b| b` with `U` named (`Gc::unsize::<dyn Shape>(g, |b| b)`), or `|b| b as _` where the
     /// result's type is known: the compiler turns the `&GcBox<T>` it receives into the
     /// `&GcBox<U>` it must return, and refuses when `T` does not implement the trait. (A bare
@@ -122,6 +123,27 @@ impl<T: ?Sized> Gc<T> {
             // provenance and the metadata of the coercion of the object's own T to U (module
             // invariants), and the reference `this` owned is handed over.
             ptr: unsafe { NonNull::new_unchecked(ptr) },
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> Gc<T> {
+    /// The handle's pointer (the object, with `T`'s metadata), for `Weak<T>`.
+    #[inline(always)]
+    pub(crate) fn raw_ptr(this: &Gc<T>) -> NonNull<RustObject<T>> {
+        this.ptr
+    }
+
+    /// Adopt one reference to the object `ptr` points at (`Weak::upgrade`).
+    ///
+    /// # Safety
+    /// `ptr` is a pointer a `Gc<T>` had (`raw_ptr`: provenance and metadata), to a live
+    /// object, and the caller gives up one reference it owns.
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw_ptr(ptr: NonNull<RustObject<T>>) -> Gc<T> {
+        Gc {
+            ptr,
             _not_send: PhantomData,
         }
     }
