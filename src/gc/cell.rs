@@ -119,8 +119,8 @@ unsafe impl<T: ?Sized + 'static> Trace for core::marker::PhantomData<T> {
     fn trace(&self, _: &mut Tracer) {}
 }
 
-// SAFETY: visits the one Gc it owns.
-unsafe impl<T: Trace> Trace for Gc<T> {
+// SAFETY: visits the one Gc it owns (`T` unsized too: a `Gc<dyn Trait>` is an edge like any).
+unsafe impl<T: ?Sized + 'static> Trace for Gc<T> {
     #[inline(always)]
     fn trace(&self, t: &mut Tracer) {
         t.visit(self);
@@ -128,7 +128,7 @@ unsafe impl<T: Trace> Trace for Gc<T> {
 }
 
 // SAFETY: visits the one weakref object it owns.
-unsafe impl<T: Trace> Trace for Weak<T> {
+unsafe impl<T: ?Sized + 'static> Trace for Weak<T> {
     #[inline(always)]
     fn trace(&self, t: &mut Tracer) {
         t.visit_weak(self);

@@ -9,7 +9,9 @@
 //! | `RustObject<T>` | the memory after the `GcHead`: header, then the value                  |
 //! | `TypeFor<T>`    | the compile-time `TypeObject` of `T`: traverse/clear/finalize/del/dealloc trampolines |
 //! | [`Gc<T>`]       | one counted reference; the last drop deallocates                       |
+//! | `RustType`      | a Rust type's `TypeObject` and `drop_last`, the last drop's body for the concrete type |
 //! | `std_traits.rs` | (child module, `handle/`) `Gc`'s std traits but `Drop`: `Deref`, `Clone`, `Debug`, `Eq`, `Ord`, `Hash`, `Display`, `Pointer`, `Default`, `From`, `AsRef`, `Borrow` |
+//! | `unsize.rs`     | (child module, `handle/`) `Gc<dyn Trait>`: `GcBox`, `Gc::unsize`, `gc_dyn!`, `Gc<dyn Any>::downcast`, the fat pointer for `Weak` |
 //!
 //! # Invariants
 //!
@@ -32,6 +34,14 @@
 //!   weakref list head, when there is one, lives in the runtime's side table
 //!   (`WEAKLIST_SIDE_TABLE`, `PREV_HAS_WEAKREFS`).
 //! - `Gc` is `!Send` and `!Sync`: refcounts are plain integers owned by one thread.
+//! - `Gc<T>` takes `T: ?Sized`; only making a value (`new`, `Default`, `From<T>`) and the
+//!   type's trampolines need `T: Trace`. A handle reads the header through a thin cast of its
+//!   pointer and the value through the (possibly fat) pointer; for an unsized `T` the object
+//!   is one of a concrete type that unsizes to `T` (`unsize.rs`'s invariants).
+//! - Every `Gc` object's type (`ObjectHeader::ty`) is the `ty` of a `TypeFor<T>` `RustType`,
+//!   whose `drop_last` is `dealloc::<T>` for the concrete `T`: `Gc`'s `Drop` (one impl for
+//!   every `T`, so it cannot name the concrete type of a `Gc<dyn Trait>`) calls it through the
+//!   type, one load more than a direct call.
 //!
 //! May touch: `dealloc.rs` (the protocol), `schedule.rs` (counted allocation), `runtime.rs`,
 //! `list.rs`, `trace.rs` (`Tracer`), `any.rs` (`AnyGc`, the sealed traits), `unwind.rs`.
@@ -45,6 +55,9 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 mod std_traits;
+mod unsize;
+
+pub use unsize::GcBox;
 
 use super::any::{AnyGc, AsObject, Edge, sealed};
 use super::dealloc;
@@ -208,36 +221,55 @@ pub unsafe trait Trace: Sized + 'static {
     const LEGACY_DEL: Option<fn(&Gc<Self>)> = None;
 }
 
-/// The memory of a `Gc<T>` object after its `GcHead`.
+/// The memory of a `Gc<T>` object after its `GcHead`. `T` is the concrete type when the
+/// object is made; a `Gc<dyn Trait>` sees the same memory as `RustObject<dyn Trait>` (the value
+/// is the last field, so the unsizing keeps every offset: `unsize.rs`). The header is in an
+/// `UnsafeCell` because shared views of the whole object (`GcBox`) exist while counts change.
 #[repr(C)]
-pub(crate) struct RustObject<T> {
-    header: ObjectHeader,
+pub(crate) struct RustObject<T: ?Sized> {
+    header: UnsafeCell<ObjectHeader>,
     value: UnsafeCell<ManuallyDrop<T>>,
+}
+
+/// The `TypeObject` of a Rust type, followed by what only `Gc`'s own drop uses: the last drop's
+/// body for the concrete type, which a `Gc<dyn Trait>` cannot name. Every `Gc` object's type
+/// (`ObjectHeader::ty`) points at the `ty` of one of these.
+#[repr(C)]
+pub(crate) struct RustType {
+    ty: TypeObject,
+    /// `dealloc::<T>`: the drop of the last reference (trashcan, protocol, `Drop` unwinding as
+    /// from any `Drop`, not contained as the `TypeObject`'s `dealloc` is).
+    drop_last: unsafe fn(*mut ObjectHeader),
 }
 
 /// Holder of the compile-time `TypeObject` of `T`.
 pub(crate) struct TypeFor<T>(PhantomData<T>);
 
 impl<T: Trace> TypeFor<T> {
-    pub(crate) const TYPE: &'static TypeObject = &TypeObject {
-        name: T::NAME.as_ptr(),
-        basic_size: size_of::<RustObject<T>>(),
-        flags: TPFLAGS_HAVE_GC,
-        weaklist_offset: WEAKLIST_SIDE_TABLE,
-        traverse: Some(traverse_tramp::<T>),
-        clear: Some(clear_tramp::<T>),
-        finalize: if T::FINALIZE.is_some() {
-            Some(finalize_tramp::<T>)
-        } else {
-            None
+    pub(crate) const TYPE: &'static TypeObject = &Self::RUST.ty;
+
+    const RUST: &'static RustType = &RustType {
+        ty: TypeObject {
+            name: T::NAME.as_ptr(),
+            basic_size: size_of::<RustObject<T>>(),
+            flags: TPFLAGS_HAVE_GC,
+            weaklist_offset: WEAKLIST_SIDE_TABLE,
+            traverse: Some(traverse_tramp::<T>),
+            clear: Some(clear_tramp::<T>),
+            finalize: if T::FINALIZE.is_some() {
+                Some(finalize_tramp::<T>)
+            } else {
+                None
+            },
+            del: if T::LEGACY_DEL.is_some() {
+                Some(del_tramp::<T>)
+            } else {
+                None
+            },
+            dealloc: dealloc_tramp::<T>,
+            item_size: 0,
         },
-        del: if T::LEGACY_DEL.is_some() {
-            Some(del_tramp::<T>)
-        } else {
-            None
-        },
-        dealloc: dealloc_tramp::<T>,
-        item_size: 0,
+        drop_last: dealloc::<T>,
     };
 }
 
@@ -359,20 +391,24 @@ unsafe fn dealloc_body<T: Trace>(obj: *mut ObjectHeader) {
 ///
 /// `clone` takes a reference, `drop` gives one up; the last drop frees at once. Reference cycles
 /// are found and freed by [`crate::gc::collect`] (and automatically on allocation thresholds).
-pub struct Gc<T: Trace> {
+///
+/// `T` may be unsized: a `Gc<dyn Trait>` (or `Gc<[E]>`) is made from a `Gc` of a concrete type
+/// by [`Gc::unsize`] or [`gc_dyn!`](crate::gc_dyn), and is traced, collected and dropped as the
+/// concrete object it is (`unsize.rs`).
+pub struct Gc<T: ?Sized> {
     ptr: NonNull<RustObject<T>>,
     _not_send: PhantomData<*const T>,
 }
 
-impl<T: Trace> sealed::Sealed for Gc<T> {}
-impl<T: Trace> AsObject for Gc<T> {
+impl<T: ?Sized> sealed::Sealed for Gc<T> {}
+impl<T: ?Sized> AsObject for Gc<T> {
     #[inline(always)]
     fn as_object(&self) -> *mut ObjectHeader {
-        self.ptr.as_ptr() as *mut ObjectHeader
+        self.ptr.as_ptr().cast()
     }
 }
 
-impl<T: Trace> Edge for Gc<T> {
+impl<T: ?Sized> Edge for Gc<T> {
     const GC_OBJECT: bool = true;
 
     #[inline(always)]
@@ -421,11 +457,14 @@ impl<T: Trace> Gc<T> {
             _not_send: PhantomData,
         }
     }
+}
 
-    /// Whether both point to the same object.
+impl<T: ?Sized> Gc<T> {
+    /// Whether both point to the same object (the addresses: two `Gc<dyn Trait>` of one
+    /// object are equal whatever their vtables).
     #[inline]
     pub fn ptr_eq(a: &Gc<T>, b: &Gc<T>) -> bool {
-        a.ptr == b.ptr
+        core::ptr::addr_eq(a.ptr.as_ptr(), b.ptr.as_ptr())
     }
 
     /// Strong references to the object.
@@ -445,14 +484,15 @@ impl<T: Trace> Gc<T> {
     /// a garbage cycle is torn down may see this).
     #[inline]
     pub fn try_get(this: &Gc<T>) -> Option<&T> {
-        let obj = this.as_object();
+        let o = this.ptr.as_ptr();
         // SAFETY: the object is live while `this` is; a value not cleared is initialized and
-        // only dropped by the collector when no live handle can reach it.
+        // only dropped by the collector when no live handle can reach it. The projection keeps
+        // `T`'s metadata (a vtable or a length), which describes the value (`unsize.rs`).
         unsafe {
-            if is_cleared(obj) {
+            if is_cleared(o.cast()) {
                 None
             } else {
-                Some(&**(*(obj as *mut RustObject<T>)).value.get())
+                Some(&**UnsafeCell::raw_get(&raw const (*o).value))
             }
         }
     }
@@ -464,15 +504,17 @@ impl<T: Trace> Gc<T> {
     }
 }
 
-impl<T: Trace> Drop for Gc<T> {
+impl<T: ?Sized> Drop for Gc<T> {
     #[inline(always)]
     fn drop(&mut self) {
         let obj = self.as_object();
-        // SAFETY: we own one reference; at zero nobody else holds the object.
+        // SAFETY: we own one reference; at zero nobody else holds the object. Every Gc
+        // object's type is the `ty` of a `RustType` (`TypeFor`, invariants), its first field
+        // (`repr(C)`), whose `drop_last` is the concrete type's `dealloc`.
         unsafe {
             (*obj).refcnt -= 1;
             if (*obj).refcnt == 0 {
-                dealloc::<T>(obj);
+                ((*(*obj).ty.cast::<RustType>()).drop_last)(obj);
             }
         }
     }

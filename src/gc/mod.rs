@@ -3,7 +3,7 @@
 //! API for C-style callers, the re-exports; every other file is below it and none reaches up.
 //!
 //! ```text
-//!  handle.rs  Trace, Gc<T>, Weak<T>; Rust objects' TypeObject   cell.rs  GcCell, std impls
+//!  handle.rs  Trace, Gc<T: ?Sized> (dyn: handle/unsize.rs), Weakcell.rs  GcCell, std impls
 //!     │ new: count, maybe collect, track in gen 0      │ drop to 0: the trashcan (object layer)
 //!     v                                                v
 //!  schedule.rs  counts, thresholds, automatic      dealloc.rs  the deallocation protocol:
@@ -71,7 +71,7 @@ pub use diag::{
     DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, GcError,
 };
 pub use dot::{dot_backrefs, dot_refs};
-pub use handle::{Gc, Trace};
+pub use handle::{Gc, GcBox, Trace};
 pub use leak::{LeakGroup, LeakReport, leak_report};
 pub use list::gc_list_is_valid;
 pub use path::{Backrefs, PathTo, path_to};

@@ -13,6 +13,12 @@
 //!
 //! - `Weak<T>` owns one reference to a weakref object; `upgrade` succeeds exactly while the
 //!   weakref is live and its referent's count is above zero.
+//! - `Weak<T>` takes `T: ?Sized` (a `Weak<dyn Trait>` upgrades to a `Gc<dyn Trait>`) and stays
+//!   one word for a sized `T`: its one pointer has the weakref object's address (whose
+//!   provenance it exposed when made; the weakref is reached through
+//!   `with_exposed_provenance`), and the referent's provenance and metadata, from the `Gc` it
+//!   was downgraded from. `upgrade` puts the referent's address back (`with_addr`): the
+//!   weakref's referent is that object for as long as `weakref_get` returns it.
 //! - A traced callback's state is reported by the weakref object's `traverse` and dropped by
 //!   its `clear`: its references are edges of the graph like any field's. The function is a
 //!   plain `fn`, so it captures nothing the collector cannot see.
@@ -26,7 +32,7 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use super::any::{AsObject, Edge, sealed};
-use super::handle::{Gc, Trace};
+use super::handle::{Gc, RustObject, Trace};
 use super::runtime::current;
 use super::schedule;
 use super::trace::Tracer;
@@ -86,11 +92,11 @@ impl TracedCallback {
     }
 }
 
-impl<T: Trace> Gc<T> {
+impl<T: ?Sized> Gc<T> {
     /// A weak reference (no callback).
     pub fn downgrade(this: &Gc<T>) -> Weak<T> {
         // SAFETY: the object is live and its type supports weak references.
-        unsafe { Weak::from_weakref(new_weakref(this.as_object(), None)) }
+        unsafe { Weak::from_weakref(new_weakref(this.as_object(), None), this) }
     }
 
     /// A weak reference whose `callback` runs once when the object dies (unless the weak
@@ -103,7 +109,7 @@ impl<T: Trace> Gc<T> {
     pub fn downgrade_with_callback(this: &Gc<T>, callback: impl FnOnce() + 'static) -> Weak<T> {
         let cb = WeakCallback::Rust(Box::new(callback));
         // SAFETY: as for downgrade.
-        unsafe { Weak::from_weakref(new_weakref(this.as_object(), Some(cb))) }
+        unsafe { Weak::from_weakref(new_weakref(this.as_object(), Some(cb)), this) }
     }
 
     /// A weak reference whose callback, `callback(state)`, runs once when the object dies
@@ -114,7 +120,7 @@ impl<T: Trace> Gc<T> {
     pub fn downgrade_with_state<S: Trace>(this: &Gc<T>, state: S, callback: fn(S)) -> Weak<T> {
         let cb = WeakCallback::Traced(TracedCallback::new(state, callback));
         // SAFETY: as for downgrade.
-        unsafe { Weak::from_weakref(new_weakref(this.as_object(), Some(cb))) }
+        unsafe { Weak::from_weakref(new_weakref(this.as_object(), Some(cb)), this) }
     }
 
     /// Number of weak references to the object (`weakref.getweakrefcount`).
@@ -125,74 +131,90 @@ impl<T: Trace> Gc<T> {
 }
 
 /// A weak reference to a `Gc<T>`: does not keep the value alive; `upgrade` gives a `Gc` while
-/// the object lives. Owns a counted weakref object.
-pub struct Weak<T: Trace> {
-    wr: NonNull<ObjectHeader>,
+/// the object lives. Owns a counted weakref object. `T` may be unsized: `Gc::downgrade` of a
+/// `Gc<dyn Trait>` is a `Weak<dyn Trait>`.
+pub struct Weak<T: ?Sized> {
+    /// The weakref object's address, with the referent's provenance and metadata (module
+    /// invariants).
+    ptr: NonNull<RustObject<T>>,
     _not_send: PhantomData<*const T>,
 }
 
-impl<T: Trace> Weak<T> {
-    /// Adopt the reference to the weakref object `wr`.
+impl<T: ?Sized> Weak<T> {
+    /// Adopt the reference to the weakref object `wr`, whose referent is `referent`'s object.
     ///
     /// # Safety
-    /// `wr` must be a live weakref object whose referent (if any) is a `Gc<T>` object.
-    unsafe fn from_weakref(wr: *mut ObjectHeader) -> Weak<T> {
-        // SAFETY: new_weakref never returns null.
-        let wr = unsafe { NonNull::new_unchecked(wr) };
-        let _not_send = PhantomData;
-        Weak { wr, _not_send }
+    /// `wr` must be a live weakref object whose referent is `referent`'s object.
+    unsafe fn from_weakref(wr: *mut ObjectHeader, referent: &Gc<T>) -> Weak<T> {
+        let addr = wr.expose_provenance();
+        let ptr = Gc::raw_ptr(referent).as_ptr().with_addr(addr);
+        Weak {
+            // SAFETY: new_weakref never returns null.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The weakref object (borrowed; live while `self` is).
+    #[inline(always)]
+    fn wr(&self) -> *mut ObjectHeader {
+        // The weakref object's provenance was exposed when `self` was made.
+        core::ptr::with_exposed_provenance_mut(self.ptr.as_ptr().addr())
     }
 
     /// A strong reference, or `None` once the object died (or its cycle was collected).
     pub fn upgrade(&self) -> Option<Gc<T>> {
-        // SAFETY: our weakref object is live; a live referent is a Gc<T> object.
+        // SAFETY: our weakref object is live; a referent it returns is live and is the object
+        // `self` was downgraded from, so the pointer with its address back is that `Gc`'s
+        // (its provenance and metadata), and the new reference is handed to the `Gc`.
         unsafe {
-            let r = weakref_get(self.wr.as_ptr());
+            let r = weakref_get(self.wr());
             if r.is_null() {
                 return None;
             }
             object::incref(r);
-            Some(Gc::from_raw(r))
+            let ptr = self.ptr.as_ptr().with_addr(r.addr());
+            Some(Gc::from_raw_ptr(NonNull::new_unchecked(ptr)))
         }
     }
 
     /// Whether the weak reference was cleared.
     pub fn is_dead(&self) -> bool {
         // SAFETY: our weakref object is live.
-        unsafe { weakref_get(self.wr.as_ptr()).is_null() }
+        unsafe { weakref_get(self.wr()).is_null() }
     }
 }
 
-impl<T: Trace> sealed::Sealed for Weak<T> {}
+impl<T: ?Sized> sealed::Sealed for Weak<T> {}
 
-impl<T: Trace> Edge for Weak<T> {
+impl<T: ?Sized> Edge for Weak<T> {
     const GC_OBJECT: bool = true;
 
     #[inline(always)]
     fn edge_object(&self) -> *mut ObjectHeader {
-        self.wr.as_ptr()
+        self.wr()
     }
 }
 
-impl<T: Trace> Clone for Weak<T> {
+impl<T: ?Sized> Clone for Weak<T> {
     fn clone(&self) -> Weak<T> {
         // SAFETY: live weakref object.
-        unsafe { object::incref(self.wr.as_ptr()) };
+        unsafe { object::incref(self.wr()) };
         Weak {
-            wr: self.wr,
+            ptr: self.ptr,
             _not_send: PhantomData,
         }
     }
 }
 
-impl<T: Trace> Drop for Weak<T> {
+impl<T: ?Sized> Drop for Weak<T> {
     fn drop(&mut self) {
         // SAFETY: we own one reference.
-        unsafe { object::decref(self.wr.as_ptr()) }
+        unsafe { object::decref(self.wr()) }
     }
 }
 
-impl<T: Trace> core::fmt::Debug for Weak<T> {
+impl<T: ?Sized> core::fmt::Debug for Weak<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "(Weak)")
     }

@@ -41,7 +41,7 @@ use crate::object;
 /// # Panics
 ///
 /// When either value was cleared by the collector, as `Deref` does.
-impl<T: Trace + PartialEq> PartialEq for Gc<T> {
+impl<T: ?Sized + PartialEq> PartialEq for Gc<T> {
     #[inline]
     #[track_caller]
     fn eq(&self, other: &Gc<T>) -> bool {
@@ -61,14 +61,14 @@ impl<T: Trace + PartialEq> PartialEq for Gc<T> {
 /// # Panics
 ///
 /// Comparing a cleared value panics (see `PartialEq`).
-impl<T: Trace + Eq> Eq for Gc<T> {}
+impl<T: ?Sized + Eq> Eq for Gc<T> {}
 
 /// The order of the values, as `Rc`'s.
 ///
 /// # Panics
 ///
 /// When either value was cleared by the collector, as `Deref` does.
-impl<T: Trace + PartialOrd> PartialOrd for Gc<T> {
+impl<T: ?Sized + PartialOrd> PartialOrd for Gc<T> {
     #[inline]
     #[track_caller]
     fn partial_cmp(&self, other: &Gc<T>) -> Option<Ordering> {
@@ -105,7 +105,7 @@ impl<T: Trace + PartialOrd> PartialOrd for Gc<T> {
 /// # Panics
 ///
 /// When either value was cleared by the collector, as `Deref` does.
-impl<T: Trace + Ord> Ord for Gc<T> {
+impl<T: ?Sized + Ord> Ord for Gc<T> {
     #[inline]
     #[track_caller]
     fn cmp(&self, other: &Gc<T>) -> Ordering {
@@ -119,7 +119,7 @@ impl<T: Trace + Ord> Ord for Gc<T> {
 /// # Panics
 ///
 /// When the value was cleared by the collector, as `Deref` does.
-impl<T: Trace + Hash> Hash for Gc<T> {
+impl<T: ?Sized + Hash> Hash for Gc<T> {
     #[inline]
     #[track_caller]
     fn hash<H: Hasher>(&self, state: &mut H) {
@@ -133,7 +133,7 @@ impl<T: Trace + Hash> Hash for Gc<T> {
 ///
 /// When the value was cleared by the collector, as `Deref` does (unlike `Debug`, which prints
 /// `<cleared>`: `Display` is for output the program relies on, so it does not invent a text).
-impl<T: Trace + fmt::Display> fmt::Display for Gc<T> {
+impl<T: ?Sized + fmt::Display> fmt::Display for Gc<T> {
     #[track_caller]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&**self, f)
@@ -143,7 +143,7 @@ impl<T: Trace + fmt::Display> fmt::Display for Gc<T> {
 /// `{:p}`: the object's address, the same as [`Gc::as_ptr`] (identity: two handles print the
 /// same address exactly when [`Gc::ptr_eq`]). Never reads the value, so it works on a cleared
 /// one too.
-impl<T: Trace> fmt::Pointer for Gc<T> {
+impl<T: ?Sized> fmt::Pointer for Gc<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Pointer::fmt(&Gc::as_ptr(self), f)
     }
@@ -171,7 +171,7 @@ impl<T: Trace> From<T> for Gc<T> {
 /// # Panics
 ///
 /// When the value was cleared by the collector, as `Deref` does.
-impl<T: Trace> AsRef<T> for Gc<T> {
+impl<T: ?Sized> AsRef<T> for Gc<T> {
     #[inline]
     #[track_caller]
     fn as_ref(&self) -> &T {
@@ -185,7 +185,7 @@ impl<T: Trace> AsRef<T> for Gc<T> {
 /// # Panics
 ///
 /// When the value was cleared by the collector, as `Deref` does.
-impl<T: Trace> Borrow<T> for Gc<T> {
+impl<T: ?Sized> Borrow<T> for Gc<T> {
     #[inline]
     #[track_caller]
     fn borrow(&self) -> &T {
@@ -211,7 +211,7 @@ fn cleared_panic() -> ! {
 /// collection catches it, finishes, and resumes it from the call that ran the collection
 /// (`gc::collect`, or the allocation that triggered it), where `catch_unwind` can take it.
 /// [`Gc::try_get`] is the form that never panics. (See `gc::collect` for the whole rule.)
-impl<T: Trace> Deref for Gc<T> {
+impl<T: ?Sized> Deref for Gc<T> {
     type Target = T;
     #[inline(always)]
     #[track_caller]
@@ -223,7 +223,7 @@ impl<T: Trace> Deref for Gc<T> {
     }
 }
 
-impl<T: Trace> Clone for Gc<T> {
+impl<T: ?Sized> Clone for Gc<T> {
     #[inline(always)]
     fn clone(&self) -> Gc<T> {
         // SAFETY: live object owned by this thread.
@@ -235,7 +235,7 @@ impl<T: Trace> Clone for Gc<T> {
     }
 }
 
-impl<T: Trace + fmt::Debug> fmt::Debug for Gc<T> {
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Gc<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match Gc::try_get(self) {
             Some(v) => v.fmt(f),
