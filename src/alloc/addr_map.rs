@@ -73,8 +73,9 @@ pub fn insert(base: usize, desc: *mut ()) -> bool {
         ) {
             Ok(_) => fresh,
             Err(winner) => {
-                // SAFETY: `fresh` was just mapped by us and never published.
-                unsafe { libc::munmap(fresh.cast(), core::mem::size_of::<Leaf>()) };
+                // SAFETY: `fresh` came from reserve_table with that size and was never
+                // published.
+                unsafe { os::release_table(fresh.cast(), core::mem::size_of::<Leaf>()) };
                 winner
             }
         };
