@@ -43,6 +43,7 @@ mod cell;
 mod census;
 mod collect;
 mod dealloc;
+mod deduce;
 mod diag;
 mod dot;
 mod handle;
