@@ -19,7 +19,9 @@
 //!
 //! `move_legacy_finalizers` also notes whether any object of the set is or has a weakref, or
 //! has a finalizer that has not run; `handle_weakrefs` and `finalize_garbage` (and so the
-//! resurrection check, which only finalizers make necessary) are skipped when not. Counts come
+//! resurrection check, which only finalizers make necessary) are skipped when not. It only
+//! clears the flags when the runtime has no live weakref and never tracked an object of a type
+//! with a finalizer or legacy del (`GcState::finalizer_types`). Counts come
 //! from `update_refs`/`move_unreachable` instead of walking the lists again.
 //!
 //! # Invariants
@@ -127,7 +129,12 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         let finalizers: Head = &mut finalizers_head;
         list::init(finalizers);
         // No weakref alive in this runtime: no object here has one, and none is one.
-        let scan = move_legacy_finalizers(unreachable, finalizers, st.live_weakrefs.get() > 0);
+        let scan = move_legacy_finalizers(
+            unreachable,
+            finalizers,
+            st.live_weakrefs.get() > 0,
+            st.finalizer_types.get(),
+        );
         let legacy = if scan.legacy {
             move_legacy_finalizer_reachable(finalizers);
             list::size(finalizers)
@@ -252,11 +259,14 @@ struct Scan {
 
 /// Move objects with a legacy finalizer to `finalizers`; clears NEXT_UNREACHABLE everywhere;
 /// notes whether the weakref and finalizer phases have work (`weakrefs_exist`: false when the
-/// runtime has no live weakref object, so no object needs the weakref check).
+/// runtime has no live weakref object, so no object needs the weakref check;
+/// `finalizer_types`: false when no object of a type with a finalizer or legacy del was ever
+/// tracked in the runtime; with both false only the flags are cleared).
 unsafe fn move_legacy_finalizers(
     unreachable: Head,
     finalizers: Head,
     weakrefs_exist: bool,
+    finalizer_types: bool,
 ) -> Scan {
     let mut scan = Scan {
         legacy: false,
@@ -265,6 +275,11 @@ unsafe fn move_legacy_finalizers(
     };
     // SAFETY: unreachable as left by move_unreachable.
     unsafe {
+        if !weakrefs_exist && !finalizer_types {
+            // (for_each reads a node's `next` after `f` cleared the flag in it)
+            list::for_each(unreachable, |g| (*g).next &= !NEXT_UNREACHABLE);
+            return scan;
+        }
         let mut g = next(unreachable);
         while g != unreachable {
             (*g).next &= !NEXT_UNREACHABLE;
