@@ -31,7 +31,7 @@ use super::visit::{
     Reach, decref_all_marker, decref_marker, gc_refs, init_refs, take_fused_inits, visit_decref,
     visit_decref_all, visit_reachable,
 };
-use crate::object::{self, NEXT_UNREACHABLE, PREV_COLLECTING, from_gc};
+use crate::object::{self, NEXT_UNREACHABLE, PREV_COLLECTING, PREV_STICKY, from_gc};
 
 /// `update_refs` + `subtract_refs` + `move_unreachable`: afterwards `base` holds what is
 /// reachable from outside it (collecting flag cleared), `unreachable` the rest. Returns (objects
@@ -128,8 +128,8 @@ unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
         while g != young {
             if gc_refs(g) > 0 {
                 object::traverse(from_gc(g), visit_reachable, arg);
-                set_prev(g, prv);
-                (*g).prev &= !PREV_COLLECTING;
+                // One write: the link behind the scan, the sticky flags, COLLECTING cleared.
+                (*g).prev = ((*g).prev & PREV_STICKY) | prv as usize;
                 prv = g;
             } else {
                 set_next(prv, next(g));
