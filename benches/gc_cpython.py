@@ -1,7 +1,11 @@
-"""CPython 3.11 timing of the workloads of benches/gc.rs (run: python3 benches/gc_cpython.py).
+"""CPython timing of the workloads of benches/gc.rs (run: python3 benches/gc_cpython.py).
 
 N two-object cycles (N = 1,000,000 unless ARENAGC_BENCH_N says otherwise); each figure is the
 median of REPEAT runs, printed as `name: median`.
+
+`python3 benches/gc_cpython.py SHAPE` runs one shape once and prints bare numbers, for
+benches/gc_side_by_side.rs: collect_garbage (ns per object), full_collect_live (ns per live
+object), new_clone_drop_drop (ns), young_pauses (p50 p99 max, microseconds of thread CPU time).
 """
 import gc
 import os
@@ -67,7 +71,7 @@ def new_clone_drop_drop():
     return (time.perf_counter() - t) / m
 
 
-def young_pauses():
+def young_pauses(clock=time.perf_counter):
     gc.enable()
     live = make_live(N)
     gc.collect()
@@ -78,9 +82,9 @@ def young_pauses():
         if info["generation"] >= 2:
             return
         if phase == "start":
-            start[0] = time.perf_counter()
+            start[0] = clock()
         else:
-            pauses.append(time.perf_counter() - start[0])
+            pauses.append(clock() - start[0])
 
     gc.callbacks.append(cb)
     make_garbage(N)
@@ -121,5 +125,35 @@ def main():
     )
 
 
+def full_collect_live():
+    live = make_live(N)
+    gc.collect()
+    t = time.perf_counter()
+    gc.collect()
+    dt = time.perf_counter() - t
+    del live
+    gc.collect()
+    return dt
+
+
+def shape(name):
+    """One run of one shape, bare numbers (see the module doc)."""
+    gc.disable()
+    if name == "collect_garbage":
+        print(f"{collect_garbage() / (2 * N) * 1e9:.3f}")
+    elif name == "full_collect_live":
+        print(f"{full_collect_live() / (2 * N) * 1e9:.3f}")
+    elif name == "new_clone_drop_drop":
+        print(f"{new_clone_drop_drop() * 1e9:.3f}")
+    elif name == "young_pauses":
+        _, p50, p99, mx, _ = young_pauses(time.thread_time)
+        print(f"{p50 * 1e6:.3f} {p99 * 1e6:.3f} {mx * 1e6:.3f}")
+    else:
+        sys.exit(f"unknown shape {name}")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1:
+        shape(sys.argv[1])
+    else:
+        main()

@@ -135,6 +135,54 @@ fn gc_cycles(n: usize) {
     gc::collect(2).unwrap();
 }
 
+/// `n` two-object garbage cycles, automatic collection off; collected when `collect`.
+/// `gc_collect_garbage` minus `gc_make_garbage` is the collection alone (per object: / 2n).
+fn gc_garbage(n: usize, collect: bool) {
+    gc::disable();
+    for _ in 0..n {
+        let a = Gc::new(Node {
+            next: GcCell::new(None),
+        });
+        let b = Gc::new(Node {
+            next: GcCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b);
+    }
+    if collect {
+        gc::collect(2).unwrap();
+    }
+}
+
+/// Full collections over `n` live pairs (2n live tracked objects): one to settle them in the
+/// oldest generation, then `FULL_REPEAT` more when `more`. `gc_full_collect` minus
+/// `gc_full_setup` is `FULL_REPEAT` full collections (per live object: / (FULL_REPEAT * 2n)).
+fn gc_full(n: usize, more: bool) {
+    gc::disable();
+    let live: Vec<_> = (0..n)
+        .map(|_| {
+            let a = Gc::new(Node {
+                next: GcCell::new(None),
+            });
+            let b = Gc::new(Node {
+                next: GcCell::new(Some(a.clone())),
+            });
+            *a.next.borrow_mut() = Some(b);
+            a
+        })
+        .collect();
+    gc::collect(2).unwrap();
+    if more {
+        for _ in 0..FULL_REPEAT {
+            gc::collect(2).unwrap();
+        }
+    }
+    black_box(&live);
+    std::mem::forget(live);
+}
+
+/// Full collections `gc_full_collect` runs after the first.
+const FULL_REPEAT: usize = 3;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args[2].parse().unwrap();
@@ -149,6 +197,10 @@ fn main() {
         "c_mixed" => c_mixed(n),
         "gc_new_clone_drop" => gc_new_drop(n),
         "gc_collect_cycles" => gc_cycles(n),
+        "gc_make_garbage" => gc_garbage(n, false),
+        "gc_collect_garbage" => gc_garbage(n, true),
+        "gc_full_setup" => gc_full(n, false),
+        "gc_full_collect" => gc_full(n, true),
         w => panic!("unknown workload {w}"),
     }
 }

@@ -9,6 +9,7 @@
 //! | merge younger gens                 | plain                        | -                                  |
 //! | `update_refs`                      | prev = gc_refs, COLLECTING   | -                                  |
 //! | `subtract_refs`                    | gc_refs = external refs      | -                                  |
+//! | (or both fused, in a full collection with nothing frozen: `deduce.rs`) | the same | -           |
 //! | `move_unreachable`                 | plain (COLLECTING cleared)   | COLLECTING, next has UNREACHABLE   |
 //! | `move_legacy_finalizers`           | plain                        | COLLECTING; `finalizers`: plain    |
 //! | `handle_weakrefs`                  | plain                        | weakrefs to it all cleared         |
@@ -18,7 +19,9 @@
 //!
 //! `move_legacy_finalizers` also notes whether any object of the set is or has a weakref, or
 //! has a finalizer that has not run; `handle_weakrefs` and `finalize_garbage` (and so the
-//! resurrection check, which only finalizers make necessary) are skipped when not. Counts come
+//! resurrection check, which only finalizers make necessary) are skipped when not. It only
+//! clears the flags when the runtime has no live weakref and never tracked an object of a type
+//! with a finalizer or legacy del (`GcState::finalizer_types`). Counts come
 //! from `update_refs`/`move_unreachable` instead of walking the lists again.
 //!
 //! # Invariants
@@ -28,8 +31,9 @@
 //!   reaches. What remains is garbage (all of it, given exact `traverse` functions).
 //! - Objects reachable from a legacy finalizer are never cleared: they go to `old` (and those
 //!   with `del`, or all with `DEBUG_SAVEALL`, to `garbage`).
-//! - The `subtract_refs` and `move_unreachable` visits live in `visit.rs`, which `Tracer` shares:
-//!   Rust `trace` code inlines them (recognised by a marker `arg` and by function address).
+//! - The refs phase (`update_refs` .. `move_unreachable`) lives in `deduce.rs`, its visits in
+//!   `visit.rs`, which `Tracer` shares: Rust `trace` code inlines them (recognised by a marker
+//!   `arg` and by function address).
 //! - A panic must not unwind through a phase: finalizers and `clear` run behind `extern "C"`
 //!   trampolines (a panic aborts), Rust weakref callbacks abort on panic; gc callbacks run
 //!   before and after the phases, where unwinding is safe (the `collecting` mark is reset).
@@ -40,7 +44,7 @@
 //!   the caller, who also marks the thread as running library code (no runtime switch).
 //! - Every object this file frees goes through `object::decref`, hence the trashcan.
 //!
-//! May touch: `list.rs`, `visit.rs`, `weakref.rs` (clearing, callbacks), `runtime.rs` (the
+//! May touch: `list.rs`, `deduce.rs` (the refs phase), `weakref.rs` (clearing, callbacks), `runtime.rs` (the
 //! state), `any.rs` (`garbage` entries), `diag.rs`, `leak.rs` (the `DEBUG_LEAK` report). Not
 //! the handles, not the scheduler.
 
@@ -48,19 +52,19 @@ use core::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use super::any::AnyGc;
+use super::deduce::deduce_unreachable;
 use super::diag::{
     DEBUG_COLLECTABLE, DEBUG_LEAK, DEBUG_SAVEALL, DEBUG_STATS, DEBUG_UNCOLLECTABLE, abort_with,
     gc_eprintln,
 };
 use super::leak;
-use super::list::{self, Head, next, prev, set_next, set_prev};
+use super::list::{self, Head, next};
 use super::runtime::GcState;
-use super::visit::{Reach, decref_marker, gc_refs, visit_decref, visit_reachable};
 use super::weakref;
 use crate::config::NUM_GENERATIONS;
 use crate::object::{
-    self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, PREV_SHIFT,
-    PREV_STICKY, as_gc, from_gc, type_of,
+    self, GcHead, NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FINALIZED, as_gc, from_gc,
+    type_of,
 };
 
 /// Collect `generation` (merging the younger ones). Returns (collected, uncollectable, time).
@@ -105,7 +109,9 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
 
         let mut unreachable_head = GcHead { next: 0, prev: 0 };
         let unreachable: Head = &mut unreachable_head;
-        let (total, n_unreachable) = deduce_unreachable(young, unreachable);
+        // A full collection with nothing frozen holds every tracked object: one pass less.
+        let everything = generation == NUM_GENERATIONS - 1 && list::is_empty(st.permanent.get());
+        let (total, n_unreachable) = deduce_unreachable(young, unreachable, everything);
         let survivors = total - n_unreachable;
 
         if young != old {
@@ -123,7 +129,12 @@ pub(crate) unsafe fn collect_main(st: &GcState, generation: usize) -> (usize, us
         let finalizers: Head = &mut finalizers_head;
         list::init(finalizers);
         // No weakref alive in this runtime: no object here has one, and none is one.
-        let scan = move_legacy_finalizers(unreachable, finalizers, st.live_weakrefs.get() > 0);
+        let scan = move_legacy_finalizers(
+            unreachable,
+            finalizers,
+            st.live_weakrefs.get() > 0,
+            st.finalizer_types.get(),
+        );
         let legacy = if scan.legacy {
             move_legacy_finalizer_reachable(finalizers);
             list::size(finalizers)
@@ -236,83 +247,6 @@ unsafe fn is_collecting_gc(obj: *mut ObjectHeader) -> Option<Head> {
     }
 }
 
-/// `update_refs` + `subtract_refs` + `move_unreachable`: afterwards `base` holds what is
-/// reachable from outside it (collecting flag cleared), `unreachable` the rest. Returns (objects
-/// scanned, objects found unreachable).
-unsafe fn deduce_unreachable(base: Head, unreachable: Head) -> (usize, usize) {
-    // SAFETY: base is a valid list; unreachable a free sentinel.
-    unsafe {
-        list::validate(base, false, false);
-        let total = update_refs(base);
-        subtract_refs(base);
-        list::init(unreachable);
-        let n = move_unreachable(base, unreachable);
-        list::validate(base, false, false);
-        list::validate(unreachable, true, true);
-        (total, n)
-    }
-}
-
-/// gc_refs = refcount, and set COLLECTING, on every object of `containers`; returns their
-/// number.
-unsafe fn update_refs(containers: Head) -> usize {
-    let mut n = 0;
-    // SAFETY: valid list of live objects.
-    unsafe {
-        list::for_each(containers, |g| {
-            let refcnt = (*from_gc(g)).refcnt.max(0) as usize;
-            (*g).prev = ((*g).prev & PREV_STICKY) | PREV_COLLECTING | (refcnt << PREV_SHIFT);
-            n += 1;
-        });
-    }
-    n
-}
-
-/// Subtract the references between objects of `containers` from their gc_refs.
-unsafe fn subtract_refs(containers: Head) {
-    // SAFETY: valid list of live objects.
-    unsafe {
-        list::for_each(containers, |g| {
-            object::traverse(from_gc(g), visit_decref, decref_marker())
-        });
-    }
-}
-
-/// Move objects of `young` with gc_refs 0 and not reachable from one with gc_refs > 0 to
-/// `unreachable` (whose nodes get NEXT_UNREACHABLE). Restores young's prev pointers. Returns
-/// the number of objects left on `unreachable`.
-unsafe fn move_unreachable(young: Head, unreachable: Head) -> usize {
-    let mut reach = Reach::new(young);
-    let mut moved = 0usize;
-    let arg = &mut reach as *mut Reach as *mut c_void;
-    // SAFETY: young is in the refs phase; only next links are trusted while scanning, and prev
-    // links are rebuilt behind the scan (CPython's scheme).
-    unsafe {
-        let mut prv = young;
-        let mut g = next(young);
-        while g != young {
-            if gc_refs(g) > 0 {
-                object::traverse(from_gc(g), visit_reachable, arg);
-                set_prev(g, prv);
-                (*g).prev &= !PREV_COLLECTING;
-                prv = g;
-            } else {
-                set_next(prv, next(g));
-                let last = prev(unreachable);
-                (*last).next = NEXT_UNREACHABLE | g as usize;
-                set_prev(g, last);
-                (*g).next = NEXT_UNREACHABLE | unreachable as usize;
-                set_prev(unreachable, g);
-                moved += 1;
-            }
-            g = next(prv);
-        }
-        set_prev(young, prv);
-        (*unreachable).next &= !NEXT_UNREACHABLE;
-    }
-    moved - reach.revived()
-}
-
 /// What `move_legacy_finalizers` saw in the unreachable set.
 struct Scan {
     /// Some object with a legacy finalizer was moved out.
@@ -325,11 +259,14 @@ struct Scan {
 
 /// Move objects with a legacy finalizer to `finalizers`; clears NEXT_UNREACHABLE everywhere;
 /// notes whether the weakref and finalizer phases have work (`weakrefs_exist`: false when the
-/// runtime has no live weakref object, so no object needs the weakref check).
+/// runtime has no live weakref object, so no object needs the weakref check;
+/// `finalizer_types`: false when no object of a type with a finalizer or legacy del was ever
+/// tracked in the runtime; with both false only the flags are cleared).
 unsafe fn move_legacy_finalizers(
     unreachable: Head,
     finalizers: Head,
     weakrefs_exist: bool,
+    finalizer_types: bool,
 ) -> Scan {
     let mut scan = Scan {
         legacy: false,
@@ -338,6 +275,11 @@ unsafe fn move_legacy_finalizers(
     };
     // SAFETY: unreachable as left by move_unreachable.
     unsafe {
+        if !weakrefs_exist && !finalizer_types {
+            // (for_each reads a node's `next` after `f` cleared the flag in it)
+            list::for_each(unreachable, |g| (*g).next &= !NEXT_UNREACHABLE);
+            return scan;
+        }
         let mut g = next(unreachable);
         while g != unreachable {
             (*g).next &= !NEXT_UNREACHABLE;
@@ -460,7 +402,7 @@ unsafe fn handle_resurrected_objects(unreachable: Head, still: Head, old: Head) 
     // SAFETY: plain lists.
     unsafe {
         list::clear_collecting(unreachable);
-        deduce_unreachable(unreachable, still);
+        deduce_unreachable(unreachable, still, false);
         // (for_each reads a node's `next` after `f` cleared the flag in it)
         list::for_each(still, |g| (*g).next &= !NEXT_UNREACHABLE);
         list::merge(unreachable, old);

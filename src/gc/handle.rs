@@ -429,6 +429,9 @@ impl<T: Trace> Gc<T> {
             )
         };
         let st = current();
+        if T::FINALIZE.is_some() || T::LEGACY_DEL.is_some() {
+            st.finalizer_types.set(true); // (a constant test: nothing for other types)
+        }
         let layout = Layout::new::<RustObject<T>>();
         let obj = schedule::alloc_counted(st, TypeFor::<T>::TYPE, layout);
         let o = obj as *mut RustObject<T>;

@@ -43,6 +43,7 @@ mod cell;
 mod census;
 mod collect;
 mod dealloc;
+mod deduce;
 mod diag;
 mod dot;
 mod handle;
@@ -426,8 +427,13 @@ pub mod raw {
     pub unsafe fn track(obj: *mut ObjectHeader) {
         // SAFETY: caller's contract.
         unsafe {
-            assert!(type_of(obj).is_gc(), "track: not a GC type");
-            list::track(as_gc(obj), current().gen_head(0));
+            let ty = type_of(obj);
+            assert!(ty.is_gc(), "track: not a GC type");
+            let st = current();
+            if ty.finalize.is_some() || ty.del.is_some() {
+                st.finalizer_types.set(true);
+            }
+            list::track(as_gc(obj), st.gen_head(0));
         }
     }
 

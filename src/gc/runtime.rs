@@ -122,6 +122,9 @@ pub(crate) struct GcState {
     /// Weakref objects of this runtime now alive (made by `weakref::init`, freed by its
     /// `dealloc`): while it is 0, no object can have weakrefs, and a collection skips looking.
     pub live_weakrefs: Cell<usize>,
+    /// Some object whose type has a PEP 442 finalizer or a legacy del has been tracked in this
+    /// runtime (sticky): while false, a collection skips looking for them (`collect.rs`).
+    pub finalizer_types: Cell<bool>,
 }
 
 impl GcState {
@@ -150,6 +153,7 @@ impl GcState {
             pending_panic: Cell::new(None),
             census_peaks: RefCell::new(HashMap::new()),
             live_weakrefs: Cell::new(0),
+            finalizer_types: Cell::new(false),
         });
         // SAFETY: the sentinels are inside the box and never move.
         unsafe {

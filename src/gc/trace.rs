@@ -5,6 +5,7 @@
 //! | tracer kind | recognised by                              | a `Gc`/`Weak` referent goes to  |
 //! |-------------|--------------------------------------------|---------------------------------|
 //! | `Decref`    | `arg == visit::decref_marker()`            | `visit::decref_gc` (inlined)    |
+//! | `DecrefAll` | `arg == visit::decref_all_marker()`        | `visit::decref_all_gc` (inlined) |
 //! | `Reachable` | `visit == visit::visit_reachable`          | `visit::reach_gc` (inlined)     |
 //! | `TypeQuery` | `arg == type_query_marker()`               | nothing: a Rust `traverse` answers with its `TypeId` and value instead of tracing (`ask_type`) |
 //! | `Other`     | anything else                              | `visit(obj, arg)`               |
@@ -31,13 +32,16 @@ use core::cell::Cell;
 use core::ffi::{c_int, c_void};
 
 use super::any::Edge;
-use super::visit::{decref_gc, decref_marker, reach_gc, visit_reachable};
+use super::visit::{
+    decref_all_gc, decref_all_marker, decref_gc, decref_marker, reach_gc, visit_reachable,
+};
 use crate::object::{self, ObjectHeader, VisitProc, as_gc};
 
-/// Which visit procedure a tracer runs: the collector's own two are inlined into `trace`.
+/// Which visit procedure a tracer runs: the collector's own three are inlined into `trace`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Decref,
+    DecrefAll,
     Reachable,
     TypeQuery,
     Other,
@@ -82,10 +86,14 @@ pub struct Tracer {
 impl Tracer {
     #[inline(always)]
     pub(crate) fn new(visit: VisitProc, arg: *mut c_void) -> Tracer {
+        // The collector's kinds first: the two every collection runs, then the fused pass of
+        // full collections.
         let kind = if arg == decref_marker() {
             Kind::Decref
         } else if core::ptr::fn_addr_eq(visit, visit_reachable as VisitProc) {
             Kind::Reachable
+        } else if arg == decref_all_marker() {
+            Kind::DecrefAll
         } else if arg == type_query_marker() {
             Kind::TypeQuery
         } else {
@@ -118,6 +126,7 @@ impl Tracer {
         unsafe {
             match self.kind {
                 Kind::Decref => decref_gc(as_gc(obj)),
+                Kind::DecrefAll => decref_all_gc(as_gc(obj)),
                 Kind::Reachable => reach_gc(as_gc(obj), self.arg),
                 Kind::TypeQuery | Kind::Other => {
                     (self.visit)(obj, self.arg);

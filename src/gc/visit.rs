@@ -4,9 +4,11 @@
 //! | item                                  | phase              | does to a referent `g`              |
 //! |---------------------------------------|--------------------|-------------------------------------|
 //! | `visit_decref` / `decref_gc`          | `subtract_refs`    | gc_refs -= 1 if COLLECTING and > 0  |
+//! | `visit_decref_all` / `decref_all_gc`  | `update_and_subtract_refs` (full collections) | first sight: gc_refs = refcnt, COLLECTING; then as `decref_gc` |
 //! | `visit_reachable` / `reach_gc`, `Reach` | `move_unreachable` | back from `unreachable` to `young`, or gc_refs 0 -> 1 |
 //! | `gc_refs`, `set_refs`                 | both               | read / write the count in `prev`    |
-//! | `decref_marker`                       | `subtract_refs`    | the `arg` that names the decref visit |
+//! | `decref_marker`, `decref_all_marker`  | both decref visits | the `arg` that names the visit      |
+//! | `init_refs`                           | `update_refs` and the fused pass | gc_refs = refcnt, COLLECTING |
 //!
 //! The `visit_*` functions are the `VisitProc`s handed to `traverse`: they accept any object
 //! (null and non-GC referents are skipped). The `*_gc` forms take a referent known to have a
@@ -18,7 +20,11 @@
 //!   holds `gc_refs << PREV_SHIFT | flags` (see the bit table in `object`), and
 //!   `0 <= gc_refs <= refcnt`: the decrement saturates at 0, so a `traverse` that reports more
 //!   references than exist cannot wrap it.
-//! - Objects outside the set (no `PREV_COLLECTING`) are never written.
+//! - Objects outside the set (no `PREV_COLLECTING`) are never written, with one exception by
+//!   design: the fused pass of a full collection (`visit_decref_all`), whose set is every
+//!   tracked object of the runtime (the collector uses it only when the permanent generation is
+//!   empty), initializes a tracked referent it sees first (`next != 0`, no `PREV_COLLECTING`):
+//!   that referent is in the set and would have been initialized by `update_refs` anyway.
 //! - The inlined forms do exactly what the visit functions do for a GC referent: `Tracer`
 //!   recognises the decref visit by [`decref_marker`] and the reachable one by its address.
 //!
@@ -28,7 +34,8 @@ use core::ffi::{c_int, c_void};
 
 use super::list::{self, Head, prev, set_prev};
 use crate::object::{
-    NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FLAGS, PREV_SHIFT, as_gc, type_of,
+    NEXT_UNREACHABLE, ObjectHeader, PREV_COLLECTING, PREV_FLAGS, PREV_SHIFT, PREV_STICKY, as_gc,
+    from_gc, type_of,
 };
 
 /// The gc_refs of a node in the refs phase.
@@ -67,6 +74,88 @@ pub(crate) unsafe extern "C" fn visit_decref(obj: *mut ObjectHeader, _: *mut c_v
 }
 
 static DECREF_MARKER: u8 = 0;
+static DECREF_ALL_MARKER: u8 = 0;
+
+/// `update_refs` on one node: gc_refs = refcount (a dying object's count reads as 0), and
+/// `PREV_COLLECTING` set; the sticky flags kept, the prev pointer dropped (`move_unreachable`
+/// rebuilds it from the next links).
+///
+/// # Safety
+/// `g` is the head of a live tracked object of the set being collected, outside the refs phase.
+#[inline(always)]
+pub(crate) unsafe fn init_refs(g: Head) {
+    // SAFETY: caller's contract; the header follows the head.
+    unsafe {
+        let refcnt = (*from_gc(g)).refcnt.max(0) as usize;
+        (*g).prev = ((*g).prev & PREV_STICKY) | PREV_COLLECTING | (refcnt << PREV_SHIFT);
+    }
+}
+
+/// The fused pass's visit (`update_and_subtract_refs`, full collections only): `obj` is
+/// referenced from inside the set, which holds every tracked object of the runtime.
+///
+/// # Safety
+/// As [`visit_decref`], and the set being collected is every tracked object of the runtime,
+/// in the fused pass (see the module invariants).
+pub(crate) unsafe extern "C" fn visit_decref_all(obj: *mut ObjectHeader, _: *mut c_void) -> c_int {
+    // SAFETY: caller's contract; GC objects have a head.
+    unsafe {
+        if !obj.is_null() && type_of(obj).is_gc() {
+            decref_all_gc(as_gc(obj));
+        }
+    }
+    0
+}
+
+/// The `arg` the fused pass passes with `visit_decref_all` (as [`decref_marker`]).
+#[inline(always)]
+pub(crate) fn decref_all_marker() -> *mut c_void {
+    &DECREF_ALL_MARKER as *const u8 as *mut c_void
+}
+
+/// `visit_decref_all` on an object known to have a `GcHead`.
+///
+/// # Safety
+/// As [`visit_decref_all`], for the head `g` of a live GC object.
+#[inline(always)]
+pub(crate) unsafe fn decref_all_gc(g: Head) {
+    // SAFETY: caller's contract: a tracked referent not yet seen is in the set.
+    unsafe {
+        let prev = (*g).prev;
+        if prev & PREV_COLLECTING == 0 {
+            if (*g).next == 0 {
+                return; // untracked: not in the set
+            }
+            init_refs(g);
+            note_fused_init();
+        }
+        if gc_refs(g) > 0 {
+            (*g).prev -= 1 << PREV_SHIFT;
+        }
+    }
+}
+
+#[cfg(debug_assertions)]
+std::thread_local! {
+    /// Debug builds: objects the fused pass initialized, so the collector can check that it
+    /// initialized exactly the objects of its list (none outside the set).
+    static FUSED_INITS: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Count one initialization of the fused pass (debug builds).
+#[inline(always)]
+pub(crate) fn note_fused_init() {
+    #[cfg(debug_assertions)]
+    FUSED_INITS.with(|c| c.set(c.get() + 1));
+}
+
+/// Debug builds: the initializations counted since the last call (reset to 0); release: 0.
+pub(crate) fn take_fused_inits() -> usize {
+    #[cfg(debug_assertions)]
+    return FUSED_INITS.with(|c| c.replace(0));
+    #[cfg(not(debug_assertions))]
+    0
+}
 
 /// The `arg` `subtract_refs` passes with `visit_decref`, so that Rust traces recognize it and
 /// inline the decrement. A marker is a certain test; comparing function addresses, as `Tracer`

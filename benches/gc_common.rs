@@ -1,0 +1,286 @@
+//! The collector benches' shared part (`gc.rs`, `gc_side_by_side.rs`): the same two-object
+//! cycle in arenagc, `Rc`, gcmodule, rust-cc, bacon_rajan_cc and dumpster, and one [`Lib`] per
+//! library saying how to make garbage, collect and keep live pairs. Each bench uses part of it.
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::hint::black_box;
+
+/// N, the number of two-object cycles (`ARENAGC_BENCH_N`, default 1,000,000).
+pub fn n() -> usize {
+    std::env::var("ARENAGC_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+pub mod ours {
+    use arenagc::{Gc, GcCell, Trace};
+
+    #[derive(Trace)]
+    pub struct Node {
+        pub next: GcCell<Option<Gc<Node>>>,
+    }
+
+    pub fn pair() -> (Gc<Node>, Gc<Node>) {
+        let a = Gc::new(Node {
+            next: GcCell::new(None),
+        });
+        let b = Gc::new(Node {
+            next: GcCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b.clone());
+        (a, b)
+    }
+}
+
+pub mod with_rc {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    pub struct Node {
+        pub next: RefCell<Option<Rc<Node>>>,
+    }
+
+    pub fn pair() -> (Rc<Node>, Rc<Node>) {
+        let a = Rc::new(Node {
+            next: RefCell::new(None),
+        });
+        let b = Rc::new(Node {
+            next: RefCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b.clone());
+        (a, b)
+    }
+}
+
+pub mod with_gcmodule {
+    use gcmodule::{Cc, Trace, Tracer};
+    use std::cell::RefCell;
+
+    pub struct Node {
+        pub next: RefCell<Option<Cc<Node>>>,
+    }
+
+    // By hand: gcmodule's derive recurses forever in `is_type_tracked` on recursive types.
+    impl Trace for Node {
+        fn trace(&self, tracer: &mut Tracer) {
+            self.next.trace(tracer);
+        }
+        fn is_type_tracked() -> bool {
+            true
+        }
+    }
+
+    pub fn pair() -> (Cc<Node>, Cc<Node>) {
+        let a = Cc::new(Node {
+            next: RefCell::new(None),
+        });
+        let b = Cc::new(Node {
+            next: RefCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b.clone());
+        (a, b)
+    }
+}
+
+pub mod with_rust_cc {
+    use rust_cc::{Cc, Finalize, Trace};
+    use std::cell::RefCell;
+
+    #[derive(Trace, Finalize)]
+    pub struct Node {
+        pub next: RefCell<Option<Cc<Node>>>,
+    }
+
+    pub fn pair() -> (Cc<Node>, Cc<Node>) {
+        let a = Cc::new(Node {
+            next: RefCell::new(None),
+        });
+        let b = Cc::new(Node {
+            next: RefCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b.clone());
+        (a, b)
+    }
+}
+
+pub mod with_bacon {
+    use bacon_rajan_cc::{Cc, Trace, Tracer};
+    use std::cell::RefCell;
+
+    pub struct Node {
+        pub next: RefCell<Option<Cc<Node>>>,
+    }
+
+    impl Trace for Node {
+        fn trace(&self, tracer: &mut Tracer) {
+            self.next.trace(tracer);
+        }
+    }
+
+    pub fn pair() -> (Cc<Node>, Cc<Node>) {
+        let a = Cc::new(Node {
+            next: RefCell::new(None),
+        });
+        let b = Cc::new(Node {
+            next: RefCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b.clone());
+        (a, b)
+    }
+}
+
+pub mod with_dumpster {
+    use dumpster::Trace;
+    use dumpster::unsync::Gc;
+    use std::cell::RefCell;
+
+    #[derive(Trace)]
+    pub struct Node {
+        pub next: RefCell<Option<Gc<Node>>>,
+    }
+
+    pub fn pair() -> (Gc<Node>, Gc<Node>) {
+        let a = Gc::new(Node {
+            next: RefCell::new(None),
+        });
+        let b = Gc::new(Node {
+            next: RefCell::new(Some(a.clone())),
+        });
+        *a.next.borrow_mut() = Some(b.clone());
+        (a, b)
+    }
+}
+
+/// One library: how to make garbage pairs, collect, and keep live pairs.
+pub struct Lib {
+    pub name: &'static str,
+    /// Create `n` garbage cycles (automatic collection off).
+    pub make_garbage: fn(usize),
+    /// Collect everything collectable.
+    pub collect: fn(),
+    /// Create `n` live pairs, returning an owner that frees them (cycles broken) on drop.
+    pub make_live: fn(usize) -> Box<dyn FnOnce()>,
+}
+
+pub fn libs() -> Vec<Lib> {
+    vec![
+        Lib {
+            name: "arenagc",
+            make_garbage: |n| {
+                for _ in 0..n {
+                    black_box(ours::pair());
+                }
+            },
+            collect: || {
+                arenagc::gc::collect(2).unwrap();
+            },
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| ours::pair()).collect();
+                Box::new(move || {
+                    drop(v);
+                    arenagc::gc::collect(2).unwrap();
+                })
+            },
+        },
+        Lib {
+            name: "Rc",
+            make_garbage: |n| {
+                // Rc cannot collect: cycles are kept here and broken outside the timing.
+                let v: Vec<_> = (0..n).map(|_| with_rc::pair().0).collect();
+                RC_LEAK.with(|l| l.borrow_mut().extend(v));
+            },
+            collect: || {
+                let v = RC_LEAK.with(|l| std::mem::take(&mut *l.borrow_mut()));
+                for a in v {
+                    a.next.borrow_mut().take();
+                }
+            },
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| with_rc::pair()).collect();
+                Box::new(move || {
+                    for (a, _) in &v {
+                        a.next.borrow_mut().take();
+                    }
+                })
+            },
+        },
+        Lib {
+            name: "gcmodule",
+            make_garbage: |n| {
+                for _ in 0..n {
+                    black_box(with_gcmodule::pair());
+                }
+            },
+            collect: || {
+                gcmodule::collect_thread_cycles();
+            },
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| with_gcmodule::pair()).collect();
+                Box::new(move || {
+                    drop(v);
+                    gcmodule::collect_thread_cycles();
+                })
+            },
+        },
+        Lib {
+            name: "rust-cc",
+            make_garbage: |n| {
+                for _ in 0..n {
+                    black_box(with_rust_cc::pair());
+                }
+            },
+            collect: rust_cc::collect_cycles,
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| with_rust_cc::pair()).collect();
+                Box::new(move || {
+                    drop(v);
+                    rust_cc::collect_cycles();
+                })
+            },
+        },
+        Lib {
+            name: "bacon_rajan_cc",
+            make_garbage: |n| {
+                for _ in 0..n {
+                    black_box(with_bacon::pair());
+                }
+            },
+            collect: bacon_rajan_cc::collect_cycles,
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| with_bacon::pair()).collect();
+                Box::new(move || {
+                    drop(v);
+                    bacon_rajan_cc::collect_cycles();
+                })
+            },
+        },
+        Lib {
+            name: "dumpster",
+            make_garbage: |n| {
+                for _ in 0..n {
+                    black_box(with_dumpster::pair());
+                }
+            },
+            collect: dumpster::unsync::collect,
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| with_dumpster::pair()).collect();
+                Box::new(move || {
+                    drop(v);
+                    dumpster::unsync::collect();
+                })
+            },
+        },
+    ]
+}
+
+thread_local! {
+    static RC_LEAK: RefCell<Vec<std::rc::Rc<with_rc::Node>>> = const { RefCell::new(Vec::new()) };
+}
+
+pub fn setup_no_auto_collection() {
+    arenagc::gc::disable();
+    let _ = rust_cc::config::config(|c| c.set_auto_collect(false));
+    dumpster::unsync::set_collect_condition(|_| false);
+}
