@@ -13,6 +13,7 @@
 //! | `ARENAGC_TRACE`          | unset   | preload library, at load              | trace every allocation (this many frames); report at exit |
 //! | `ARENAGC_TRACE_SAMPLE`   | unset   | preload library, at load              | trace in sampled mode (one sample per this many bytes) |
 //! | `ARENAGC_TRACE_FILE`     | `arenagc-trace.%p` | preload library, at load   | where the report goes (`%p`: the pid); `.pb`, `.folded` beside it |
+//! | `ARENAGC_TRACE_SIGNAL`   | unset   | preload library, at load              | this signal writes a report of that moment (`.1`, `.2`, ...) |
 //! | `MALLOC_TRIM_THRESHOLD_` | unset   | preload library, at load              | glibc's own: when set, we leave glibc's  |
 //! | `MALLOC_MMAP_THRESHOLD_` | unset   | preload library, at load              | thresholds alone (`tune_system_allocator`) |
 //! | `GLIBC_TUNABLES`         | unset   | preload library, at load              | the same, when it names `glibc.malloc.*` |
@@ -115,6 +116,16 @@ pub const TRACE_FILE: EnvOption = EnvOption {
     doc: "the tracing report's file (%p: the pid), written at exit; PATH.pb gets the pprof profile, PATH.folded the folded stacks",
 };
 
+/// `ARENAGC_TRACE_SIGNAL`: while the preload library traces, this signal (`USR1`, `USR2`,
+/// `SIGUSR2` or a number) makes it write the report and profiles of that moment, for servers
+/// that do not exit (to `ARENAGC_TRACE_FILE` plus `.1`, `.2`, ...).
+pub const TRACE_SIGNAL: EnvOption = EnvOption {
+    name: c"ARENAGC_TRACE_SIGNAL",
+    default: "unset",
+    read: "by the preload library, at load",
+    doc: "while tracing, this signal (USR1, USR2, SIGUSR2 or a number) writes the report and profiles of that moment to ARENAGC_TRACE_FILE plus .1, .2, ...; tracing goes on",
+};
+
 /// glibc's `MALLOC_TRIM_THRESHOLD_`: when set, the user's glibc policy wins.
 pub const GLIBC_TRIM_THRESHOLD: EnvOption = EnvOption {
     name: c"MALLOC_TRIM_THRESHOLD_",
@@ -140,7 +151,7 @@ pub const GLIBC_TUNABLES: EnvOption = EnvOption {
 };
 
 /// Every variable, in the order of the table above.
-pub const ALL: [&EnvOption; 12] = [
+pub const ALL: [&EnvOption; 13] = [
     &DEBUG,
     &SECURE,
     &VALGRIND,
@@ -150,6 +161,7 @@ pub const ALL: [&EnvOption; 12] = [
     &TRACE,
     &TRACE_SAMPLE,
     &TRACE_FILE,
+    &TRACE_SIGNAL,
     &GLIBC_TRIM_THRESHOLD,
     &GLIBC_MMAP_THRESHOLD,
     &GLIBC_TUNABLES,

@@ -117,3 +117,71 @@ fn a_bad_frame_count_says_so_and_traces_nothing() {
     );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+/// `ARENAGC_TRACE_SIGNAL=USR2`: the program sends itself the signal after leaking; the report
+/// of that moment (`trace.<pid>.1`, with its profile and folded stacks) names the leak, while
+/// tracing goes on to the report at exit.
+#[test]
+fn a_signal_writes_the_report_of_that_moment_and_tracing_goes_on() {
+    let exe = cc_test("leaky", "leaky.c", Link::Preload, &["-std=c99"]);
+    let dir = fresh_dir("signal");
+    let (out, err) = run_ok(
+        Command::new(&exe)
+            .args(["signal".as_ref(), dir.as_os_str()])
+            .env("LD_PRELOAD", preload())
+            .env_remove("ARENAGC_DEBUG")
+            .env_remove("ARENAGC_STATS")
+            .env("ARENAGC_TRACE", "8")
+            .env("ARENAGC_TRACE_SIGNAL", "USR2")
+            .env("ARENAGC_TRACE_FILE", dir.join("trace.%p"))
+            .current_dir(&dir),
+    );
+    assert_eq!(out.trim(), "leaky: done", "{err}");
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let on_signal = files
+        .iter()
+        .find(|f| f.ends_with(".1"))
+        .unwrap_or_else(|| panic!("no report on the signal in {files:?}; stderr:\n{err}"));
+    let text = std::fs::read_to_string(dir.join(on_signal)).unwrap();
+    assert!(
+        text.starts_with("arenagc: traced memory on signal (pid "),
+        "{text}"
+    );
+    assert!(text.contains("in leak_some_memory"), "{text}");
+    assert!(text.contains("count=1000"), "{text}");
+    for suffix in [".pb", ".folded"] {
+        assert!(
+            files.contains(&format!("{on_signal}{suffix}")),
+            "{suffix} missing: {files:?}"
+        );
+    }
+    let at_exit = on_signal.trim_end_matches(".1");
+    let text = std::fs::read_to_string(dir.join(at_exit)).unwrap();
+    assert!(text.starts_with("arenagc: traced memory at exit"), "{text}");
+    assert!(text.contains("in leak_some_memory"), "{text}");
+}
+
+#[test]
+fn a_bad_signal_name_says_so_and_tracing_goes_on() {
+    let exe = cc_test("leaky", "leaky.c", Link::Preload, &["-std=c99"]);
+    let dir = fresh_dir("bad_signal");
+    let (out, err) = run_ok(
+        Command::new(&exe)
+            .env("LD_PRELOAD", preload())
+            .env_remove("ARENAGC_DEBUG")
+            .env_remove("ARENAGC_STATS")
+            .env("ARENAGC_TRACE", "4")
+            .env("ARENAGC_TRACE_SIGNAL", "KILL")
+            .env("ARENAGC_TRACE_FILE", dir.join("trace.%p"))
+            .current_dir(&dir),
+    );
+    assert_eq!(out.trim(), "leaky: done");
+    assert!(err.contains("ARENAGC_TRACE_SIGNAL: not a signal"), "{err}");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().count() >= 3,
+        "the report at exit"
+    );
+}

@@ -19,6 +19,7 @@
 //! | `start(nframe)`, `stop()`        | `start`, `stop` (which forgets every trace)              |
 //! | `is_tracing()`                   | `is_tracing`                                             |
 //! | `get_traced_memory()`            | `get_traced_memory`: (current, peak) bytes               |
+//! | (dhat-rs's `HeapStats`)          | `heap_stats`: blocks and bytes now, at most, in total    |
 //! | `reset_peak()`, `clear_traces()` | `reset_peak`, `clear_traces`                             |
 //! | `get_tracemalloc_memory()`       | `get_tracemalloc_memory`: the tracer's own tables        |
 //! | `get_traceback_limit()`          | `get_traceback_limit`                                    |
@@ -224,10 +225,65 @@ pub fn get_traced_memory() -> (usize, usize) {
     (t.current, t.peak)
 }
 
-/// Make the peak the current size.
+/// Make the peak the current size (and the peak block count the current count).
 pub fn reset_peak() {
     let mut t = TABLES.lock();
     t.peak = t.current;
+    t.peak_blocks = t.blocks;
+}
+
+/// Heap usage seen by the tracer, for assertions in tests (what `dhat-rs`'s `HeapStats` gives):
+/// blocks and bytes live now, the most there were, and everything allocated since tracing
+/// started (or [`clear_traces`]). Only blocks allocated while tracing count, as for every figure
+/// here; a realloc counts as one more block of its new size in the totals. In sampled mode the
+/// figures are estimates (each sampled block stands for `1/p` blocks and `size/p` bytes).
+///
+/// ```no_run
+/// # #[global_allocator] static A: arenagc::ArenaAlloc = arenagc::ArenaAlloc;
+/// use arenagc::trace;
+/// trace::start(1).unwrap();
+/// let before = trace::heap_stats();
+/// let v: Vec<u64> = (0..1000).collect();
+/// drop(v);
+/// let after = trace::heap_stats();
+/// assert_eq!(after.curr_bytes, before.curr_bytes); // it freed everything it allocated
+/// assert!(after.max_bytes < 10 << 20); // the peak stayed under 10 MiB
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Blocks allocated since tracing started or the last `clear_traces`.
+    pub total_blocks: u64,
+    /// Bytes allocated since then.
+    pub total_bytes: u64,
+    /// Blocks live now.
+    pub curr_blocks: usize,
+    /// Bytes live now (`get_traced_memory().0`).
+    pub curr_bytes: usize,
+    /// The most blocks live at once since the last `reset_peak` (its own maximum, not the block
+    /// count at the byte peak).
+    pub max_blocks: usize,
+    /// The most bytes live at once since the last `reset_peak` (`get_traced_memory().1`).
+    pub max_bytes: usize,
+}
+
+/// Run `f` with the calling thread's allocations untraced (the tracer's own reports use it, so
+/// writing a report does not change the figures it reports).
+pub fn untraced<R>(f: impl FnOnce() -> R) -> R {
+    let _busy = hook::enter();
+    f()
+}
+
+/// The tracer's [`HeapStats`] now (all zero when not tracing).
+pub fn heap_stats() -> HeapStats {
+    let t = TABLES.lock();
+    HeapStats {
+        total_blocks: t.total_blocks,
+        total_bytes: t.total_bytes,
+        curr_blocks: t.blocks,
+        curr_bytes: t.current,
+        max_blocks: t.peak_blocks,
+        max_bytes: t.peak,
+    }
 }
 
 /// Forget every trace and reset the counters; tracing goes on.

@@ -170,6 +170,15 @@ pub(crate) fn weigh(size: usize, mean: usize) -> usize {
     (size as f64 / probability(size, mean)).round() as usize
 }
 
+/// The blocks a traced block of `size` bytes stands for: `1 / p(size)` rounded (1 in exact
+/// mode). A pure function, as `weigh`.
+pub(crate) fn weigh_count(size: usize, mean: usize) -> usize {
+    if mean == 0 || size == 0 {
+        return 1;
+    }
+    (1.0 / probability(size, mean)).round() as usize
+}
+
 /// Buckets of `MARKS` (a power of two).
 const MARK_BUCKETS: usize = 1 << 16;
 

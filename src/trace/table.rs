@@ -15,6 +15,8 @@
 //!   from its home slot.
 //! - `current` is the sum of the weighed sizes in `traces` (`sample::weigh`: the size itself in
 //!   exact mode, the estimate a sampled block stands for in sampled mode); `peak >= current`.
+//!   `blocks` is likewise the sum of the weighed counts (`sample::weigh_count`: 1 in exact
+//!   mode); `peak_blocks >= blocks`; the totals only grow until `clear`.
 //! - With `marks` on (the process's tables), `sample::MARKS` counts the traces by address
 //!   bucket: every added trace is marked, every removed one unmarked, `clear` unmarks all.
 //! - A traceback id is an offset into `words`, valid until `clear` (ids survive `words`
@@ -49,6 +51,12 @@ pub(crate) struct Tables {
     /// last reset.
     pub(crate) current: usize,
     pub(crate) peak: usize,
+    /// Blocks traced now (estimated in sampled mode), their most since the last reset, and the
+    /// blocks and bytes traced since tracing started or the last `clear` (`HeapStats`).
+    pub(crate) blocks: usize,
+    pub(crate) peak_blocks: usize,
+    pub(crate) total_blocks: u64,
+    pub(crate) total_bytes: u64,
     /// Incremented by every `clear`: traceback ids of an older generation mean nothing now.
     pub(crate) generation: u64,
     traces: Region,
@@ -91,6 +99,10 @@ impl Tables {
             marks: false,
             current: 0,
             peak: 0,
+            blocks: 0,
+            peak_blocks: 0,
+            total_blocks: 0,
+            total_bytes: 0,
             generation: 0,
             traces: Region::empty(),
             traces_len: 0,
@@ -122,6 +134,10 @@ impl Tables {
         self.words_used = 0;
         self.current = 0;
         self.peak = 0;
+        self.blocks = 0;
+        self.peak_blocks = 0;
+        self.total_blocks = 0;
+        self.total_bytes = 0;
         self.generation += 1;
         if self.marks {
             sample::unmark_all();
@@ -235,13 +251,18 @@ impl Tables {
             Some(old) => self.current -= sample::weigh(old, self.mean),
             None => {
                 self.traces_len += 1;
+                self.blocks += sample::weigh_count(size, self.mean);
+                self.peak_blocks = self.peak_blocks.max(self.blocks);
                 if self.marks {
                     sample::mark(addr);
                 }
             }
         }
-        self.current += sample::weigh(size, self.mean);
+        let bytes = sample::weigh(size, self.mean);
+        self.current += bytes;
         self.peak = self.peak.max(self.current);
+        self.total_bytes += bytes as u64;
+        self.total_blocks += sample::weigh_count(size, self.mean) as u64;
         true
     }
 
@@ -314,6 +335,7 @@ impl Tables {
         };
         self.traces_len -= 1;
         self.current -= sample::weigh(gone.size, self.mean);
+        self.blocks -= sample::weigh_count(gone.size, self.mean);
         if self.marks {
             sample::unmark(addr);
         }
