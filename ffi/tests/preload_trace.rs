@@ -83,6 +83,45 @@ fn exact_report_names_the_leaking_function_and_sizes() {
         .sum();
     assert_eq!(stacks, 148_000, "{folded}");
     assert!(!folded.contains("<0x0>"), "{folded}");
+    go_pprof_reads(&pb);
+}
+
+/// The profile as `go tool pprof` reads it: the leak's function on top with its live bytes and
+/// objects. Skipped, with a note, where Go is not installed, unless `ARENAGC_REQUIRE_PPROF=1`
+/// (`.ci/run` installs Debian's golang-go and sets it).
+fn go_pprof_reads(pb: &[u8]) {
+    if Command::new("go").arg("version").output().is_err() {
+        assert!(
+            std::env::var_os("ARENAGC_REQUIRE_PPROF").is_none_or(|v| v != "1"),
+            "go is not installed and ARENAGC_REQUIRE_PPROF=1"
+        );
+        eprintln!("note: SKIPPED: go is not installed (go tool pprof)");
+        return;
+    }
+    let dir = fresh_dir("go_pprof");
+    let file = dir.join("profile.pb");
+    std::fs::write(&file, pb).unwrap();
+    for (index, want) in [("inuse_space", "144.53kB"), ("inuse_objects", "1001")] {
+        let o = Command::new("go")
+            .args(["tool", "pprof", "-top"])
+            .arg(format!("-sample_index={index}"))
+            .arg(&file)
+            .env("HOME", &dir)
+            .env("GOCACHE", dir.join("gocache"))
+            .output()
+            .expect("run go tool pprof");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let top = out
+            .lines()
+            .find(|l| l.ends_with(" leak_some_memory"))
+            .unwrap_or_else(|| panic!("no leak_some_memory in pprof's top:\n{out}"));
+        assert!(top.trim_start().starts_with(want), "{index}: {top}\n{out}");
+    }
 }
 
 #[test]
