@@ -35,6 +35,11 @@ const CASES: &[(&str, bool, &str)] = &[
         true,
         "payload of a 100-byte block were overwritten",
     ),
+    (
+        "overflow_large_never_freed",
+        true,
+        "5000-byte block were overwritten (allocation #",
+    ),
     ("double_free", true, "fatal error: double free"),
     ("double_free_large", true, "fatal error: double free"),
     (
@@ -114,6 +119,13 @@ fn commit(name: &str) {
                 let p = ArenaAlloc.alloc(l);
                 p.sub(16).write_bytes(0x41, 16);
                 ArenaAlloc.dealloc(p, l);
+            }
+            "overflow_large_never_freed" => {
+                let p = ArenaAlloc.alloc(layout(5000));
+                *p.add(5000) = 0; // one byte past the end, and the block is never freed
+                let q = ArenaAlloc.alloc(layout(64));
+                ArenaAlloc.dealloc(q, layout(64)); // a free: debug mode's exit check is armed
+                std::process::exit(0);
             }
             "double_free" | "double_free_large" => {
                 let n = if name == "double_free" { 64 } else { 5000 };

@@ -163,7 +163,9 @@ fn release(h: Held) {
 static AT_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// At exit: check every block still waiting (a write after free is otherwise seen only when
-/// its block leaves the quarantine, which may never happen).
+/// its block leaves the quarantine, which may never happen), and the tail guards of the live
+/// blocks from the system allocator (an overflow of a block never freed is otherwise never
+/// seen; pool blocks are not enumerated).
 extern "C" fn check_at_exit() {
     let q = QUARANTINE.lock_or_busy();
     if let Some(q) = q {
@@ -178,6 +180,16 @@ extern "C" fn check_at_exit() {
                 return;
             }
         }
+    }
+    if let Some((user, size, serial)) = debug_large::find_overflowed(DEBUG_TAIL, FILL_GUARD) {
+        fatal_fmt(
+            "overflow",
+            user,
+            format_args!(
+                "bytes after the end of a {size}-byte block were overwritten (allocation \
+                 #{serial}; found at exit: the block was never freed)"
+            ),
+        );
     }
 }
 

@@ -3,7 +3,8 @@
 //! user pointer, size and allocation serial. A pool block is known by its pool; a system block
 //! has only the header before it, so an underflow that overwrote the header would otherwise
 //! make the block unrecognisable ("pointer not from this allocator"). With the registry the
-//! message says "underflow" and names the size and serial, as for a pool block.
+//! message says "underflow" and names the size and serial, as for a pool block. At exit the
+//! registry also finds an overflow of a block that was never freed (`find_overflowed`).
 //!
 //! An open-addressing hash table (linear probing, tombstones) in memory from `os::reserve_table`,
 //! never from the allocator it serves, under one spin lock. It grows by doubling when half
@@ -185,6 +186,28 @@ pub(crate) fn lookup(user: *const u8) -> Option<(usize, u32)> {
     found.then(|| unsafe {
         let e = *t.slots.add(i);
         (e.size, e.serial)
+    })
+}
+
+/// The first live recorded block whose `tail` bytes after its payload are not all `guard`, as
+/// (user pointer, size, serial): the exit check of debug mode (an overflow of a block that is
+/// never freed is otherwise never seen). None also while a fork holds the registry.
+pub(crate) fn find_overflowed(tail: usize, guard: u8) -> Option<(*const u8, usize, u32)> {
+    let t = TABLE.lock_or_busy()?;
+    (0..t.capacity).find_map(|i| {
+        // SAFETY: i < capacity, inside the mapping.
+        let e = unsafe { *t.slots.add(i) };
+        if e.key <= TOMB {
+            return None;
+        }
+        // SAFETY: an entry exists only while its block is live, and the lock held here keeps
+        // its free (which removes the entry first) from going on; the payload's `size` bytes
+        // are followed by the block's `tail` guard bytes.
+        let bytes = unsafe { core::slice::from_raw_parts((e.key + e.size) as *const u8, tail) };
+        bytes
+            .iter()
+            .any(|&b| b != guard)
+            .then_some((e.key as *const u8, e.size, e.serial))
     })
 }
 
