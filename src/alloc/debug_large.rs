@@ -11,9 +11,11 @@
 //! full (tombstones counted), rehashing into a new mapping.
 //!
 //! Invariants:
-//! - A key is a user pointer (16-aligned, so never `EMPTY` or `TOMB`); an entry exists exactly
-//!   while its debug block is live (inserted by `alloc` before the pointer is returned, removed
-//!   by `free` before the block is filled and quarantined).
+//! - A key is a user pointer (16-aligned, so never `EMPTY` or `TOMB`); an entry exists while
+//!   its debug block is live (inserted by `alloc` before the pointer is returned, removed by
+//!   `free` before the block is filled and quarantined). The one exception: a free that finds
+//!   the registry held by a fork in progress (the malloc family never waits for a fork) leaves
+//!   its entry and sets `STALE`; from then on nothing reads a block through the registry.
 //! - `len` live keys + `tombs` <= capacity / 2 after every insert, so a probe always ends.
 //! - The lock is registered with the fork handlers only when debug mode is chosen (`init`).
 //!
@@ -52,6 +54,10 @@ static TABLE: SpinLock<Table> = SpinLock::new(Table {
     len: 0,
     tombs: 0,
 });
+
+/// Set when a free could not remove its entry (a fork in progress on another thread held the
+/// registry): an entry may then name a freed block, so `find_overflowed` reads no block.
+static STALE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Debug mode was chosen: the fork handlers take the registry's lock too.
 pub(crate) fn init() {
@@ -158,6 +164,9 @@ pub(crate) fn insert(user: *const u8, size: usize, serial: u32) {
 /// Forget a block being freed; returns whether it was recorded.
 pub(crate) fn remove(user: *const u8) -> bool {
     let Some(mut t) = TABLE.lock_or_busy() else {
+        // A fork in progress holds the registry: the entry stays, stale, and the exit check
+        // (which would read the freed block) is off for the rest of the process.
+        STALE.store(true, core::sync::atomic::Ordering::Relaxed);
         return false;
     };
     if t.capacity == 0 {
@@ -194,6 +203,9 @@ pub(crate) fn lookup(user: *const u8) -> Option<(usize, u32)> {
 /// never freed is otherwise never seen). None also while a fork holds the registry.
 pub(crate) fn find_overflowed(tail: usize, guard: u8) -> Option<(*const u8, usize, u32)> {
     let t = TABLE.lock_or_busy()?;
+    if STALE.load(core::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
     (0..t.capacity).find_map(|i| {
         // SAFETY: i < capacity, inside the mapping.
         let e = unsafe { *t.slots.add(i) };
