@@ -153,6 +153,31 @@ pub mod with_dumpster {
     }
 }
 
+/// A contender that collects cycles: `$m::pair()` makes one two-object cycle, `$collect`
+/// collects everything collectable.
+macro_rules! collector_lib {
+    ($name:expr, $m:ident, $collect:expr) => {
+        Lib {
+            name: $name,
+            make_garbage: |n| {
+                for _ in 0..n {
+                    black_box($m::pair());
+                }
+            },
+            collect: || {
+                $collect;
+            },
+            make_live: |n| {
+                let v: Vec<_> = (0..n).map(|_| $m::pair()).collect();
+                Box::new(move || {
+                    drop(v);
+                    $collect;
+                })
+            },
+        }
+    };
+}
+
 /// One library: how to make garbage pairs, collect, and keep live pairs.
 pub struct Lib {
     pub name: &'static str,
@@ -166,24 +191,7 @@ pub struct Lib {
 
 pub fn libs() -> Vec<Lib> {
     vec![
-        Lib {
-            name: "arenagc",
-            make_garbage: |n| {
-                for _ in 0..n {
-                    black_box(ours::pair());
-                }
-            },
-            collect: || {
-                arenagc::gc::collect(2).unwrap();
-            },
-            make_live: |n| {
-                let v: Vec<_> = (0..n).map(|_| ours::pair()).collect();
-                Box::new(move || {
-                    drop(v);
-                    arenagc::gc::collect(2).unwrap();
-                })
-            },
-        },
+        collector_lib!("arenagc", ours, arenagc::gc::collect(2).unwrap()),
         Lib {
             name: "Rc",
             make_garbage: |n| {
@@ -206,72 +214,14 @@ pub fn libs() -> Vec<Lib> {
                 })
             },
         },
-        Lib {
-            name: "gcmodule",
-            make_garbage: |n| {
-                for _ in 0..n {
-                    black_box(with_gcmodule::pair());
-                }
-            },
-            collect: || {
-                gcmodule::collect_thread_cycles();
-            },
-            make_live: |n| {
-                let v: Vec<_> = (0..n).map(|_| with_gcmodule::pair()).collect();
-                Box::new(move || {
-                    drop(v);
-                    gcmodule::collect_thread_cycles();
-                })
-            },
-        },
-        Lib {
-            name: "rust-cc",
-            make_garbage: |n| {
-                for _ in 0..n {
-                    black_box(with_rust_cc::pair());
-                }
-            },
-            collect: rust_cc::collect_cycles,
-            make_live: |n| {
-                let v: Vec<_> = (0..n).map(|_| with_rust_cc::pair()).collect();
-                Box::new(move || {
-                    drop(v);
-                    rust_cc::collect_cycles();
-                })
-            },
-        },
-        Lib {
-            name: "bacon_rajan_cc",
-            make_garbage: |n| {
-                for _ in 0..n {
-                    black_box(with_bacon::pair());
-                }
-            },
-            collect: bacon_rajan_cc::collect_cycles,
-            make_live: |n| {
-                let v: Vec<_> = (0..n).map(|_| with_bacon::pair()).collect();
-                Box::new(move || {
-                    drop(v);
-                    bacon_rajan_cc::collect_cycles();
-                })
-            },
-        },
-        Lib {
-            name: "dumpster",
-            make_garbage: |n| {
-                for _ in 0..n {
-                    black_box(with_dumpster::pair());
-                }
-            },
-            collect: dumpster::unsync::collect,
-            make_live: |n| {
-                let v: Vec<_> = (0..n).map(|_| with_dumpster::pair()).collect();
-                Box::new(move || {
-                    drop(v);
-                    dumpster::unsync::collect();
-                })
-            },
-        },
+        collector_lib!("gcmodule", with_gcmodule, gcmodule::collect_thread_cycles()),
+        collector_lib!("rust-cc", with_rust_cc, rust_cc::collect_cycles()),
+        collector_lib!(
+            "bacon_rajan_cc",
+            with_bacon,
+            bacon_rajan_cc::collect_cycles()
+        ),
+        collector_lib!("dumpster", with_dumpster, dumpster::unsync::collect()),
     ]
 }
 

@@ -26,6 +26,8 @@
 //! (`trace::untraced`), so writing one does not change the figures.
 
 use core::fmt::Write as _;
+use core::sync::atomic::AtomicI32;
+use core::sync::atomic::Ordering::Relaxed;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
@@ -102,20 +104,17 @@ fn signal_number(v: &[u8]) -> Option<libc::c_int> {
 }
 
 /// The pipe the handler writes to (write end) and the reporter reads (read end); -1 before.
-static SIGNAL_PIPE: [core::sync::atomic::AtomicI32; 2] = [
-    core::sync::atomic::AtomicI32::new(-1),
-    core::sync::atomic::AtomicI32::new(-1),
-];
+static SIGNAL_PIPE: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 /// The process that loaded the library (the one with the reporter thread).
-static LOADER_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+static LOADER_PID: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(_sig: libc::c_int) {
     // SAFETY: __errno_location, getpid and write are async-signal-safe; the byte is on the
     // stack; a full pipe just drops this request (one is pending anyway).
     unsafe {
         let errno = *libc::__errno_location();
-        if libc::getpid() == LOADER_PID.load(core::sync::atomic::Ordering::Relaxed) {
-            let fd = SIGNAL_PIPE[1].load(core::sync::atomic::Ordering::Relaxed);
+        if libc::getpid() == LOADER_PID.load(Relaxed) {
+            let fd = SIGNAL_PIPE[1].load(Relaxed);
             let b = 1u8;
             let _ = libc::write(fd, (&b as *const u8).cast(), 1);
         }
@@ -124,7 +123,7 @@ extern "C" fn on_signal(_sig: libc::c_int) {
 }
 
 extern "C" fn reporter(_: *mut libc::c_void) -> *mut libc::c_void {
-    let fd = SIGNAL_PIPE[0].load(core::sync::atomic::Ordering::Relaxed);
+    let fd = SIGNAL_PIPE[0].load(Relaxed);
     let mut n = 0u64;
     loop {
         let mut b = 0u8;
@@ -151,13 +150,10 @@ fn start_signal_reports(sig: libc::c_int) {
     // The reporter blocks on its end; only the handler's end stays non-blocking.
     // SAFETY: fds[0] is the read end just made.
     unsafe { libc::fcntl(fds[0], libc::F_SETFL, 0) };
-    SIGNAL_PIPE[0].store(fds[0], core::sync::atomic::Ordering::Relaxed);
-    SIGNAL_PIPE[1].store(fds[1], core::sync::atomic::Ordering::Relaxed);
+    SIGNAL_PIPE[0].store(fds[0], Relaxed);
+    SIGNAL_PIPE[1].store(fds[1], Relaxed);
     // SAFETY: getpid has no preconditions.
-    LOADER_PID.store(
-        unsafe { libc::getpid() },
-        core::sync::atomic::Ordering::Relaxed,
-    );
+    LOADER_PID.store(unsafe { libc::getpid() }, Relaxed);
     // SAFETY: a zeroed pthread_t and attributes are filled in by the calls; reporter runs for
     // the life of the process and touches only the pipe and the tracer.
     unsafe {

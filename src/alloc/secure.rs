@@ -9,7 +9,7 @@
 //!
 //! May touch: `plain.rs`, `backend.rs`.
 
-use super::backend::{Backend, realloc_by_moving};
+use super::backend::Backend;
 use super::plain::{self, Plain};
 
 /// The hardened backend (see the module docs).
@@ -39,17 +39,9 @@ impl Backend for Secure {
         unsafe { Plain.usable_size(p) }
     }
 
-    unsafe fn realloc(
-        &self,
-        p: *mut u8,
-        layout: Option<(usize, usize)>,
-        new_size: usize,
-    ) -> *mut u8 {
-        // Always a new block and a free of the old one through `free` above, so the old
-        // contents are cleared (the plain realloc would free the old block unseen).
-        // SAFETY: per the contract.
-        unsafe { realloc_by_moving(self, p, layout, new_size) }
-    }
+    // `realloc`: the trait's default (`realloc_by_moving`), not Plain's in-place one: always a
+    // new block and a free of the old one through `free` above, so the old contents are
+    // cleared.
 
     fn looks_freed(&self, p: *const u8) -> bool {
         Plain.looks_freed(p)
