@@ -350,8 +350,18 @@ pub unsafe fn realloc(p: *mut u8, layout: Option<(usize, usize)>, new_size: usiz
     // SAFETY: forwarded.
     unsafe {
         match wrapper() {
+            #[cfg(feature = "trace")]
+            None if super::sampler::active() => plain::realloc_sampled(p, layout, new_size),
             None => Plain.realloc(p, layout, new_size),
             Some(b) => b.realloc(p, layout, new_size),
         }
     }
+}
+
+/// Whether the tracer's sampled mode can count on the pool fast paths (`sampler.rs`): the
+/// plain or hardened backend is in use (deciding it now if nothing did yet). Otherwise it
+/// samples through the `Traced` wrapper.
+#[cfg(feature = "trace")]
+pub fn fast_sampling() -> bool {
+    matches!(base(), PLAIN | SECURE) && !cfg!(feature = "debug")
 }

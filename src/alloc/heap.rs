@@ -55,6 +55,8 @@ use super::global::GLOBAL;
 use super::pool::{HeapTag, Pool, pool_is_valid, pool_of_any};
 use super::queue::{AvailQueues, ByOwner, PoolQueue};
 use super::remote::{BlockStack, FULL, NOTIFYING};
+#[cfg(feature = "trace")]
+use super::sampler::Countdown;
 use super::size_class::{blocks_per_pool, is_medium_class};
 use super::table::Slot;
 
@@ -69,6 +71,8 @@ pub struct ThreadHeap {
     exiting: bool,              // `abandon` has begun: never arm FULL again
     next_slot: *mut ThreadHeap, // free heap-slot list (`thread.rs`'s table)
     pub large: LargeCounts,     // this thread's share of the large blocks
+    #[cfg(feature = "trace")]
+    pub sample: Countdown, // bytes (in 16-byte steps) to the next sampled allocation
 }
 
 // SAFETY: a ThreadHeap is used by one thread at a time (its owner, or the fallback's holder).
@@ -92,6 +96,8 @@ impl ThreadHeap {
             exiting: false,
             next_slot: ptr::null_mut(),
             large: LargeCounts::new(),
+            #[cfg(feature = "trace")]
+            sample: Countdown::new(),
         }
     }
 

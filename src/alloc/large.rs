@@ -146,6 +146,11 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// # Safety
 /// `p` is a live block returned by this module.
 pub unsafe fn free(p: *mut u8) {
+    // A block sampled by the tracer's sampled mode loses its trace before it goes back.
+    #[cfg(feature = "trace")]
+    if super::sampler::active() {
+        super::sampler::forget(p);
+    }
     // SAFETY: per the contract.
     unsafe {
         thread::count_large(usable_size(p).wrapping_neg(), 1usize.wrapping_neg());

@@ -56,6 +56,8 @@ mod pool;
 mod queue;
 #[doc(hidden)]
 pub mod remote;
+#[cfg(feature = "trace")]
+pub(crate) mod sampler;
 mod secure;
 mod size_class;
 mod stats;
@@ -126,6 +128,39 @@ pub(crate) use lock::SpinLock;
 pub(crate) fn hold_across_fork<T>(lock: &'static SpinLock<T>) -> bool {
     thread::ensure_process_init();
     fork::add_lock(lock.raw())
+}
+
+/// Whether the backend in use lets the tracer's sampled mode count on the pool fast paths.
+#[cfg(feature = "trace")]
+pub(crate) fn fast_sampling_possible() -> bool {
+    dispatch::fast_sampling()
+}
+
+/// Start the tracer's sampled mode on the pool fast paths (`sampler.rs`): false, and nothing
+/// done, when the backend in use cannot (debug mode, valgrind's system backend), where the
+/// tracer samples through its wrapper instead.
+#[cfg(feature = "trace")]
+pub(crate) fn start_fast_sampling(mean: usize, seed: u64, hooks: &'static sampler::Hooks) -> bool {
+    if !dispatch::fast_sampling() {
+        return false;
+    }
+    thread::ensure_process_init();
+    sampler::set_hooks(hooks);
+    sampler::start(mean, seed);
+    thread::poke_heap();
+    true
+}
+
+/// Stop the fast paths' sampling (each heap notices within `sampler::RECHECK` steps).
+#[cfg(feature = "trace")]
+pub(crate) fn stop_fast_sampling() {
+    sampler::stop();
+}
+
+/// Restart the calling thread's fast-path sampling stream from `seed`.
+#[cfg(feature = "trace")]
+pub(crate) fn reseed_fast_sampler(seed: u64) {
+    thread::reseed_sampler(seed);
 }
 
 /// A snapshot of the allocator's statistics; `Display` prints a table like

@@ -29,6 +29,8 @@ use super::harden;
 use super::heap;
 use super::large;
 use super::pool::{Pool, pool_of, pool_of_any, pool_of_size, run_of};
+#[cfg(feature = "trace")]
+use super::sampler;
 use super::size_class::{any_class_of, block_size, class_of_step, is_medium, is_small, step_of};
 use super::thread;
 use super::{addr_map, fatal};
@@ -56,17 +58,28 @@ pub fn owns(ptr: *const u8) -> bool {
 #[cfg(test)]
 #[inline(always)]
 pub fn small_alloc<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
-    small_alloc_step::<BY_ADDRESS>(*super::size_class::steps_of_class(class).start())
+    small_alloc_step::<BY_ADDRESS>(
+        *super::size_class::steps_of_class(class).start(),
+        block_size(class),
+    )
 }
 
-/// `small_alloc` by request step (`size_class::step_of`): the heap's current pool for the step,
-/// no class computed on the fast path.
+/// `small_alloc` by request step (`size_class::step_of`) of a request of `size` bytes: the
+/// heap's current pool for the step, no class computed on the fast path. With the feature
+/// `trace`, the step is counted down for the tracer's sampled mode (`sampler.rs`).
 #[inline(always)]
-pub fn small_alloc_step<const BY_ADDRESS: bool>(step: usize) -> (*mut u8, bool) {
+pub fn small_alloc_step<const BY_ADDRESS: bool>(step: usize, size: usize) -> (*mut u8, bool) {
+    let _ = size;
     let h = thread::current();
     if !h.is_null() {
         // SAFETY: h is the calling thread's live heap; pools on its lists are owned by it.
         unsafe {
+            #[cfg(feature = "trace")]
+            if (*h).sample.count(step) {
+                if let Some(got) = sample_pooled(h, step, size) {
+                    return got;
+                }
+            }
             let p = (*h).avail.by_step(step);
             if !p.is_null() {
                 let got = (*p).take_block();
@@ -77,6 +90,101 @@ pub fn small_alloc_step<const BY_ADDRESS: bool>(step: usize) -> (*mut u8, bool) 
         }
     }
     small_alloc_slow::<BY_ADDRESS>(class_of_step(step))
+}
+
+/// The countdown ran out (or looks at a new session): sample this request from the SAMPLED
+/// heap and record it, or `None` to allocate it as usual.
+///
+/// # Safety
+/// `h` is the calling thread's live heap.
+#[cfg(feature = "trace")]
+#[cold]
+#[inline(never)]
+unsafe fn sample_pooled(
+    h: *mut heap::ThreadHeap,
+    step: usize,
+    size: usize,
+) -> Option<(*mut u8, bool)> {
+    // SAFETY: per the contract, this thread owns h.
+    if !unsafe { (*h).sample.crossed(step) } {
+        return None;
+    }
+    let got = thread::sampled_alloc(class_of_step(step))?;
+    sampler::record(got.0, size);
+    Some(got)
+}
+
+/// Whether a request of `size` bytes that does not pass the pool fast path (a large block, a
+/// realloc in place) is sampled, counted on the calling thread's heap.
+#[cfg(feature = "trace")]
+fn sample_other(size: usize) -> bool {
+    let h = thread::current_or_new();
+    let steps = size.div_ceil(ALIGNMENT);
+    // SAFETY: h, when not null, is the calling thread's own heap.
+    !h.is_null() && unsafe { (*h).sample.count(steps) && (*h).sample.crossed(steps) }
+}
+
+/// A large block while sampling (`Plain::alloc`): allocated as usual, recorded if sampled.
+#[cfg(feature = "trace")]
+#[inline(never)]
+fn large_alloc_sampled(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let p = large::alloc(size, align, zero);
+    if !p.is_null() && sample_other(size) {
+        sampler::record(p, size);
+    }
+    p
+}
+
+/// `Plain::realloc` while sampling: a realloc is a new allocation of `new_size` for the tracer
+/// (as tracemalloc counts it). A block that is not traced stays in place or goes to glibc's
+/// realloc as usual unless this request is sampled; a traced one moves (alloc, copy, free: the
+/// free forgets its trace before the block goes back), as does a sampled in-place one, into the
+/// SAMPLED heap.
+///
+/// # Safety
+/// As `Backend::realloc`.
+#[cfg(feature = "trace")]
+#[inline(never)]
+pub(crate) unsafe fn realloc_sampled(
+    p: *mut u8,
+    layout: Option<(usize, usize)>,
+    new_size: usize,
+) -> *mut u8 {
+    if !sampler::maybe_traced(p) {
+        let (old_small, old_size, align) = match layout {
+            Some((size, align)) => (is_pooled(size, align), size, align),
+            // SAFETY: p is a live block of ours.
+            None => (owns(p), unsafe { Plain.usable_size(p) }, ALIGNMENT),
+        };
+        let new_small = is_pooled(new_size, align);
+        if old_small && new_small && any_class_of(old_size) == any_class_of(new_size) {
+            if !sample_other(new_size) {
+                return p;
+            }
+            let Some((q, _)) = thread::sampled_alloc(any_class_of(new_size)) else {
+                return p; // a fork in progress holds SAMPLED: unsampled, in place
+            };
+            // SAFETY: p and q are distinct live blocks of at least min(old, new) bytes; p is
+            // given up (it is not traced, so nothing is forgotten).
+            unsafe {
+                core::ptr::copy_nonoverlapping(p, q, old_size.min(new_size));
+                Plain.free(p, layout);
+            }
+            sampler::record(q, new_size);
+            return q;
+        }
+        if !old_small && !new_small && align <= ALIGNMENT {
+            // SAFETY: p is a live large block of alignment <= 16.
+            let q = unsafe { large::realloc(p, new_size) };
+            if !q.is_null() && sample_other(new_size) {
+                sampler::record(q, new_size);
+            }
+            return q;
+        }
+    }
+    // Moved: Plain::alloc counts and samples the new block, the free forgets the old trace.
+    // SAFETY: per the contract.
+    unsafe { super::backend::realloc_by_moving(&Plain, p, layout, new_size) }
 }
 
 #[cold]
@@ -98,7 +206,7 @@ fn small_alloc_slow<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
 /// asked (skipped when the block is known zero).
 #[inline(always)]
 pub fn small_alloc_sized<const BY_ADDRESS: bool>(size: usize, zero: bool) -> *mut u8 {
-    let (b, known_zero) = small_alloc_step::<BY_ADDRESS>(step_of(size));
+    let (b, known_zero) = small_alloc_step::<BY_ADDRESS>(step_of(size), size);
     if zero && !known_zero && !b.is_null() {
         // SAFETY: b is a fresh block of at least `size` bytes.
         unsafe { b.write_bytes(0, size) };
@@ -271,6 +379,10 @@ impl Backend for Plain {
                 small_alloc_sized::<false>(size, zero)
             }
         } else {
+            #[cfg(feature = "trace")]
+            if sampler::active() {
+                return large_alloc_sampled(size, align, zero);
+            }
             large::alloc(size, align, zero)
         }
     }

@@ -11,6 +11,8 @@
 //!  HEAPS (SpinLock<SlotTable>)   thread heaps; the slots of exited threads are reused
 //!  FALLBACK (SpinLock<ThreadHeap>)  a heap for threads that have none (during thread exit, or
 //!                                   when the heap table could not be mapped)
+//!  SAMPLED (SpinLock<ThreadHeap>)   the sampled pool blocks of the tracer's sampled mode
+//!                                   (`sampler.rs`); owned by no thread
 //!  KEY (pthread key, destructor thread_exit), fork handlers: set up once per process
 //! ```
 //!
@@ -20,8 +22,8 @@
 //! destructors, so their frees still find the heap; anything later falls back to `FALLBACK`.
 //!
 //! Locks and their order (a lock is only ever taken while holding those before it):
-//! `KEY` (setup only) -> `FALLBACK` -> `HEAPS` / `GLOBAL`. `HEAPS` and `GLOBAL` are never held
-//! together. The process setup registers them, in that order, with the fork handlers
+//! `KEY` (setup only) -> `FALLBACK` -> `SAMPLED` -> `HEAPS` / `GLOBAL`. `HEAPS` and `GLOBAL`
+//! are never held together; `SAMPLED` is taken with no other allocator lock held. The process setup registers them, in that order, with the fork handlers
 //! (`fork.rs`), which take them after any lock registered earlier (the debug backend's
 //! quarantine, when that backend is in use). While a fork is in progress, the malloc family
 //! never waits for them (`lock.rs`): `try_with_heap`, `alloc_slow` and `free_remote` report
@@ -57,6 +59,10 @@ const _: () = assert!(NEW == 0);
 
 static HEAPS: SpinLock<SlotTable<ThreadHeap, MAX_HEAPS>> = SpinLock::new(SlotTable::new());
 static FALLBACK: SpinLock<ThreadHeap> = SpinLock::new(ThreadHeap::new());
+/// The heap of the sampled pool blocks (`sampler.rs`): no thread owns it, so every free of its
+/// blocks leaves the fast path (a remote free), where the trace is forgotten.
+#[cfg(feature = "trace")]
+static SAMPLED: SpinLock<ThreadHeap> = SpinLock::new(ThreadHeap::new());
 
 #[inline(always)]
 fn state() -> u8 {
@@ -239,6 +245,12 @@ fn drain_deferred() {
 pub unsafe fn free_remote(b: *mut u8) {
     // SAFETY: b is a live block of ours, so its arena is mapped.
     let p = unsafe { pool_of_any(b) };
+    // A sampled block: its trace goes before the block does (another thread may get it next).
+    // SAFETY: as below, p's header is live.
+    #[cfg(feature = "trace")]
+    if unsafe { (*p).owner.load(Ordering::Relaxed) } == ThreadHeap::tag(SAMPLED.data_ptr()) {
+        super::sampler::forget(b);
+    }
     loop {
         // SAFETY: b is a live block of p, so p's header is live; the owner read while the word
         // is NOTIFYING is a live heap (remote.rs).
@@ -318,16 +330,58 @@ static LARGE_ELSEWHERE: LargeCounts = LargeCounts::new();
 /// counts.
 #[inline]
 pub fn count_large(bytes: usize, blocks: usize) {
-    let mut h = current();
-    if h.is_null() && state() == NEW {
-        h = init_thread(true);
-    }
+    let h = current_or_new();
     if h.is_null() {
         LARGE_ELSEWHERE.bytes.fetch_add(bytes, Ordering::Relaxed);
         LARGE_ELSEWHERE.blocks.fetch_add(blocks, Ordering::Relaxed);
     } else {
         // SAFETY: h is the calling thread's live heap; only its owner writes its counts.
         unsafe { (*h).large.add(bytes, blocks) };
+    }
+}
+
+/// The calling thread's heap, made now if the thread has none yet (null: it cannot have one,
+/// or a fork in progress holds the heap table).
+#[inline]
+pub fn current_or_new() -> *mut ThreadHeap {
+    let h = current();
+    if h.is_null() && state() == NEW {
+        return init_thread(true);
+    }
+    h
+}
+
+/// A block of `class` from the SAMPLED heap (`sampler.rs`); None when a fork in progress holds
+/// its lock or no memory is to be had (the caller then allocates as usual, unsampled).
+#[cfg(feature = "trace")]
+#[cold]
+#[inline(never)]
+pub fn sampled_alloc(class: usize) -> Option<(*mut u8, bool)> {
+    let guard = SAMPLED.lock_or_busy()?;
+    // SAFETY: holding SAMPLED's lock, this thread acts as its heap's owner.
+    let got = unsafe { heap::alloc(SAMPLED.data_ptr(), class) };
+    drop(guard);
+    got
+}
+
+/// Make the calling thread's heap look at the sampling session at its next allocation
+/// (`sampler::start`; other heaps look within `sampler::RECHECK` steps).
+#[cfg(feature = "trace")]
+pub fn poke_heap() {
+    let h = current();
+    if !h.is_null() {
+        // SAFETY: h is the calling thread's own heap.
+        unsafe { (*h).sample.poke() };
+    }
+}
+
+/// Restart the calling thread's sampling stream from `seed` (`trace::reseed_sampler`).
+#[cfg(feature = "trace")]
+pub fn reseed_sampler(seed: u64) {
+    let h = current_or_new();
+    if !h.is_null() {
+        // SAFETY: h is the calling thread's own heap.
+        unsafe { (*h).sample.reseed(seed) };
     }
 }
 
@@ -419,9 +473,12 @@ fn process_init() -> Option<libc::pthread_key_t> {
     // The fork handlers take these in this order (the lock order), after any registered earlier
     // (the debug quarantine's). Nested allocations (glibc's atfork table) run in state EXITED
     // (init_thread), so they use FALLBACK and never come back here.
-    for l in [KEY.raw(), FALLBACK.raw(), HEAPS.raw(), GLOBAL.raw()] {
-        fork::add_lock(l);
-    }
+    fork::add_lock(KEY.raw());
+    fork::add_lock(FALLBACK.raw());
+    #[cfg(feature = "trace")]
+    fork::add_lock(SAMPLED.raw());
+    fork::add_lock(HEAPS.raw());
+    fork::add_lock(GLOBAL.raw());
     fork::install(rearm_after_fork, after_fork);
     // SAFETY: k is a valid out-pointer; the destructor has the required signature.
     let ok = unsafe { libc::pthread_key_create(&mut *k, Some(thread_exit)) } == 0;

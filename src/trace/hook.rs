@@ -18,9 +18,10 @@
 //!   outlives `stop` (a thread that chose the wrapper before `stop` finds tracing off).
 //! - A trace is removed before its block goes back to the backend, so another thread that gets
 //!   the same address next never has its new trace removed by this free.
-//! - In sampled mode an allocation that is not sampled costs a countdown (`sample::take`) and
-//!   nothing else; a free whose address bucket has no trace (`sample::maybe_traced`) takes no
-//!   lock, in either mode.
+//! - In sampled mode an allocation that is not sampled costs a countdown (`sample::take`, or the
+//!   heap's on the fast paths: `alloc/sampler.rs`, which calls `SAMPLER_HOOKS`) and nothing
+//!   else; a free whose address bucket has no trace (`sample::maybe_traced`) takes no lock, in
+//!   either mode.
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -80,6 +81,22 @@ pub(super) fn enter() -> Option<Busy> {
             Some(Busy(()))
         }
     })
+}
+
+/// What the allocator calls in sampled mode on the fast paths (`alloc/sampler.rs`): it decides
+/// which blocks are sampled; the tracer records and forgets them.
+pub(crate) static SAMPLER_HOOKS: crate::alloc::sampler::Hooks = crate::alloc::sampler::Hooks {
+    record: sampled,
+    forget: freed,
+    maybe_traced: |p| sample::maybe_traced(p as usize),
+};
+
+/// A block the allocator sampled: record it with the calling stack.
+#[inline(never)]
+fn sampled(p: *mut u8, size: usize) {
+    if TRACING.load(Ordering::Relaxed) {
+        record(p, size);
+    }
 }
 
 /// Record the instruction pointers of the calling stack, innermost first, into `buf`; how

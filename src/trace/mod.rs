@@ -36,6 +36,13 @@
 //! removes the block's trace (`hook.rs`); `stop` clears the bit and forgets every trace. With
 //! tracing off the fast path is what it always was: one relaxed load and a compare.
 //!
+//! Sampled mode with the plain or hardened backend does not set the bit: each heap counts down
+//! the bytes its thread allocates on the pool fast path (`alloc/sampler.rs`, four instructions),
+//! a sampled pool block comes from a heap no thread owns, so its free leaves the fast path and
+//! forgets the trace there, and a large block's free forgets it while a session runs. Every
+//! other request stays on the fast paths. (Debug mode and valgrind's system backend sample in
+//! the wrapper.)
+//!
 //! Each block allocated while tracing records its size (the size asked for) and its stack: up
 //! to `nframes` frames below the allocation machinery (`frames.rs` names it: arenagc, Rust's
 //! allocation shims, the standard library), captured as instruction pointers with
@@ -157,6 +164,9 @@ pub fn sample_mean() -> Option<usize> {
 /// streams). Does nothing useful outside a sampled session.
 pub fn reseed_sampler(seed: u64) {
     sample::reseed(seed, sample::MEAN.load(Ordering::Relaxed));
+    if FAST_SAMPLING.load(Ordering::Relaxed) {
+        crate::alloc::reseed_fast_sampler(seed);
+    }
 }
 
 fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
@@ -176,19 +186,39 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
         return Ok(());
     }
     CAPTURE_LIMIT.store(nframes + SKIP_BUDGET, Ordering::Relaxed);
-    if mean != 0 {
-        sample::new_session(mean);
+    // Sampled mode counts on the pool fast paths where the backend allows (`alloc/sampler.rs`),
+    // else it samples in the wrapper as exact mode traces there.
+    let fast = mean != 0 && crate::alloc::fast_sampling_possible();
+    let seed = if mean != 0 {
+        sample::new_session(mean)
+    } else {
+        0
+    };
+    if !fast {
+        // The wrapper first, then `tracing`: a trace recorded in this session is made after
+        // the bit was set (dispatch.rs relies on it).
+        hook::switch(true);
     }
-    // The wrapper first, then `tracing`: a trace recorded in this session is made after the
-    // bit was set (dispatch.rs relies on it).
-    hook::switch(true);
-    let mut t = TABLES.lock();
-    t.nframes = nframes;
-    t.mean = mean;
-    t.tracing = true;
-    hook::TRACING.store(true, Ordering::Relaxed);
+    {
+        let mut t = TABLES.lock();
+        t.nframes = nframes;
+        t.mean = mean;
+        t.tracing = true;
+        hook::TRACING.store(true, Ordering::Relaxed);
+    }
+    if fast {
+        // After `tracing`, so the first samples are kept (a sample recorded with `tracing`
+        // off is dropped; its block is freed as any sampled block is).
+        FAST_SAMPLING.store(
+            crate::alloc::start_fast_sampling(mean, seed, &hook::SAMPLER_HOOKS),
+            Ordering::Relaxed,
+        );
+    }
     Ok(())
 }
+
+/// The running session samples on the pool fast paths (changed under `CONTROL`).
+static FAST_SAMPLING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Stop tracing and forget every trace (as tracemalloc's `stop`).
 pub fn stop() {
@@ -204,7 +234,12 @@ pub fn stop() {
         t.mean = 0;
         sample::MEAN.store(0, Ordering::Relaxed);
     }
-    hook::switch(false);
+    // After the traces are gone: a free that still sees the session finds none to forget.
+    if FAST_SAMPLING.swap(false, Ordering::Relaxed) {
+        crate::alloc::stop_fast_sampling();
+    } else {
+        hook::switch(false);
+    }
 }
 
 /// Whether allocations are being traced.

@@ -1,13 +1,17 @@
 //! Sampled mode (jemalloc's heap-profile sampling), and the marks that let a free skip the
 //! tables when its block cannot be traced.
 //!
-//! Sampling: each thread counts down the bytes it allocates from a value drawn from an
-//! exponential distribution of mean `mean` (rounded up to whole bytes). The allocation that
-//! takes the countdown to 0 or below is sampled (its stack captured and recorded) and a new
-//! countdown is drawn. The exponential is memoryless, so a block of `s` bytes is sampled with
-//! probability `p(s) = 1 - exp(-s / mean)` whatever came before it, and weighing each sampled
-//! block by `1 / p(s)` (bytes `s / p(s)`, count `1 / p(s)`) makes every sum of them an
-//! unbiased estimate of the true sum (jemalloc's `prof_sample`, pprof's heap scaling).
+//! Sampling: each thread counts down the bytes it allocates, each request counted as its size
+//! rounded up to 16 bytes (`counted`), from a value drawn from an exponential distribution of
+//! mean `mean` (rounded up to whole bytes). The allocation that takes the countdown to 0 or
+//! below is sampled (its stack captured and recorded) and a new countdown is drawn. The
+//! exponential is memoryless, so a block of `s` bytes is sampled with probability
+//! `p(s) = 1 - exp(-c(s) / mean)` whatever came before it, and weighing each sampled block by
+//! `1 / p(s)` (bytes `s / p(s)`, count `1 / p(s)`) makes every sum of them an unbiased estimate
+//! of the true sum (jemalloc's `prof_sample`, pprof's heap scaling). With the plain or hardened
+//! backend the countdown is the heap's, on the pool fast paths (`alloc/sampler.rs`, in 16-byte
+//! steps: the same probabilities); this file's per-thread countdown serves the wrapper
+//! (debug mode, valgrind's system backend).
 //!
 //! ```text
 //!  allocated(p, s):  left -= s;  left > 0 ? return : { sample; left = ceil(Exp(mean)) }
@@ -59,31 +63,18 @@ std::thread_local! {
     };
 }
 
-/// splitmix64: a well-mixed 64-bit value from any input.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) | 1
-}
+use crate::alloc::sampler::mix;
 
 /// A countdown: `ceil(Exp(mean))` bytes, at least 1, from the thread's generator.
 fn draw(rng: &mut u64, mean: usize) -> i64 {
-    // xorshift64*
-    let mut x = *rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *rng = x;
-    let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-    // u in (0, 1]: 53 random bits.
-    let u = ((r >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-    let bytes = (-u.ln() * mean as f64).ceil();
-    if bytes >= (i64::MAX / 4) as f64 {
-        i64::MAX / 4
-    } else {
-        (bytes as i64).max(1)
-    }
+    crate::alloc::sampler::draw(rng, mean as f64) as i64
+}
+
+/// What a request of `size` bytes counts for: its size rounded up to 16 bytes, as the fast
+/// paths count it (in 16-byte steps), so both ways of sampling give a block the same
+/// probability and weight.
+fn counted(size: usize) -> usize {
+    size.div_ceil(16).saturating_mul(16)
 }
 
 /// Count `size` bytes down on this thread: whether this allocation is sampled. Cheap unless
@@ -92,7 +83,7 @@ fn draw(rng: &mut u64, mean: usize) -> i64 {
 pub(crate) fn take(size: usize, mean: usize) -> bool {
     STATE
         .try_with(|s| {
-            let left = s.left.get() - size.min(i64::MAX as usize / 4) as i64;
+            let left = s.left.get() - counted(size).min(i64::MAX as usize / 4) as i64;
             if left > 0 && s.epoch.get() == EPOCH.load(Ordering::Relaxed) {
                 s.left.set(left);
                 return false;
@@ -114,7 +105,7 @@ fn crossed(s: &State, size: usize, mean: usize) -> bool {
         let stream = STREAMS.fetch_add(1, Ordering::Relaxed);
         rng = mix(SEED.load(Ordering::Relaxed) ^ mix(stream));
         s.epoch.set(epoch);
-        let left = draw(&mut rng, mean) - size.min(i64::MAX as usize / 4) as i64;
+        let left = draw(&mut rng, mean) - counted(size).min(i64::MAX as usize / 4) as i64;
         if left > 0 {
             s.left.set(left);
             s.rng.set(rng);
@@ -127,19 +118,18 @@ fn crossed(s: &State, size: usize, mean: usize) -> bool {
 }
 
 /// A new sampled session: every thread draws a new countdown at its next allocation.
-pub(crate) fn new_session(mean: usize) {
+pub(crate) fn new_session(mean: usize) -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `t` is a valid timespec to write.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    SEED.store(
-        mix((t.tv_sec as u64).wrapping_mul(1_000_000_007) ^ t.tv_nsec as u64),
-        Ordering::Relaxed,
-    );
+    let seed = mix((t.tv_sec as u64).wrapping_mul(1_000_000_007) ^ t.tv_nsec as u64);
+    SEED.store(seed, Ordering::Relaxed);
     EPOCH.fetch_add(1, Ordering::Relaxed);
     MEAN.store(mean, Ordering::Relaxed);
+    seed
 }
 
 /// Restart the calling thread's sampling stream from `seed` (see `trace::reseed_sampler`).
@@ -152,12 +142,13 @@ pub(crate) fn reseed(seed: u64, mean: usize) {
     });
 }
 
-/// The probability that a block of `size` bytes is sampled at mean `mean` (1 in exact mode).
+/// The probability that a block of `size` bytes is sampled at mean `mean` (1 in exact mode):
+/// `1 - exp(-c / mean)` for `c` the size rounded up to 16 bytes (`counted`).
 pub(crate) fn probability(size: usize, mean: usize) -> f64 {
     if mean == 0 {
         1.0
     } else {
-        -(-(size as f64) / mean as f64).exp_m1()
+        -(-(counted(size) as f64) / mean as f64).exp_m1()
     }
 }
 
@@ -217,17 +208,6 @@ pub(crate) fn unmark_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn countdowns_are_exponential_with_the_mean() {
-        let mut rng = mix(42);
-        let n = 200_000;
-        let mean = 4096;
-        let sum: f64 = (0..n).map(|_| draw(&mut rng, mean) as f64).sum();
-        let m = sum / n as f64;
-        // ceil adds ~0.5 byte; the standard error of the mean is mean / sqrt(n) ~ 9 bytes.
-        assert!((m - 4096.5).abs() < 60.0, "mean countdown {m}");
-    }
 
     #[test]
     fn weights() {
