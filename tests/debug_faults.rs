@@ -82,7 +82,159 @@ const CASES: &[(&str, bool, &str)] = &[
         true,
         "fatal error: invalid free",
     ),
+    // Pool blocks that are never freed: found by the exit check's walk of the pools
+    // (debug_walk.rs). Parts separated by " && " must all be in the message.
+    (
+        "overflow_never_freed",
+        true,
+        "fatal error: overflow of pointer && bytes after the end of a 40-byte block were \
+         overwritten (allocation # && found at exit: the block was never freed",
+    ),
+    (
+        "overflow_medium_never_freed",
+        true,
+        "fatal error: overflow of pointer && bytes after the end of a 1000-byte block were \
+         overwritten (allocation # && found at exit: the block was never freed",
+    ),
+    (
+        "overflow_never_freed_other_thread",
+        true,
+        "fatal error: overflow of pointer && a 300-byte block were overwritten (allocation # \
+         && found at exit",
+    ),
+    (
+        "overflow_never_freed_threads_running",
+        true,
+        "fatal error: overflow of pointer && a 64-byte block were overwritten (allocation # \
+         && found at exit",
+    ),
+    (
+        "underflow_never_freed",
+        true,
+        "fatal error: underflow of pointer && the guard bytes before the payload of a 40-byte \
+         block were overwritten (guard: [fd, fd, 00]; allocation # && found at exit",
+    ),
+    (
+        "header_overwritten_never_freed",
+        true,
+        "fatal error: underflow of pointer && header was overwritten: it claims 1000 bytes \
+         && found at exit",
+    ),
 ];
+
+/// Programs that misuse nothing and exit with many live blocks (of every size, never freed),
+/// freed ones in the quarantine, and other threads still allocating: the exit check must stay
+/// silent. `clean_walk_under_churn` runs the walk itself (`alloc::debug_exit_check`) for 3 s
+/// while two threads allocate and free without pause: with the confirmation taken out, it
+/// reports a block caught in the middle of an operation (tried by hand). (name, runs)
+const CLEAN: &[(&str, usize)] = &[
+    ("clean_many_live", 1),
+    ("clean_threads_running", 8),
+    ("clean_walk_under_churn", 1),
+];
+
+/// Register debug mode's exit check (its first free does), for a child that exits normally.
+fn arm_exit_check() {
+    // SAFETY: a fresh block freed once; the first free registers debug mode's exit check.
+    unsafe {
+        let q = ArenaAlloc.alloc(layout(64));
+        ArenaAlloc.dealloc(q, layout(64));
+    }
+}
+
+/// A tiny xorshift generator (no allocation, no dependency).
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// Blocks given from one churning thread to another, which frees them (remote frees).
+static HANDOFF: std::sync::Mutex<Vec<(usize, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Allocate, fill, reallocate and free blocks of every size forever, some freed by another
+/// thread, now and then trimming; `pause`: sleep a little after each operation (so quiet
+/// moments exist).
+fn churn(seed: u64, pause: bool) -> ! {
+    let mut x = seed | 1;
+    let mut live = [(0usize, 0usize); 256];
+    loop {
+        let i = (next(&mut x) % live.len() as u64) as usize;
+        // SAFETY: every block is used within its size and freed once, by one thread.
+        unsafe {
+            let (p, n) = live[i];
+            if p != 0 {
+                if next(&mut x) % 4 == 0 {
+                    HANDOFF.lock().unwrap().push((p, n));
+                } else if next(&mut x) % 3 == 0 {
+                    let m = 1 + (next(&mut x) % 2100) as usize;
+                    let q = ArenaAlloc.realloc(p as *mut u8, layout(n), m);
+                    q.write_bytes(0x5A, m);
+                    live[i] = (q as usize, m);
+                    continue;
+                } else {
+                    ArenaAlloc.dealloc(p as *mut u8, layout(n));
+                }
+            }
+            let n = match next(&mut x) % 8 {
+                0 => 1 + (next(&mut x) % 5000) as usize,
+                _ => 1 + (next(&mut x) % 2048) as usize,
+            };
+            let p = ArenaAlloc.alloc(layout(n));
+            p.write_bytes(0xA5, n);
+            live[i] = (p as usize, n);
+            let theirs = HANDOFF.lock().unwrap().pop();
+            if let Some((q, m)) = theirs {
+                ArenaAlloc.dealloc(q as *mut u8, layout(m));
+            }
+        }
+        if next(&mut x) % 4096 == 0 {
+            arenagc::alloc::trim(); // flushes the quarantine, retires empty pools, unmaps arenas
+        }
+        if pause {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+}
+
+/// Live blocks of every pooled size (and some large ones), written through, never freed; some
+/// from the C functions, some from threads that have exited (their pools abandoned).
+fn leave_live_blocks() {
+    HANDOFF.lock().unwrap().reserve(100_000);
+    // SAFETY: blocks are written within their sizes and never freed (a leak, on purpose).
+    unsafe {
+        for n in 1..=2100 {
+            ArenaAlloc.alloc(layout(n)).write_bytes(0x11, n);
+            let c = arenagc::alloc::c::malloc(n);
+            c.write_bytes(0x22, n);
+            let z = arenagc::alloc::c::calloc(1, n);
+            let r = arenagc::alloc::c::realloc(z, n + 7);
+            r.write_bytes(0x33, n + 7);
+            let f = ArenaAlloc.alloc(layout(n));
+            ArenaAlloc.dealloc(f, layout(n)); // waits in the quarantine
+        }
+        for _ in 0..4 {
+            std::thread::spawn(|| {
+                for n in (1..=2100).step_by(7) {
+                    ArenaAlloc.alloc(layout(n)).write_bytes(0x44, n);
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        // Many small blocks, several pools' worth, with holes freed in between.
+        let v: Vec<usize> = (0..20_000)
+            .map(|_| ArenaAlloc.alloc(layout(40)) as usize)
+            .collect();
+        for (i, &p) in v.iter().enumerate() {
+            if i % 3 == 0 {
+                ArenaAlloc.dealloc(p as *mut u8, layout(40));
+            }
+        }
+        core::mem::forget(v);
+    }
+}
 
 fn layout(n: usize) -> Layout {
     Layout::from_size_align(n, 8).unwrap()
@@ -191,6 +343,94 @@ fn commit(name: &str) {
                 a.add(16).cast::<u64>().write_unaligned(1000);
                 arenagc::alloc::c::free(b.cast());
             }
+            "overflow_never_freed" | "overflow_medium_never_freed" => {
+                let n = if name == "overflow_never_freed" {
+                    40
+                } else {
+                    1000
+                };
+                leave_live_blocks();
+                let p = ArenaAlloc.alloc(layout(n));
+                eprintln!("user pointer {p:p}");
+                *p.add(n) = 0; // one byte past the end, and the block is never freed
+                arm_exit_check();
+                std::process::exit(0);
+            }
+            "overflow_never_freed_other_thread" => {
+                // A block of a pool whose heap is gone (the thread exited: pool abandoned).
+                let p = std::thread::spawn(|| {
+                    let p = arenagc::alloc::c::malloc(300);
+                    p.add(303).write(7);
+                    p as usize
+                })
+                .join()
+                .unwrap();
+                eprintln!("user pointer {:p}", p as *const u8);
+                arm_exit_check();
+                std::process::exit(0);
+            }
+            "overflow_never_freed_threads_running" => {
+                for seed in [1, 2] {
+                    std::thread::spawn(move || churn(seed, true));
+                }
+                let p = ArenaAlloc.alloc(layout(64));
+                eprintln!("user pointer {p:p}");
+                p.add(64).write_bytes(0, 8);
+                arm_exit_check();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                std::process::exit(0);
+            }
+            "underflow_never_freed" => {
+                let p = ArenaAlloc.alloc(layout(40));
+                eprintln!("user pointer {p:p}");
+                *p.sub(1) = 0;
+                arm_exit_check();
+                std::process::exit(0);
+            }
+            "header_overwritten_never_freed" => {
+                // As debug_header_overwritten, with neither block ever freed.
+                let mut v: Vec<usize> = (0..64)
+                    .map(|_| arenagc::alloc::c::malloc(8) as usize)
+                    .collect();
+                v.sort_unstable();
+                let k = (1..v.len()).find(|&k| v[k] - v[k - 1] == 32).unwrap();
+                let (a, b) = (v[k - 1] as *mut u8, v[k] as *mut u8);
+                eprintln!("user pointer {b:p}");
+                a.add(16).cast::<u64>().write_unaligned(1000);
+                arm_exit_check();
+                std::process::exit(0);
+            }
+            "clean_many_live" => {
+                leave_live_blocks();
+                arm_exit_check();
+                std::process::exit(0);
+            }
+            "clean_threads_running" => {
+                leave_live_blocks();
+                for seed in [3, 4, 5] {
+                    std::thread::spawn(move || churn(seed, false));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                std::process::exit(0); // the check runs while the threads allocate
+            }
+            "clean_walk_under_churn" => {
+                // Few live blocks, so the walks are quick and many, and often meet a block in
+                // the middle of an allocation or a free (the suspects dismissed).
+                HANDOFF.lock().unwrap().reserve(100_000);
+                for seed in [6, 7] {
+                    std::thread::spawn(move || churn(seed, false));
+                }
+                let start = std::time::Instant::now();
+                let mut walks = 0;
+                while start.elapsed() < std::time::Duration::from_secs(3) {
+                    let (found, _) = arenagc::alloc::debug_exit_check();
+                    assert!(!found, "the exit check reported a fault of a clean program");
+                    walks += 1;
+                }
+                let (_, dismissed) = arenagc::alloc::debug_exit_check();
+                println!("{walks} walks, {dismissed} suspects dismissed");
+                std::process::exit(0);
+            }
             "debug_arena_start_pointer" => {
                 // The first byte of an arena: the 16 bytes before it, and the "pool header" a
                 // careless check would read for them, belong to the region below. Take the
@@ -273,7 +513,16 @@ fn main() {
         let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let aborted = out.status.signal() == Some(libc::SIGABRT);
-        if aborted && stderr.contains(want) && stderr.contains("of pointer 0x") {
+        // The message names the user's pointer, when the child printed it.
+        let names_pointer = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("user pointer "))
+            .is_none_or(|p| stderr.contains(&format!("of pointer {p}:")));
+        if aborted
+            && want.split(" && ").all(|w| stderr.contains(w))
+            && stderr.contains("of pointer 0x")
+            && names_pointer
+        {
             println!("test {name} ... ok");
             passed += 1;
         } else {
@@ -282,6 +531,30 @@ fn main() {
                 out.status
             );
             failed += 1;
+        }
+    }
+    for &(name, runs) in CLEAN {
+        let bad = (0..runs).find_map(|_| {
+            let out = Command::new(&exe)
+                .env("ARENAGC_FAULT", name)
+                .env("ARENAGC_DEBUG", "1")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            (!out.status.success() || stderr.contains("fatal error")).then_some((out, stderr))
+        });
+        match bad {
+            None => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Some((out, stderr)) => {
+                println!(
+                    "test {name} ... FAILED (status {:?}, stderr: {stderr})",
+                    out.status
+                );
+                failed += 1;
+            }
         }
     }
     // The debug mode itself: it is on (asserted by the child), new blocks of every size are

@@ -7,6 +7,7 @@
 use arenagc::{Gc, GcCell, Trace};
 
 #[derive(Trace)]
+#[cfg_attr(any(feature = "debug", feature = "secure"), allow(dead_code))]
 struct Node {
     next: GcCell<Option<Gc<Node>>>,
 }

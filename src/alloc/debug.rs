@@ -3,7 +3,7 @@
 //! ```text
 //!  underlying block:  [ pad (0xFD) | header (16 B) | payload (size B) | tail guard (8 B, 0xFD) ]
 //!                                                   ^ pointer handed out, aligned to `align`
-//!  header: size: u64 | serial: u32 | align_shift: u8 | 3 guard bytes (0xFD)
+//!  header (debug_walk::Header): size: u64 | serial: u32 | align_shift: u8 | 3 guard bytes (0xFD)
 //!          align_shift's top bit (SYSTEM_BLOCK): the underlying block is glibc's although its
 //!          size is small (taken while a fork on another thread held the pools' lock, lock.rs)
 //! ```
@@ -14,6 +14,11 @@
 //! Faults are reported by name with the address and the block's size and serial number, then the
 //! process aborts: double free, underflow (bytes before the payload written), overflow (bytes
 //! after it written), write after free, size mismatch, and pointer not from this allocator.
+//! A block that is never freed is checked at exit (`check_at_exit`, registered at the first
+//! free): the quarantine's blocks, the tail guards of the live system-allocator blocks (the
+//! registry of `debug_large.rs`), and both guards of the live pool blocks (`debug_walk.rs`,
+//! which also holds the header's layout and the `Op` window every `alloc` and `free` here
+//! opens, so its walk never reports a block caught half way through one).
 //!
 //! Debug mode is chosen once, before the first allocation (cargo feature `debug`, or the
 //! environment variable `ARENAGC_DEBUG=1`; see `dispatch.rs`), because it changes the layout of
@@ -26,6 +31,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::backend::Backend;
 use super::debug_large;
+use super::debug_walk::{self, HEADER, Header, Op, SYSTEM_BLOCK};
 use super::fatal::fatal_fmt;
 use super::large;
 use super::lock::SpinLock;
@@ -79,21 +85,6 @@ impl Backend for Debug {
         unsafe { size_of(p) }
     }
 }
-
-const HEADER: usize = 16;
-
-#[repr(C)]
-struct Header {
-    size: u64,
-    serial: u32,
-    align_shift: u8,
-    guard: [u8; 3],
-}
-
-const _: () = assert!(core::mem::size_of::<Header>() == HEADER);
-
-/// `Header::align_shift` bit: the underlying block came from the system allocator.
-const SYSTEM_BLOCK: u8 = 0x80;
 
 static SERIAL: AtomicU32 = AtomicU32::new(0);
 
@@ -163,9 +154,11 @@ fn release(h: Held) {
 static AT_EXIT: AtomicBool = AtomicBool::new(false);
 
 /// At exit: check every block still waiting (a write after free is otherwise seen only when
-/// its block leaves the quarantine, which may never happen), and the tail guards of the live
-/// blocks from the system allocator (an overflow of a block never freed is otherwise never
-/// seen; pool blocks are not enumerated).
+/// its block leaves the quarantine, which may never happen), then the live blocks nobody
+/// freed, whose faults are otherwise never seen: the tail guards of those from the system
+/// allocator (the registry, `debug_large.rs`), then both guards of those in the pools (the
+/// walk of `debug_walk.rs`, safe with other threads still running: it reports only what it
+/// read again in a moment no debug operation was under way).
 extern "C" fn check_at_exit() {
     let q = QUARANTINE.lock_or_busy();
     if let Some(q) = q {
@@ -191,6 +184,7 @@ extern "C" fn check_at_exit() {
             ),
         );
     }
+    debug_walk::check_pools(); // aborts with the first fault it finds
 }
 
 fn front(align: usize) -> usize {
@@ -205,6 +199,7 @@ fn total(size: usize, align: usize) -> Option<usize> {
 
 /// Allocate a debug block. Null on failure.
 pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let _op = Op::begin(); // the block is carved and written (debug_walk.rs)
     let Some(len) = total(size, align) else {
         return core::ptr::null_mut();
     };
@@ -412,6 +407,7 @@ pub unsafe fn size_of(user: *mut u8) -> usize {
 /// # Safety
 /// `user` was returned by `alloc` (checked as far as possible).
 pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
+    let _op = Op::begin(); // the block is filled, and an evicted one freed (debug_walk.rs)
     // SAFETY: forwarded.
     let (size, align) = unsafe { check(user, layout) };
     let f = front(align);
@@ -456,6 +452,7 @@ pub unsafe fn free(user: *mut u8, layout: Option<(usize, usize)>) {
 /// Give every quarantined block back (for `trim` and tests).
 pub fn flush_quarantine() {
     loop {
+        let _op = Op::begin(); // the block goes back to its pool (debug_walk.rs)
         let slot = {
             let mut q = QUARANTINE.lock();
             q.slots

@@ -39,6 +39,7 @@ mod cache;
 mod counter;
 mod debug;
 mod debug_large;
+mod debug_walk;
 mod dispatch;
 mod fork;
 mod global;
@@ -184,6 +185,18 @@ pub fn trim() {
 /// `large::tune_system_allocator`). Returns whether it changed anything.
 pub fn tune_system_allocator() -> bool {
     large::tune_system_allocator()
+}
+
+/// Run debug mode's exit check of the live pool blocks now, without aborting: whether it found
+/// a fault, and how many suspects (blocks read in the middle of an allocation or a free) its
+/// confirmation has dismissed since the start. For the tests of debug mode; `(false, 0)`
+/// without it (plain blocks have no guards to read).
+#[doc(hidden)]
+pub fn debug_exit_check() -> (bool, u64) {
+    if !debug_enabled() {
+        return (false, 0);
+    }
+    debug_walk::debug_exit_check()
 }
 
 /// Check the calling thread's heap and the arenas (tests and debug builds).
