@@ -350,8 +350,6 @@ pub unsafe fn realloc(p: *mut u8, layout: Option<(usize, usize)>, new_size: usiz
     // SAFETY: forwarded.
     unsafe {
         match wrapper() {
-            #[cfg(feature = "trace")]
-            None if super::sampler::active() => plain::realloc_sampled(p, layout, new_size),
             None => Plain.realloc(p, layout, new_size),
             Some(b) => b.realloc(p, layout, new_size),
         }

@@ -71,21 +71,36 @@ pub fn small_alloc<const BY_ADDRESS: bool>(class: usize) -> (*mut u8, bool) {
 pub fn small_alloc_step<const BY_ADDRESS: bool>(step: usize, size: usize) -> (*mut u8, bool) {
     let _ = size;
     let h = thread::current();
-    if !h.is_null() {
-        // SAFETY: h is the calling thread's live heap; pools on its lists are owned by it.
-        unsafe {
-            #[cfg(feature = "trace")]
-            if (*h).sample.count(step) {
-                if let Some(got) = sample_pooled(h, step, size) {
-                    return got;
-                }
-            }
-            let p = (*h).avail.by_step(step);
-            if !p.is_null() {
-                let got = (*p).take_block();
-                if !got.0.is_null() {
-                    return got;
-                }
+    if h.is_null() {
+        return small_alloc_slow::<BY_ADDRESS>(class_of_step(step));
+    }
+    // SAFETY: h is the calling thread's live heap.
+    unsafe {
+        // A tail call: nothing here lives across it, so the fast path saves no register for it.
+        #[cfg(feature = "trace")]
+        if (*h).sample.count(step) {
+            return sample_pooled::<BY_ADDRESS>(h, step, size);
+        }
+        take_from::<BY_ADDRESS>(h, step)
+    }
+}
+
+/// The heap's current pool for `step`, else the slow path.
+///
+/// # Safety
+/// `h` is the calling thread's live heap.
+#[inline(always)]
+unsafe fn take_from<const BY_ADDRESS: bool>(
+    h: *mut heap::ThreadHeap,
+    step: usize,
+) -> (*mut u8, bool) {
+    // SAFETY: per the contract; pools on h's lists are owned by it.
+    unsafe {
+        let p = (*h).avail.by_step(step);
+        if !p.is_null() {
+            let got = (*p).take_block();
+            if !got.0.is_null() {
+                return got;
             }
         }
     }
@@ -93,25 +108,27 @@ pub fn small_alloc_step<const BY_ADDRESS: bool>(step: usize, size: usize) -> (*m
 }
 
 /// The countdown ran out (or looks at a new session): sample this request from the SAMPLED
-/// heap and record it, or `None` to allocate it as usual.
+/// heap and record it, or allocate it as usual.
 ///
 /// # Safety
 /// `h` is the calling thread's live heap.
 #[cfg(feature = "trace")]
 #[cold]
 #[inline(never)]
-unsafe fn sample_pooled(
+unsafe fn sample_pooled<const BY_ADDRESS: bool>(
     h: *mut heap::ThreadHeap,
     step: usize,
     size: usize,
-) -> Option<(*mut u8, bool)> {
+) -> (*mut u8, bool) {
     // SAFETY: per the contract, this thread owns h.
-    if !unsafe { (*h).sample.crossed(step) } {
-        return None;
+    if unsafe { (*h).sample.crossed(step) } {
+        if let Some(got) = thread::sampled_alloc(class_of_step(step)) {
+            sampler::record(got.0, size);
+            return got;
+        }
     }
-    let got = thread::sampled_alloc(class_of_step(step))?;
-    sampler::record(got.0, size);
-    Some(got)
+    // SAFETY: as above.
+    unsafe { take_from::<BY_ADDRESS>(h, step) }
 }
 
 /// Whether a request of `size` bytes that does not pass the pool fast path (a large block, a
@@ -135,7 +152,8 @@ fn large_alloc_sampled(size: usize, align: usize, zero: bool) -> *mut u8 {
     p
 }
 
-/// `Plain::realloc` while sampling: a realloc is a new allocation of `new_size` for the tracer
+/// `Plain::realloc` while sampling, for a realloc that would not move through `alloc` and
+/// `free` (in place, or glibc's realloc): it is a new allocation of `new_size` for the tracer
 /// (as tracemalloc counts it). A block that is not traced stays in place or goes to glibc's
 /// realloc as usual unless this request is sampled; a traced one moves (alloc, copy, free: the
 /// free forgets its trace before the block goes back), as does a sampled in-place one, into the
@@ -145,11 +163,7 @@ fn large_alloc_sampled(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// As `Backend::realloc`.
 #[cfg(feature = "trace")]
 #[inline(never)]
-pub(crate) unsafe fn realloc_sampled(
-    p: *mut u8,
-    layout: Option<(usize, usize)>,
-    new_size: usize,
-) -> *mut u8 {
+unsafe fn realloc_sampled(p: *mut u8, layout: Option<(usize, usize)>, new_size: usize) -> *mut u8 {
     if !sampler::maybe_traced(p) {
         let (old_small, old_size, align) = match layout {
             Some((size, align)) => (is_pooled(size, align), size, align),
@@ -432,13 +446,26 @@ impl Backend for Plain {
             None => (owns(p), unsafe { self.usable_size(p) }, ALIGNMENT),
         };
         let new_small = is_pooled(new_size, align);
+        // While the tracer samples on the fast paths, a realloc that does not move through
+        // `alloc` and `free` (which count, sample and forget) is a new allocation for it too.
         if old_small && new_small && any_class_of(old_size) == any_class_of(new_size) {
+            #[cfg(feature = "trace")]
+            if sampler::active() {
+                // SAFETY: forwarded.
+                return unsafe { realloc_sampled(p, layout, new_size) };
+            }
             return p;
         }
         if !old_small && !new_small && align <= ALIGNMENT {
+            #[cfg(feature = "trace")]
+            if sampler::active() {
+                // SAFETY: forwarded.
+                return unsafe { realloc_sampled(p, layout, new_size) };
+            }
             // SAFETY: p is a live large block of alignment <= 16.
             return unsafe { large::realloc(p, new_size) };
         }
+        // Moved: `alloc` counts and samples the new block, `free` forgets the old one's trace.
         // SAFETY: per the contract.
         unsafe { super::backend::realloc_by_moving(self, p, layout, new_size) }
     }
