@@ -260,6 +260,80 @@ struct Resolved {
     machinery: bool,
 }
 
+/// The address range of the shared library this code is in (`libarenagc.so`, the preload
+/// library), where every frame is machinery; `None` when arenagc is linked into the program
+/// itself (a Rust program's own code is there too) or the range cannot be found. Read once.
+fn own_library() -> Option<(usize, usize)> {
+    static RANGE: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(find_own_library)
+}
+
+#[cfg(target_os = "linux")]
+fn find_own_library() -> Option<(usize, usize)> {
+    let mut info: libc::Dl_info = empty_dl_info();
+    let here = find_own_library as fn() -> Option<(usize, usize)> as usize;
+    // SAFETY: dladdr reads the loader's tables and writes `info`.
+    if unsafe { libc::dladdr(here as *const libc::c_void, &mut info) } == 0 {
+        return None;
+    }
+    struct Search {
+        base: usize,
+        range: Option<(usize, usize)>,
+    }
+    extern "C" fn visit(
+        phdr: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid info for the call; `data` is our `Search`.
+        let (info, search) = unsafe { (&*phdr, &mut *(data as *mut Search)) };
+        if info.dlpi_addr as usize != search.base {
+            return 0;
+        }
+        // The main program (an empty name): the user's code is there too, no range.
+        // SAFETY: dlpi_name is a NUL-terminated string (maybe empty) for the call.
+        if info.dlpi_name.is_null() || unsafe { *info.dlpi_name } == 0 {
+            return 1;
+        }
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr holds dlpi_phnum program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD {
+                let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                lo = lo.min(start);
+                hi = hi.max(start + ph.p_memsz as usize);
+            }
+        }
+        if lo < hi {
+            search.range = Some((lo, hi));
+        }
+        1
+    }
+    let mut search = Search {
+        base: info.dli_fbase as usize,
+        range: None,
+    };
+    // SAFETY: `visit` matches the callback type and only reads what the loader hands it.
+    unsafe { libc::dl_iterate_phdr(Some(visit), &mut search as *mut Search as *mut libc::c_void) };
+    search.range
+}
+
+#[cfg(target_os = "linux")]
+fn empty_dl_info() -> libc::Dl_info {
+    libc::Dl_info {
+        dli_fname: core::ptr::null(),
+        dli_fbase: core::ptr::null_mut(),
+        dli_sname: core::ptr::null(),
+        dli_saddr: core::ptr::null_mut(),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn find_own_library() -> Option<(usize, usize)> {
+    None
+}
+
 /// Symbolises instruction pointers for one snapshot, each pointer once.
 pub(crate) struct Resolver {
     cache: HashMap<usize, Arc<[Resolved]>>,
@@ -341,7 +415,13 @@ impl Resolver {
     pub(crate) fn traceback(&mut self, ips: &[usize], nframes: usize) -> Traceback {
         let mut frames = Vec::new();
         let mut leading = true;
+        let own = own_library();
         'stack: for &ip in ips {
+            // Inside our own shared library: machinery, known without symbols (reading the
+            // library's debug information was most of a sampled report's cost).
+            if leading && own.is_some_and(|(lo, hi)| (lo..hi).contains(&ip)) {
+                continue;
+            }
             for r in self.resolve(ip).iter() {
                 if leading && r.machinery {
                     continue;
@@ -360,6 +440,12 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_library_is_none_when_linked_into_the_program() {
+        // The unit-test executable has arenagc linked in: its user code lives beside it.
+        assert_eq!(own_library(), None);
+    }
 
     #[test]
     fn machinery_names() {
