@@ -37,7 +37,7 @@
 //! tracing off the fast path is what it always was: one relaxed load and a compare.
 //!
 //! Sampled mode with the plain or hardened backend does not set the bit: each heap counts down
-//! the bytes its thread allocates on the pool fast path (`alloc/sampler.rs`, four instructions),
+//! the bytes its thread allocates on the pool fast path (`alloc/sampler.rs`, two instructions),
 //! a sampled pool block comes from a heap no thread owns, so its free leaves the fast path and
 //! forgets the trace there, and a large block's free forgets it while a session runs. Every
 //! other request stays on the fast paths. (Debug mode and valgrind's system backend sample in
