@@ -263,7 +263,7 @@ struct Resolved {
 /// The address range of the shared library this code is in (`libarenagc.so`, the preload
 /// library), where every frame is machinery; `None` when arenagc is linked into the program
 /// itself (a Rust program's own code is there too) or the range cannot be found. Read once.
-fn own_library() -> Option<(usize, usize)> {
+pub(crate) fn own_library() -> Option<(usize, usize)> {
     static RANGE: std::sync::OnceLock<Option<(usize, usize)>> = std::sync::OnceLock::new();
     *RANGE.get_or_init(find_own_library)
 }

@@ -104,6 +104,9 @@ fn sampled(p: *mut u8, size: usize) {
 #[inline(never)]
 fn capture(buf: &mut [usize]) -> usize {
     let mut n = 0;
+    // Frames inside our own shared library are machinery: not kept, not counted (found at
+    // `start`, so this never asks the loader from inside an allocation).
+    let own = super::frames::own_library();
     // SAFETY: on Linux the unwinder behind this (`_Unwind_Backtrace`) is thread-safe; the
     // synchronised `backtrace::trace` only adds a lock that other platforms' unwinders need.
     // The callback stores into `buf` and allocates nothing.
@@ -113,6 +116,9 @@ fn capture(buf: &mut [usize]) -> usize {
             let ip = frame.ip() as usize;
             if ip == 0 {
                 return false;
+            }
+            if own.is_some_and(|(lo, hi)| (lo..hi).contains(&ip)) {
+                return true;
             }
             buf[n] = ip;
             n += 1;

@@ -96,6 +96,12 @@ pub const MAX_NFRAMES: usize = 256;
 /// (dropped when the stack is read). Debug builds nest `Vec::push` about 12 frames deep in it.
 const SKIP_BUDGET: usize = 32;
 
+/// The same for a shared-library build (`libarenagc.so`, the preload library): the capture
+/// drops the frames inside the library itself by address (`frames::own_library`), and a C
+/// caller has no Rust machinery above its own frames, so a few spare frames do (an exact
+/// traceback of one frame then unwinds about 10 frames instead of the whole stack).
+const SKIP_BUDGET_SHARED: usize = 4;
+
 /// Start and stop, one at a time (lock order: `CONTROL` -> `TABLES`).
 static CONTROL: SpinLock<()> = SpinLock::new(());
 /// The traces (`table.rs`).
@@ -185,7 +191,13 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
     if TABLES.lock().tracing {
         return Ok(());
     }
-    CAPTURE_LIMIT.store(nframes + SKIP_BUDGET, Ordering::Relaxed);
+    // Found now, outside any allocation (it asks the dynamic loader).
+    let budget = if frames::own_library().is_some() {
+        SKIP_BUDGET_SHARED
+    } else {
+        SKIP_BUDGET
+    };
+    CAPTURE_LIMIT.store(nframes + budget, Ordering::Relaxed);
     // Sampled mode counts on the pool fast paths where the backend allows (`alloc/sampler.rs`),
     // else it samples in the wrapper as exact mode traces there.
     let fast = mean != 0 && crate::alloc::fast_sampling_possible();
