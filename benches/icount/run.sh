@@ -6,6 +6,7 @@
 #
 #   BASE=<git ref> bash benches/icount/run.sh                 # new = the working tree
 #   BASE=<ref> NEW=<ref> WORKLOADS="hot_pair_16 batch_1000x64" bash benches/icount/run.sh
+#   FEATURES=secure BASE=<ref> bash benches/icount/run.sh   # both sides built with that feature
 #
 # Each side is a small crate (probe.rs here) built in release mode against that side's source
 # (`git archive` of the ref, or the working tree), run under callgrind once with N operations
@@ -49,7 +50,7 @@ edition = "2024"
 publish = false
 
 [dependencies]
-arenagc = { path = "$src" }
+arenagc = { path = "$src"${FEATURES:+, features = [\"$FEATURES\"]} }
 
 [profile.release]
 debug = 1

@@ -54,13 +54,12 @@ use super::backend::Backend;
 use super::debug::{self, Debug};
 use super::plain::{self, Plain};
 use super::secure::Secure;
-use super::size_class::is_small;
 use super::system::System;
 use super::valgrind;
 
 const UNSET: u8 = 0;
 const PLAIN: u8 = 1;
-const SECURE: u8 = 2; // next to PLAIN: the allocation fast path serves both (`pools_selected`)
+const SECURE: u8 = 2; // the hardened backend: `secure_alloc`, `secure_free` (or, feature `secure`, the fast paths)
 const DEBUG: u8 = 3;
 const SYSTEM: u8 = 4;
 /// Added to the base backend while tracing: the requests go to `Traced` around that backend.
@@ -71,10 +70,19 @@ static SELECTED: AtomicU8 = AtomicU8::new(UNSET);
 
 /// The plain backend is in use (already decided). No call, so the fast paths stay leaf code.
 /// (The hardened backend takes the out-of-line paths, which serve it with the same pool fast
-/// paths plus its clearing, without a dynamic call: `alloc_other`, `free_other`.)
+/// paths plus its clearing, without a dynamic call: `secure_alloc`, `secure_free`.)
+///
+/// With the cargo feature `secure` the hardened backend is the base one and takes these inlined
+/// fast paths itself (`plain::pool_free` then clears each block, decided at compile time), so
+/// the feature build pays for the clearing and the shuffled pools but not for a dispatch.
 #[inline(always)]
 fn plain_selected() -> bool {
-    !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == PLAIN
+    const FAST: u8 = if cfg!(feature = "secure") {
+        SECURE
+    } else {
+        PLAIN
+    };
+    !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == FAST
 }
 
 /// The backend in use, deciding it on first use: `None` for the plain one (whose paths are
@@ -213,29 +221,38 @@ impl<B: Backend> Backend for Traced<B> {
 /// `BY_ADDRESS`: the caller frees it with `free` (by address), not `free_sized` (`backend.rs`).
 #[inline(always)]
 pub fn alloc<const BY_ADDRESS: bool>(size: usize, align: usize, zero: bool) -> *mut u8 {
-    if plain::is_pooled(size, align) && plain_selected() {
-        return plain::small_alloc_sized::<BY_ADDRESS>(size, zero);
+    if plain::is_pooled(size, align) {
+        if plain_selected() {
+            return plain::small_alloc_sized::<BY_ADDRESS>(size, zero);
+        }
+        // Tested only when the plain backend is not in use: the default path is unchanged.
+        if secure_selected() {
+            return secure_alloc::<BY_ADDRESS>(size, zero);
+        }
     }
     alloc_other(size, align, zero, BY_ADDRESS)
 }
 
+/// The hardened backend is in use (already decided): its pool requests take `secure_alloc` and
+/// `secure_free`, small functions called straight from the entry points.
+#[inline(always)]
+fn secure_selected() -> bool {
+    !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == SECURE
+}
+
 #[inline(never)]
 fn alloc_other(size: usize, align: usize, zero: bool, by_address: bool) -> *mut u8 {
-    if !cfg!(feature = "debug")
-        && plain::is_pooled(size, align)
-        && SELECTED.load(Ordering::Relaxed) == SECURE
-    {
-        // Hardened mode allocates as the plain backend does (its work is in the pools).
-        return if by_address {
-            plain::small_alloc_sized::<true>(size, zero)
-        } else {
-            plain::small_alloc_sized::<false>(size, zero)
-        };
-    }
     match wrapper() {
         None => Plain.alloc(size, align, zero, by_address),
         Some(b) => b.alloc(size, align, zero, by_address),
     }
+}
+
+/// Hardened mode's pool allocation: the plain backend's (its work is in the pools), out of line
+/// so the entry points inline only a call.
+#[inline(never)]
+fn secure_alloc<const BY_ADDRESS: bool>(size: usize, zero: bool) -> *mut u8 {
+    plain::small_alloc_sized::<BY_ADDRESS>(size, zero)
 }
 
 /// Free a block whose size and alignment the caller knows (Rust's `dealloc`).
@@ -244,16 +261,22 @@ fn alloc_other(size: usize, align: usize, zero: bool, by_address: bool) -> *mut 
 /// `p` is a live block from `alloc(size, align, _)`, not used again.
 #[inline(always)]
 pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
-    if plain::is_pooled(size, align) && plain_selected() {
-        if cfg!(debug_assertions) && !plain::owns(p) {
-            super::fatal::fatal(
-                "invalid free",
-                p,
-                "dealloc of a pointer not from this allocator",
-            );
+    if plain::is_pooled(size, align) {
+        if plain_selected() {
+            if cfg!(debug_assertions) && !plain::owns(p) {
+                super::fatal::fatal(
+                    "invalid free",
+                    p,
+                    "dealloc of a pointer not from this allocator",
+                );
+            }
+            // SAFETY: the caller frees a small or medium block of the plain backend.
+            return unsafe { plain::sized_free(p, size) };
         }
-        // SAFETY: the caller frees a small or medium block of the plain backend.
-        return unsafe { plain::sized_free(p, size) };
+        if secure_selected() {
+            // SAFETY: forwarded.
+            return unsafe { secure_free(p, Some((size, align))) };
+        }
     }
     // SAFETY: forwarded.
     unsafe { free_other(p, Some((size, align))) }
@@ -276,6 +299,10 @@ pub unsafe fn free(p: *mut u8) {
         // answered; asking it again in `Plain::free` would cost a second lookup).
         return unsafe { plain::free_large(p) };
     }
+    if secure_selected() {
+        // SAFETY: forwarded.
+        return unsafe { secure_free(p, None) };
+    }
     // SAFETY: forwarded.
     unsafe { free_other(p, None) }
 }
@@ -285,27 +312,8 @@ pub unsafe fn free(p: *mut u8) {
 #[inline(never)]
 unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
     if !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == SECURE {
-        // Hardened mode: the plain fast paths, the block cleared first.
-        // SAFETY: forwarded; the block is ours (pooled per its layout, or per the map).
-        unsafe {
-            match layout {
-                Some((size, align)) if plain::is_pooled(size, align) => {
-                    plain::clear_pooled(p, size, align);
-                    if is_small(size, align) {
-                        plain::small_free(p)
-                    } else {
-                        plain::medium_free(p)
-                    }
-                }
-                None if plain::owns(p) => {
-                    let pool = plain::checked_pool(p);
-                    plain::clear_in(p, pool);
-                    plain::pool_free(p, pool)
-                }
-                _ => Secure.free(p, layout),
-            }
-        }
-        return;
+        // SAFETY: forwarded.
+        return unsafe { secure_free(p, layout) };
     }
     // SAFETY: forwarded.
     unsafe {
@@ -313,6 +321,26 @@ unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
             None => Plain.free(p, layout),
             Some(b) => b.free(p, layout),
         }
+    }
+}
+
+/// Hardened mode's free: the plain fast paths, the block cleared first (`plain::clear_block`).
+/// Out of line, as `secure_alloc`.
+///
+/// # Safety
+/// As `free_sized` / `free`.
+#[inline(never)]
+unsafe fn secure_free(p: *mut u8, layout: Option<(usize, usize)>) {
+    // SAFETY: forwarded; the block is ours (pooled per its layout, or per the map, which
+    // `checked_pool` confirms starts a handed-out block, aborting otherwise).
+    unsafe {
+        let pool = match layout {
+            Some((size, align)) if plain::is_pooled(size, align) => plain::pool_of_size(p, size),
+            None if plain::owns(p) => plain::checked_pool(p),
+            _ => return Secure.free(p, layout),
+        };
+        plain::clear_block(p, pool);
+        plain::pool_free(p, pool)
     }
 }
 
