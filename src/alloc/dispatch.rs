@@ -59,7 +59,8 @@ use super::valgrind;
 
 const UNSET: u8 = 0;
 const PLAIN: u8 = 1;
-const SECURE: u8 = 2; // the hardened backend: `secure_alloc`, `secure_free` (or, feature `secure`, the fast paths)
+/// The hardened backend: `secure_alloc`, `secure_free` (with the feature `secure`, the fast paths).
+const SECURE: u8 = 2;
 const DEBUG: u8 = 3;
 const SYSTEM: u8 = 4;
 /// Added to the base backend while tracing: the requests go to `Traced` around that backend.

@@ -23,11 +23,12 @@
 //!
 //! Locks and their order (a lock is only ever taken while holding those before it):
 //! `KEY` (setup only) -> `FALLBACK` -> `SAMPLED` -> `HEAPS` / `GLOBAL`. `HEAPS` and `GLOBAL`
-//! are never held together; `SAMPLED` is taken with no other allocator lock held. The process setup registers them, in that order, with the fork handlers
-//! (`fork.rs`), which take them after any lock registered earlier (the debug backend's
-//! quarantine, when that backend is in use). While a fork is in progress, the malloc family
-//! never waits for them (`lock.rs`): `try_with_heap`, `alloc_slow` and `free_remote` report
-//! "busy" or defer instead.
+//! are never held together; `SAMPLED` is taken with no other allocator lock held. The process
+//! setup registers them, in that order, with the fork handlers (`fork.rs`), which take them
+//! after any lock registered earlier (the debug backend's quarantine, when that backend is in
+//! use). While a fork is in progress, the malloc family never waits for them (`lock.rs`):
+//! `try_with_heap`, `alloc_slow`, `sampled_alloc` and `free_remote` report "busy" or defer
+//! instead.
 //!
 //! Invariants:
 //! - `HEAP` is non-null exactly in state `LIVE`, and then names a heap only this thread uses.
