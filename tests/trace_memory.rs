@@ -12,7 +12,7 @@ fn main() {
 #[cfg(feature = "trace")]
 fn main() {
     counters_realloc_and_sessions();
-    println!("trace_memory: 1 passed, 0 failed");
+    println!("1 passed, 0 failed (trace_memory)");
 }
 
 #[global_allocator]
