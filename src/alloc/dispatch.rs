@@ -312,10 +312,6 @@ pub unsafe fn free(p: *mut u8) {
 /// As `free_sized` / `free`.
 #[inline(never)]
 unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
-    if !cfg!(feature = "debug") && SELECTED.load(Ordering::Relaxed) == SECURE {
-        // SAFETY: forwarded.
-        return unsafe { secure_free(p, layout) };
-    }
     // SAFETY: forwarded.
     unsafe {
         match wrapper() {
@@ -325,24 +321,15 @@ unsafe fn free_other(p: *mut u8, layout: Option<(usize, usize)>) {
     }
 }
 
-/// Hardened mode's free: the plain fast paths, the block cleared first (`plain::clear_block`).
-/// Out of line, as `secure_alloc`.
+/// Hardened mode's free (`Secure::free`, called directly, not through `dyn`), out of line, as
+/// `secure_alloc`.
 ///
 /// # Safety
 /// As `free_sized` / `free`.
 #[inline(never)]
 unsafe fn secure_free(p: *mut u8, layout: Option<(usize, usize)>) {
-    // SAFETY: forwarded; the block is ours (pooled per its layout, or per the map, which
-    // `checked_pool` confirms starts a handed-out block, aborting otherwise).
-    unsafe {
-        let pool = match layout {
-            Some((size, align)) if plain::is_pooled(size, align) => plain::pool_of_size(p, size),
-            None if plain::owns(p) => plain::checked_pool(p),
-            _ => return Secure.free(p, layout),
-        };
-        plain::clear_block(p, pool);
-        plain::pool_free(p, pool)
-    }
+    // SAFETY: forwarded.
+    unsafe { Secure.free(p, layout) }
 }
 
 /// Whether `p` starts a block of ours that was freed (`Backend::looks_freed`; false when the

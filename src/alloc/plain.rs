@@ -154,52 +154,50 @@ fn large_alloc_sampled(size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// `Plain::realloc` while sampling, for a realloc that would not move through `alloc` and
-/// `free` (in place, or glibc's realloc): it is a new allocation of `new_size` for the tracer
-/// (as tracemalloc counts it). A block that is not traced stays in place or goes to glibc's
-/// realloc as usual unless this request is sampled; a traced one moves (alloc, copy, free: the
-/// free forgets its trace before the block goes back), as does a sampled in-place one, into the
-/// SAMPLED heap.
+/// `free`: in place (`in_place`, within its class, `old_size` the block's size) or glibc's
+/// realloc. It is a new allocation of `new_size` for the tracer (as tracemalloc counts it). A
+/// block that is not traced stays where it is unless this request is sampled; a traced one
+/// moves (alloc, copy, free: the free forgets its trace before the block goes back), as does a
+/// sampled in-place one, into the SAMPLED heap.
 ///
 /// # Safety
-/// As `Backend::realloc`.
+/// As `Backend::realloc`; `old_size` and `in_place` as `Plain::realloc` found them.
 #[cfg(feature = "trace")]
 #[inline(never)]
-unsafe fn realloc_sampled(p: *mut u8, layout: Option<(usize, usize)>, new_size: usize) -> *mut u8 {
-    if !sampler::maybe_traced(p) {
-        let (old_small, old_size, align) = match layout {
-            Some((size, align)) => (is_pooled(size, align), size, align),
-            // SAFETY: p is a live block of ours.
-            None => (owns(p), unsafe { Plain.usable_size(p) }, ALIGNMENT),
-        };
-        let new_small = is_pooled(new_size, align);
-        if old_small && new_small && any_class_of(old_size) == any_class_of(new_size) {
-            if !sample_other(new_size) {
-                return p;
-            }
-            let Some((q, _)) = thread::sampled_alloc(any_class_of(new_size)) else {
-                return p; // a fork in progress holds SAMPLED: unsampled, in place
-            };
-            // SAFETY: p and q are distinct live blocks of at least min(old, new) bytes; p is
-            // given up (it is not traced, so nothing is forgotten).
-            unsafe {
-                core::ptr::copy_nonoverlapping(p, q, old_size.min(new_size));
-                Plain.free(p, layout);
-            }
-            sampler::record(q, new_size);
-            return q;
-        }
-        if !old_small && !new_small && align <= ALIGNMENT {
-            // SAFETY: p is a live large block of alignment <= 16.
-            let q = unsafe { large::realloc(p, new_size) };
-            if !q.is_null() && sample_other(new_size) {
-                sampler::record(q, new_size);
-            }
-            return q;
-        }
+unsafe fn realloc_sampled(
+    p: *mut u8,
+    layout: Option<(usize, usize)>,
+    new_size: usize,
+    old_size: usize,
+    in_place: bool,
+) -> *mut u8 {
+    if sampler::maybe_traced(p) {
+        // Moved: Plain::alloc counts and samples the new block, the free forgets the old trace.
+        // SAFETY: per the contract.
+        return unsafe { super::backend::realloc_by_moving(&Plain, p, layout, new_size) };
     }
-    // Moved: Plain::alloc counts and samples the new block, the free forgets the old trace.
-    // SAFETY: per the contract.
-    unsafe { super::backend::realloc_by_moving(&Plain, p, layout, new_size) }
+    if !in_place {
+        // SAFETY: per the contract, a live large block of alignment <= 16.
+        let q = unsafe { large::realloc(p, new_size) };
+        if !q.is_null() && sample_other(new_size) {
+            sampler::record(q, new_size);
+        }
+        return q;
+    }
+    if !sample_other(new_size) {
+        return p;
+    }
+    let Some((q, _)) = thread::sampled_alloc(any_class_of(new_size)) else {
+        return p; // a fork in progress holds SAMPLED: unsampled, in place
+    };
+    // SAFETY: p and q are distinct live blocks of at least min(old, new) bytes; p is given up
+    // (it is not traced, so nothing is forgotten).
+    unsafe {
+        core::ptr::copy_nonoverlapping(p, q, old_size.min(new_size));
+        Plain.free(p, layout);
+    }
+    sampler::record(q, new_size);
+    q
 }
 
 #[cold]
@@ -301,46 +299,11 @@ pub fn looks_freed(p: *const u8) -> bool {
     owns(p) && unsafe { (*pool_of_any(p)).is_block_start(p) && harden::is_freed(p as *mut u8) }
 }
 
-/// Hardened mode (`secure.rs`): zero a pool block being freed (past its first two words,
-/// which the free writes), so freed data never outlives the free and a read after free reads
-/// zeros. Anything else (a large block, a pointer the free will reject) is left alone, and so
-/// is a block already marked free: the plain free reports the double free next.
-///
-/// # Safety
-/// `b` is about to be passed to `Plain::free`.
-pub(crate) unsafe fn clear_freed(b: *mut u8) {
-    if !owns(b) {
-        return;
-    }
-    // SAFETY: b is inside a mapped arena (owns), so its pool header is readable.
-    unsafe { clear_in(b, pool_of_any(b)) }
-}
-
-/// `clear_freed` for a block whose Rust layout says it is a pool block of `size` and `align`
-/// (its pool is then `pool_of` or `run_of` of it, no map lookup).
-///
-/// # Safety
-/// `b` is a live pool block allocated with that layout, about to be passed to `Plain::free`.
-#[inline]
-pub(crate) unsafe fn clear_pooled(b: *mut u8, size: usize, align: usize) {
-    let p = if is_small(size, align) {
-        pool_of(b)
-    } else {
-        run_of(b)
-    };
-    // SAFETY: per the contract: a live block of that pool (Rust's layout guarantees it), at
-    // least 16 bytes.
-    unsafe {
-        if !harden::is_freed(b) {
-            let bs = block_size((*p).class());
-            b.add(16).write_bytes(0, bs - 16);
-        }
-    }
-}
-
-/// Hardened mode's free (`dispatch::secure_free`): zero `b` past its two words unless it is
-/// marked free already (the plain free then reports the double free). Blocks up to 128 bytes
-/// are cleared with 16-byte stores in line; a call to `memset` cost more than the stores.
+/// Hardened mode's free (`secure.rs`, and every pool free of the feature `secure` build): zero
+/// `b` past its two words (which the free writes), so freed data never outlives the free and a
+/// read after free reads zeros, unless it is marked free already (the plain free then reports
+/// the double free). Blocks up to 128 bytes are cleared with 16-byte stores in line; a call to
+/// `memset` cost more than the stores.
 ///
 /// # Safety
 /// `p` is the header of the pool or run holding `b`, a block it handed out.
@@ -360,23 +323,6 @@ pub(crate) unsafe fn clear_block(b: *mut u8, p: *mut Pool) {
                 at += 16;
             }
         } else {
-            b.add(16).write_bytes(0, bs - 16);
-        }
-    }
-}
-
-/// Zero `b` past its two words unless it is marked free already (see `clear_freed`).
-///
-/// # Safety
-/// `p` is the header of the pool or run holding `b`, inside a mapped arena.
-#[cold]
-#[inline(never)]
-pub(crate) unsafe fn clear_in(b: *mut u8, p: *mut Pool) {
-    // SAFETY: per the contract; a block start of a pool in use is ours to write, and a block
-    // is at least 16 bytes.
-    unsafe {
-        if (*p).is_block_start(b) && !harden::is_freed(b) {
-            let bs = block_size((*p).class());
             b.add(16).write_bytes(0, bs - 16);
         }
     }
@@ -485,16 +431,16 @@ impl Backend for Plain {
         if old_small && new_small && any_class_of(old_size) == any_class_of(new_size) {
             #[cfg(feature = "trace")]
             if sampler::active() {
-                // SAFETY: forwarded.
-                return unsafe { realloc_sampled(p, layout, new_size) };
+                // SAFETY: forwarded; in place, within the class.
+                return unsafe { realloc_sampled(p, layout, new_size, old_size, true) };
             }
             return p;
         }
         if !old_small && !new_small && align <= ALIGNMENT {
             #[cfg(feature = "trace")]
             if sampler::active() {
-                // SAFETY: forwarded.
-                return unsafe { realloc_sampled(p, layout, new_size) };
+                // SAFETY: forwarded; a large block of alignment <= 16.
+                return unsafe { realloc_sampled(p, layout, new_size, old_size, false) };
             }
             // SAFETY: p is a live large block of alignment <= 16.
             return unsafe { large::realloc(p, new_size) };

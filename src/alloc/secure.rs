@@ -20,17 +20,22 @@ impl Backend for Secure {
         Plain.alloc(size, align, zero, by_address)
     }
 
+    #[inline(always)]
     unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
         // SAFETY: p is a live block of the plain backend (ours). With a layout of a pool block
-        // (Rust's dealloc) its pool is known; otherwise clear_freed checks the address map.
+        // (Rust's dealloc) its pool is known; by address, the map says whether it is a pool
+        // block, and `checked_pool` that it starts one (aborting otherwise); anything else is
+        // a large block, with nothing of ours to clear.
         unsafe {
-            match layout {
+            let pool = match layout {
                 Some((size, align)) if plain::is_pooled(size, align) => {
-                    plain::clear_pooled(p, size, align)
+                    plain::pool_of_size(p, size)
                 }
-                _ => plain::clear_freed(p),
-            }
-            Plain.free(p, layout)
+                None if plain::owns(p) => plain::checked_pool(p),
+                _ => return Plain.free(p, layout),
+            };
+            plain::clear_block(p, pool);
+            plain::pool_free(p, pool)
         }
     }
 
