@@ -141,13 +141,13 @@ pub(crate) fn fast_sampling_possible() -> bool {
 /// done, when the backend in use cannot (debug mode, valgrind's system backend), where the
 /// tracer samples through its wrapper instead.
 #[cfg(feature = "trace")]
-pub(crate) fn start_fast_sampling(mean: usize, seed: u64, hooks: &'static sampler::Hooks) -> bool {
+pub(crate) fn start_fast_sampling(mean: usize, hooks: &'static sampler::Hooks) -> bool {
     if !dispatch::fast_sampling() {
         return false;
     }
     thread::ensure_process_init();
     sampler::set_hooks(hooks);
-    sampler::start(mean, seed);
+    sampler::start(mean);
     thread::poke_heap();
     true
 }

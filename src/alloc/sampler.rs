@@ -97,6 +97,8 @@ impl Countdown {
     }
 
     /// `crossed` at a mean of `mean` steps (0: not sampling).
+    #[cold]
+    #[inline(never)]
     fn decide(&self, steps: usize, mean: f64) -> bool {
         if mean == 0.0 {
             self.left.set(RECHECK);
@@ -122,9 +124,25 @@ impl Countdown {
         true
     }
 
-    /// Owner only: restart this countdown's stream from `seed` (reproducible tests).
+    /// Owner only, for a countdown the session cannot poke (the tracer's wrapper keeps one per
+    /// thread): count `steps` against a mean of `mean` steps, drawing afresh when the countdown
+    /// is another session's; whether to sample this allocation.
+    #[inline]
+    pub fn take(&self, steps: usize, mean: f64) -> bool {
+        if self.epoch.get() != EPOCH.load(Ordering::Relaxed) {
+            return self.decide(steps, mean);
+        }
+        self.count(steps) && self.decide(steps, mean)
+    }
+
+    /// Owner only: restart this countdown's stream from `seed` (reproducible tests), at the fast
+    /// paths' mean.
     pub fn reseed(&self, seed: u64) {
-        let mean = f64::from_bits(MEAN_STEPS.load(Ordering::Acquire));
+        self.reseed_at(seed, f64::from_bits(MEAN_STEPS.load(Ordering::Acquire)));
+    }
+
+    /// `reseed` at a mean of `mean` steps (0: not sampling).
+    pub fn reseed_at(&self, seed: u64, mean: f64) {
         let mut rng = mix(seed);
         self.epoch.set(EPOCH.load(Ordering::Relaxed));
         let left = if mean == 0.0 {
@@ -175,16 +193,23 @@ fn hooks() -> Option<&'static Hooks> {
     (!h.is_null()).then(|| unsafe { &*h })
 }
 
-/// Start sampling on the fast paths with a mean of `mean_bytes`, seeded with `seed`. The
-/// caller then pokes its own heap; the others look within `RECHECK` steps.
-pub fn start(mean_bytes: usize, seed: u64) {
-    debug_assert!(mean_bytes > 0 && hooks().is_some());
+/// A new sampled session seeded with `seed`: every countdown, the heaps' and the wrapper's,
+/// draws afresh at its next look (each from a stream of its own).
+pub fn new_session(seed: u64) {
     SEED.store(mix(seed), Ordering::Relaxed);
     EPOCH.fetch_add(1, Ordering::Relaxed);
-    MEAN_STEPS.store(
-        (mean_bytes as f64 / crate::config::ALIGNMENT as f64).to_bits(),
-        Ordering::Release,
-    );
+}
+
+/// A mean in bytes as the countdowns count it, in 16-byte steps.
+pub fn steps_of_mean(mean_bytes: usize) -> f64 {
+    mean_bytes as f64 / crate::config::ALIGNMENT as f64
+}
+
+/// Start sampling on the fast paths with a mean of `mean_bytes` (in the session `new_session`
+/// began). The caller then pokes its own heap; the others look within `RECHECK` steps.
+pub fn start(mean_bytes: usize) {
+    debug_assert!(mean_bytes > 0 && hooks().is_some());
+    MEAN_STEPS.store(steps_of_mean(mean_bytes).to_bits(), Ordering::Release);
 }
 
 /// Stop sampling: each heap falls back to looking once per `RECHECK` steps.

@@ -201,11 +201,9 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
     // Sampled mode counts on the pool fast paths where the backend allows (`alloc/sampler.rs`),
     // else it samples in the wrapper as exact mode traces there.
     let fast = mean != 0 && crate::alloc::fast_sampling_possible();
-    let seed = if mean != 0 {
-        sample::new_session(mean)
-    } else {
-        0
-    };
+    if mean != 0 {
+        sample::new_session(mean);
+    }
     if !fast {
         // The wrapper first, then `tracing`: a trace recorded in this session is made after
         // the bit was set (dispatch.rs relies on it).
@@ -222,7 +220,7 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
         // After `tracing`, so the first samples are kept (a sample recorded with `tracing`
         // off is dropped; its block is freed as any sampled block is).
         FAST_SAMPLING.store(
-            crate::alloc::start_fast_sampling(mean, seed, &hook::SAMPLER_HOOKS),
+            crate::alloc::start_fast_sampling(mean, &hook::SAMPLER_HOOKS),
             Ordering::Relaxed,
         );
     }

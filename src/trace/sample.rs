@@ -1,20 +1,20 @@
 //! Sampled mode (jemalloc's heap-profile sampling), and the marks that let a free skip the
 //! tables when its block cannot be traced.
 //!
-//! Sampling: each thread counts down the bytes it allocates, each request counted as its size
-//! rounded up to 16 bytes (`counted`), from a value drawn from an exponential distribution of
-//! mean `mean` (rounded up to whole bytes). The allocation that takes the countdown to 0 or
-//! below is sampled (its stack captured and recorded) and a new countdown is drawn. The
-//! exponential is memoryless, so a block of `s` bytes is sampled with probability
+//! Sampling: each thread counts down the 16-byte steps it allocates (a request counts as its
+//! size rounded up to 16 bytes, `counted`) from a geometric countdown of mean `mean / 16`
+//! steps (`alloc/sampler.rs`'s `Countdown`). The allocation that takes the countdown below
+//! zero is sampled (its stack captured and recorded) and a new countdown is drawn. The
+//! countdown is memoryless, so a block of `s` bytes is sampled with probability
 //! `p(s) = 1 - exp(-c(s) / mean)` whatever came before it, and weighing each sampled block by
 //! `1 / p(s)` (bytes `s / p(s)`, count `1 / p(s)`) makes every sum of them an unbiased estimate
 //! of the true sum (jemalloc's `prof_sample`, pprof's heap scaling). With the plain or hardened
-//! backend the countdown is the heap's, on the pool fast paths (`alloc/sampler.rs`, in 16-byte
-//! steps: the same probabilities); this file's per-thread countdown serves the wrapper
-//! (debug mode, valgrind's system backend).
+//! backend the countdown is the heap's, on the pool fast paths; this file keeps one per thread
+//! for the wrapper (debug mode, valgrind's system backend). Both draw from the session
+//! `sampler::new_session` begins.
 //!
 //! ```text
-//!  allocated(p, s):  left -= s;  left > 0 ? return : { sample; left = ceil(Exp(mean)) }
+//!  allocated(p, s):  countdown.take(c(s) / 16) ? sample : return
 //!  freed(p):         MARKS[h(p)] == 0 ? return : lock, look up, remove
 //! ```
 //!
@@ -24,50 +24,26 @@
 //! handed the block over, so the free sees at least that trace's count.)
 //!
 //! Invariants:
-//! - The per-thread state is a const-initialised `Cell` of plain data: no allocation, no
-//!   destructor, usable inside `malloc` and while a thread exits.
+//! - The per-thread countdown is const-initialised plain data: no allocation, no destructor,
+//!   usable inside `malloc` and while a thread exits.
 //! - `MEAN` is 0 unless a sampled session runs; `start` and `stop` change it, under `CONTROL`.
 //! - A block's weight is a pure function of its size and the session's mean: adding a trace
 //!   and removing it change the estimated totals by exactly the same amount.
 //! - `MARKS[i]` equals the number of traces in `TABLES` whose address hashes to `i`.
 
-use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::alloc::sampler::{self, Countdown};
 
 /// jemalloc's default sampling interval (`lg_prof_sample:19`): 512 KiB.
 pub const DEFAULT_SAMPLE_MEAN: usize = 512 * 1024;
 
 /// The sampling mean of the running session in bytes; 0: exact mode (or not tracing).
 pub(crate) static MEAN: AtomicUsize = AtomicUsize::new(0);
-/// Incremented by every sampled start: a thread whose state is older draws a new countdown.
-static EPOCH: AtomicU64 = AtomicU64::new(0);
-/// The seed of the current session (threads' streams are derived from it).
-static SEED: AtomicU64 = AtomicU64::new(0);
-/// Threads seeded in this process, so each gets its own stream.
-static STREAMS: AtomicU64 = AtomicU64::new(0);
-
-/// A thread's sampling state: scalar cells, each read and written whole (a 24-byte struct
-/// copied in and out cost a store-forwarding stall per allocation).
-struct State {
-    /// Bytes left before the next sample.
-    left: Cell<i64>,
-    /// xorshift64* state (never 0 once seeded).
-    rng: Cell<u64>,
-    /// The `EPOCH` the countdown was drawn in.
-    epoch: Cell<u64>,
-}
 
 std::thread_local! {
-    static STATE: State = const {
-        State { left: Cell::new(0), rng: Cell::new(0), epoch: Cell::new(0) }
-    };
-}
-
-use crate::alloc::sampler::mix;
-
-/// A countdown: `ceil(Exp(mean))` bytes, at least 1, from the thread's generator.
-fn draw(rng: &mut u64, mean: usize) -> i64 {
-    crate::alloc::sampler::draw(rng, mean as f64) as i64
+    /// The wrapper's countdown, one per thread (the fast paths count on their heap's).
+    static STATE: Countdown = const { Countdown::new() };
 }
 
 /// What a request of `size` bytes counts for: its size rounded up to 16 bytes, as the fast
@@ -82,64 +58,25 @@ fn counted(size: usize) -> usize {
 #[inline]
 pub(crate) fn take(size: usize, mean: usize) -> bool {
     STATE
-        .try_with(|s| {
-            let left = s.left.get() - counted(size).min(i64::MAX as usize / 4) as i64;
-            if left > 0 && s.epoch.get() == EPOCH.load(Ordering::Relaxed) {
-                s.left.set(left);
-                return false;
-            }
-            crossed(s, size, mean)
-        })
+        .try_with(|c| c.take(counted(size) / 16, sampler::steps_of_mean(mean)))
         .unwrap_or(false)
 }
 
-/// The countdown ran out, or was drawn in an older session: `take`'s slow path.
-#[cold]
-#[inline(never)]
-fn crossed(s: &State, size: usize, mean: usize) -> bool {
-    let epoch = EPOCH.load(Ordering::Relaxed);
-    let mut rng = s.rng.get();
-    if s.epoch.get() != epoch {
-        // First allocation of this thread in this session: a stream of its own, a fresh
-        // countdown, and this allocation counted against it.
-        let stream = STREAMS.fetch_add(1, Ordering::Relaxed);
-        rng = mix(SEED.load(Ordering::Relaxed) ^ mix(stream));
-        s.epoch.set(epoch);
-        let left = draw(&mut rng, mean) - counted(size).min(i64::MAX as usize / 4) as i64;
-        if left > 0 {
-            s.left.set(left);
-            s.rng.set(rng);
-            return false;
-        }
-    }
-    s.left.set(draw(&mut rng, mean));
-    s.rng.set(rng);
-    true
-}
-
 /// A new sampled session: every thread draws a new countdown at its next allocation.
-pub(crate) fn new_session(mean: usize) -> u64 {
+pub(crate) fn new_session(mean: usize) {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `t` is a valid timespec to write.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    let seed = mix((t.tv_sec as u64).wrapping_mul(1_000_000_007) ^ t.tv_nsec as u64);
-    SEED.store(seed, Ordering::Relaxed);
-    EPOCH.fetch_add(1, Ordering::Relaxed);
+    sampler::new_session((t.tv_sec as u64).wrapping_mul(1_000_000_007) ^ t.tv_nsec as u64);
     MEAN.store(mean, Ordering::Relaxed);
-    seed
 }
 
 /// Restart the calling thread's sampling stream from `seed` (see `trace::reseed_sampler`).
 pub(crate) fn reseed(seed: u64, mean: usize) {
-    let _ = STATE.try_with(|s| {
-        let mut rng = mix(seed);
-        s.left.set(draw(&mut rng, mean.max(1)));
-        s.rng.set(rng);
-        s.epoch.set(EPOCH.load(Ordering::Relaxed));
-    });
+    let _ = STATE.try_with(|c| c.reseed_at(seed, sampler::steps_of_mean(mean.max(1))));
 }
 
 /// The probability that a block of `size` bytes is sampled at mean `mean` (1 in exact mode):
