@@ -74,18 +74,7 @@ fn bench_full_collect(c: &mut Criterion) {
 }
 
 fn bench_new_clone_drop(c: &mut Criterion) {
-    #[derive(arenagc::Trace)]
-    struct Leaf(u64);
-    #[derive(gcmodule::Trace)]
-    struct GLeaf(u64);
-    #[derive(rust_cc::Trace, rust_cc::Finalize)]
-    struct RLeaf(u64);
-    #[derive(dumpster::Trace)]
-    struct DLeaf(u64);
-    struct BLeaf(u64);
-    impl bacon_rajan_cc::Trace for BLeaf {
-        fn trace(&self, _: &mut bacon_rajan_cc::Tracer) {}
-    }
+    use gc_common::leaves::*;
 
     arenagc::gc::enable();
     let mut g = c.benchmark_group("new_clone_drop_drop");

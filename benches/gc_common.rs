@@ -14,6 +14,23 @@ pub fn n() -> usize {
         .unwrap_or(1_000_000)
 }
 
+/// `pub fn pair()`: two `$ptr<Node>` pointing at each other through `$cell` (each module below
+/// says which pointer and cell its library uses; the cycle is the same everywhere).
+macro_rules! two_node_cycle {
+    ($ptr:ident, $cell:ident) => {
+        pub fn pair() -> ($ptr<Node>, $ptr<Node>) {
+            let a = $ptr::new(Node {
+                next: $cell::new(None),
+            });
+            let b = $ptr::new(Node {
+                next: $cell::new(Some(a.clone())),
+            });
+            *a.next.borrow_mut() = Some(b.clone());
+            (a, b)
+        }
+    };
+}
+
 pub mod ours {
     use arenagc::{Gc, GcCell, Trace};
 
@@ -22,16 +39,7 @@ pub mod ours {
         pub next: GcCell<Option<Gc<Node>>>,
     }
 
-    pub fn pair() -> (Gc<Node>, Gc<Node>) {
-        let a = Gc::new(Node {
-            next: GcCell::new(None),
-        });
-        let b = Gc::new(Node {
-            next: GcCell::new(Some(a.clone())),
-        });
-        *a.next.borrow_mut() = Some(b.clone());
-        (a, b)
-    }
+    two_node_cycle!(Gc, GcCell);
 }
 
 pub mod with_rc {
@@ -42,16 +50,7 @@ pub mod with_rc {
         pub next: RefCell<Option<Rc<Node>>>,
     }
 
-    pub fn pair() -> (Rc<Node>, Rc<Node>) {
-        let a = Rc::new(Node {
-            next: RefCell::new(None),
-        });
-        let b = Rc::new(Node {
-            next: RefCell::new(Some(a.clone())),
-        });
-        *a.next.borrow_mut() = Some(b.clone());
-        (a, b)
-    }
+    two_node_cycle!(Rc, RefCell);
 }
 
 pub mod with_gcmodule {
@@ -72,16 +71,7 @@ pub mod with_gcmodule {
         }
     }
 
-    pub fn pair() -> (Cc<Node>, Cc<Node>) {
-        let a = Cc::new(Node {
-            next: RefCell::new(None),
-        });
-        let b = Cc::new(Node {
-            next: RefCell::new(Some(a.clone())),
-        });
-        *a.next.borrow_mut() = Some(b.clone());
-        (a, b)
-    }
+    two_node_cycle!(Cc, RefCell);
 }
 
 pub mod with_rust_cc {
@@ -93,16 +83,7 @@ pub mod with_rust_cc {
         pub next: RefCell<Option<Cc<Node>>>,
     }
 
-    pub fn pair() -> (Cc<Node>, Cc<Node>) {
-        let a = Cc::new(Node {
-            next: RefCell::new(None),
-        });
-        let b = Cc::new(Node {
-            next: RefCell::new(Some(a.clone())),
-        });
-        *a.next.borrow_mut() = Some(b.clone());
-        (a, b)
-    }
+    two_node_cycle!(Cc, RefCell);
 }
 
 pub mod with_bacon {
@@ -119,16 +100,7 @@ pub mod with_bacon {
         }
     }
 
-    pub fn pair() -> (Cc<Node>, Cc<Node>) {
-        let a = Cc::new(Node {
-            next: RefCell::new(None),
-        });
-        let b = Cc::new(Node {
-            next: RefCell::new(Some(a.clone())),
-        });
-        *a.next.borrow_mut() = Some(b.clone());
-        (a, b)
-    }
+    two_node_cycle!(Cc, RefCell);
 }
 
 pub mod with_dumpster {
@@ -141,16 +113,7 @@ pub mod with_dumpster {
         pub next: RefCell<Option<Gc<Node>>>,
     }
 
-    pub fn pair() -> (Gc<Node>, Gc<Node>) {
-        let a = Gc::new(Node {
-            next: RefCell::new(None),
-        });
-        let b = Gc::new(Node {
-            next: RefCell::new(Some(a.clone())),
-        });
-        *a.next.borrow_mut() = Some(b.clone());
-        (a, b)
-    }
+    two_node_cycle!(Gc, RefCell);
 }
 
 /// A contender that collects cycles: `$m::pair()` makes one two-object cycle, `$collect`
@@ -233,4 +196,20 @@ pub fn setup_no_auto_collection() {
     arenagc::gc::disable();
     let _ = rust_cc::config::config(|c| c.set_auto_collect(false));
     dumpster::unsync::set_collect_condition(|_| false);
+}
+
+/// A one-word object in each library, for new + clone + drop + drop.
+pub mod leaves {
+    #[derive(arenagc::Trace)]
+    pub struct Leaf(pub u64);
+    #[derive(gcmodule::Trace)]
+    pub struct GLeaf(pub u64);
+    #[derive(rust_cc::Trace, rust_cc::Finalize)]
+    pub struct RLeaf(pub u64);
+    #[derive(dumpster::Trace)]
+    pub struct DLeaf(pub u64);
+    pub struct BLeaf(pub u64);
+    impl bacon_rajan_cc::Trace for BLeaf {
+        fn trace(&self, _: &mut bacon_rajan_cc::Tracer) {}
+    }
 }

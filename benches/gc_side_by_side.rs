@@ -100,18 +100,7 @@ fn full_collect_live(lib: &Lib, n: usize) -> f64 {
 
 /// ns per new + clone + drop + drop of a one-word object.
 fn new_clone_drop_drop(name: &str) -> f64 {
-    #[derive(arenagc::Trace)]
-    struct Leaf(u64);
-    #[derive(gcmodule::Trace)]
-    struct GLeaf(u64);
-    #[derive(rust_cc::Trace, rust_cc::Finalize)]
-    struct RLeaf(u64);
-    #[derive(dumpster::Trace)]
-    struct DLeaf(u64);
-    struct BLeaf(u64);
-    impl bacon_rajan_cc::Trace for BLeaf {
-        fn trace(&self, _: &mut bacon_rajan_cc::Tracer) {}
-    }
+    use gc_common::leaves::*;
     // The best of 3 back-to-back runs of 1M: a run is 10-60 ms, short enough for one
     // preemption on a busy machine to double it, so a round keeps its least disturbed run.
     macro_rules! time {
