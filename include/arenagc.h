@@ -58,10 +58,10 @@ extern "C" {
 /* Number of size classes: blocks of 16, 32, ..., 512 bytes. */
 #define AGC_NUM_CLASSES 32
 
-/* Number of medium size classes: blocks of 640, 768, ..., 2048 bytes (128-byte steps), served
+/* Number of medium size classes: blocks of 640, 768, ..., 4096 bytes (128-byte steps), served
    from 16 KiB runs; and of all classes (agc_stats_classes). */
-#define AGC_NUM_MEDIUM_CLASSES 12
-#define AGC_NUM_ALL_CLASSES 44
+#define AGC_NUM_MEDIUM_CLASSES 28
+#define AGC_NUM_ALL_CLASSES 60
 
 /* Return codes of the functions that do not return a pointer. */
 #define AGC_OK 0          /* success */

@@ -10,10 +10,10 @@ use core::ffi::{c_int, c_uint};
 
 /// `AGC_NUM_CLASSES`: size classes of small blocks (16, 32, ..., 512 bytes).
 pub const AGC_NUM_CLASSES: usize = 32;
-/// `AGC_NUM_MEDIUM_CLASSES`: medium size classes (640, 768, ..., 2048 bytes).
-pub const AGC_NUM_MEDIUM_CLASSES: usize = 12;
+/// `AGC_NUM_MEDIUM_CLASSES`: medium size classes (640, 768, ..., 4096 bytes).
+pub const AGC_NUM_MEDIUM_CLASSES: usize = 28;
 /// `AGC_NUM_ALL_CLASSES`: every class, small then medium (`agc_stats_classes`).
-pub const AGC_NUM_ALL_CLASSES: usize = 44;
+pub const AGC_NUM_ALL_CLASSES: usize = 60;
 /// `AGC_TPFLAGS_VERSION_SHIFT`: where `agc_type.flags` keeps the struct version (bits 56..63).
 pub const AGC_TPFLAGS_VERSION_SHIFT: u32 = 56;
 /// `AGC_TYPE_VERSION_CURRENT`: the newest `agc_type` version this library knows.

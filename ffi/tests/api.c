@@ -52,7 +52,7 @@ static void test_sizes(void) {
         CHECK(agc_usable_size(p) >= n);
         memset(p, 0xAB, agc_usable_size(p));
         if (!debug_mode)
-            CHECK(agc_owns(p) == (n <= 2048)); /* small (<= 512) and medium (<= 2048) blocks */
+            CHECK(agc_owns(p) == (n <= 4096)); /* small (<= 512) and medium (<= 4096) blocks */
         if (n % 2)
             agc_free(p);
         else

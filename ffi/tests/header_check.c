@@ -157,7 +157,7 @@ int main(void) {
             cs[0].block_size != 16 || cs[AGC_NUM_CLASSES - 1].block_size != 512 ||
             cs[AGC_NUM_CLASSES + 3].block_size != 1024 ||
             cs[AGC_NUM_CLASSES + 3].blocks_in_use < 1 ||
-            cs[AGC_NUM_ALL_CLASSES - 1].block_size != 2048)
+            cs[AGC_NUM_ALL_CLASSES - 1].block_size != 4096)
             return 1;
         p_agc_free(m);
     }

@@ -78,10 +78,20 @@ impl ArenaDesc {
     }
 
     /// The header of every pool of the arena that was ever handed out (in use, or retired), in
-    /// address order.
+    /// address order. Only pools the arena can hand out count: not the few past the last whole
+    /// run of a run arena, nor hardened mode's guard unit, whose headers were never written
+    /// (they read as class 0, which made `stats()` count three phantom 16-byte pools per run
+    /// arena).
     pub fn touched_pools(&self) -> impl Iterator<Item = *mut Pool> + '_ {
+        let unit = self.unit as usize;
+        let guard = if super::harden::secure_mode() {
+            (((1u128 << unit) - 1) as u64) << 1
+        } else {
+            0
+        };
+        let touched = usable_mask(unit) & !guard & !self.fresh_mask;
         (1..POOLS_PER_ARENA)
-            .filter(|&i| self.fresh_mask & (1u64 << i) == 0)
+            .filter(move |&i| touched & (1u64 << i) != 0)
             .map(|i| header_of(self.base, i))
     }
 }

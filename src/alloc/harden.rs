@@ -138,7 +138,13 @@ const LINK_MASK: usize = !((ARENA_SIZE - 1) & !(ALIGNMENT - 1));
 /// so a real link never leaves its block's arena.
 #[inline(always)]
 pub fn check_link<T>(b: *mut T, next: *mut T) {
-    if (b as usize ^ next as usize) & LINK_MASK != 0 && !next.is_null() {
+    // Without a branch on `next` being null: a free list of one block (common when pools run
+    // nearly full, as with random frees) made that branch mispredict on about one allocation
+    // in nine (callgrind on the larson shape). A null link is checked as `b` itself, which
+    // passes.
+    let n = next as usize;
+    let probe = n | (b as usize & usize::from(n == 0).wrapping_neg());
+    if (b as usize ^ probe) & LINK_MASK != 0 {
         corrupted_link(b.cast());
     }
 }

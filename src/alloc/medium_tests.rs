@@ -1,4 +1,4 @@
-//! Tests of the medium blocks (513..2048 bytes, served from runs: `size_class.rs`, `pool.rs`).
+//! Tests of the medium blocks (513..4096 bytes, served from runs: `size_class.rs`, `pool.rs`).
 
 use core::alloc::{GlobalAlloc, Layout};
 
@@ -96,9 +96,9 @@ fn blocks_past_a_runs_first_pool_find_its_header() {
 )]
 fn runs_fill_empty_and_go_back() {
     in_fresh_thread(|| {
-        let sizes = [600usize, 1000, 1500, 2048];
+        let sizes = [600usize, 1000, 1500, 2048, 3000, 4096];
         let mut v = Vec::new();
-        for i in 0..4000 {
+        for i in 0..1000 * sizes.len() {
             let size = sizes[i % sizes.len()];
             // SAFETY: a valid layout.
             let p = unsafe { ArenaAlloc.alloc(lay(size)) };

@@ -1,5 +1,5 @@
 //! The plain backend: requests of at most 512 bytes with alignment at most 16 come from the
-//! pools through the calling thread's heap, requests of 513..2048 bytes from medium runs (the
+//! pools through the calling thread's heap, requests of 513..4096 bytes from medium runs (the
 //! same code: a run is a pool of a medium class), the rest from the system allocator
 //! (`large.rs`).
 //!

@@ -3,7 +3,7 @@
 //! | classes                          | block sizes              | pool (span)                 |
 //! |----------------------------------|--------------------------|-----------------------------|
 //! | small: `0..NUM_CLASSES`          | 16, 32, ..., 512         | one pool, `POOL_SIZE`       |
-//! | medium: `NUM_CLASSES..ALL_CLASSES` | 640, 768, ..., 2048    | one run, `RUN_SIZE` (16 KiB)|
+//! | medium: `NUM_CLASSES..ALL_CLASSES` | 640, 768, ..., 4096    | one run, `RUN_SIZE` (16 KiB)|
 //! | `CLASS_NONE`                     | (pool not in use)        | -                           |
 //! | `CLASS_RUN_TAIL`                 | (a pool inside a run, not its first) | -               |
 //!
@@ -112,6 +112,21 @@ pub const fn steps_of_class(class: usize) -> core::ops::RangeInclusive<usize> {
     let (a, b) = STEP_RANGE[class];
     a as usize..=b as usize
 }
+
+/// The steps of every medium class (`MEDIUM_STEP / ALIGNMENT`), the most any class serves.
+pub const MAX_CLASS_STEPS: usize = {
+    let mut most = 0;
+    let mut c = 0;
+    while c < ALL_CLASSES {
+        let (a, b) = STEP_RANGE[c];
+        let n = (b - a + 1) as usize;
+        if n > most {
+            most = n;
+        }
+        c += 1;
+    }
+    most
+};
 
 /// Class index of any request the pools serve (small or medium: `size <= MEDIUM_MAX`).
 #[inline(always)]
@@ -241,6 +256,22 @@ const _: () = assert!(pool_limit(0) <= POOL_SIZE);
 const _: () = assert!(SMALL_MAX % MEDIUM_STEP == 0 && MEDIUM_STEP.is_power_of_two());
 // Class numbers (CLASS_RUN_TAIL included) fit the pool header's u8.
 const _: () = assert!(CLASS_RUN_TAIL < u8::MAX as usize);
+const _: () = assert!(MAX_CLASS_STEPS == MEDIUM_STEP / ALIGNMENT);
+// What `AvailQueues::sync` relies on: a small class's steps are its first and last, a medium
+// class has exactly `MAX_CLASS_STEPS` of them.
+const _: () = {
+    let mut c = 0;
+    while c < ALL_CLASSES {
+        let (a, b) = STEP_RANGE[c];
+        let n = (b - a + 1) as usize;
+        assert!(if c < NUM_CLASSES {
+            n <= 2
+        } else {
+            n == MAX_CLASS_STEPS
+        });
+        c += 1;
+    }
+};
 
 #[cfg(test)]
 mod tests {
@@ -344,7 +375,8 @@ mod tests {
     fn pools_hold_whole_blocks() {
         for c in 0..ALL_CLASSES {
             let span = span(c);
-            assert!(blocks_per_pool(c) >= 7, "class {c}");
+            // 4 blocks of 4096 bytes in a 16 KiB run, up to 256 of 16 in a 4 KiB pool.
+            assert!(blocks_per_pool(c) >= 4, "class {c}");
             assert!(pool_limit(c) <= span);
             assert!(span - pool_limit(c) < block_size(c));
         }

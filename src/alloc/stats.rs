@@ -35,10 +35,15 @@ pub struct ClassStats {
 pub struct AllocStats {
     /// The small classes (16..512 bytes); `pools` counts pools.
     pub classes: [ClassStats; NUM_CLASSES],
-    /// The medium classes (640..2048 bytes); `pools` counts runs (`RUN_SIZE` bytes each).
+    /// The medium classes (640..4096 bytes); `pools` counts runs (`RUN_SIZE` bytes each).
     pub medium: [ClassStats; MEDIUM_CLASSES],
     /// The arena counters, small pools' and medium runs' arenas together.
     pub arenas: ArenaCounters,
+    /// Pools that can hold blocks in the arenas currently mapped: all but the header page of a
+    /// small arena, the pools of the whole runs of a run arena (the few past the last run hold
+    /// nothing), less hardened mode's guard unit per arena. Each is in use (a small pool, or one
+    /// of a run's `RUN_POOLS`) or free (`pools_free`).
+    pub pool_capacity: usize,
     /// Of the mapped arenas, those fully free: the spare, and those waiting out the purge delay.
     pub arenas_free: usize,
     /// Pools in mapped arenas that hold no class: free in their arena (given back or never
@@ -101,6 +106,7 @@ pub fn snapshot() -> AllocStats {
         classes: [ClassStats::default(); NUM_CLASSES],
         medium: [ClassStats::default(); MEDIUM_CLASSES],
         arenas: ArenaCounters::default(),
+        pool_capacity: 0,
         arenas_free: 0,
         pools_free: 0,
         large_bytes: 0,
@@ -121,7 +127,10 @@ pub fn snapshot() -> AllocStats {
             peak: small.peak + runs.peak,
         };
         s.arenas_free = g.arenas.free_arenas() + g.runs.free_arenas();
+        let guard = usize::from(super::harden::secure_mode());
         g.for_each_arena(|d| {
+            let unit = d.unit as usize;
+            s.pool_capacity += (USABLE_POOLS / unit - guard) * unit;
             s.pools_free += d.nfreepools();
             for p in d.touched_pools() {
                 // SAFETY: touched pools have been written at least once, so their header
