@@ -281,15 +281,25 @@ impl Pool {
     }
 
     /// Forget the free list of an empty pool so it carves blocks in ascending order again.
+    ///
+    /// Hardened mode keeps it instead: the pool's blocks were all carved, shuffled, when it was
+    /// put in use for its class, and with none out every one is back on the free list, which
+    /// hands them out again in the reverse of the order they were freed in (mimalloc's secure
+    /// mode reuses a page's blocks so too; it shuffles only when it extends a page).
+    /// Reshuffling every time a kept pool emptied was most of hardened mode's cost on a batch
+    /// (allocate 1000, free them all): 166 instructions per block against the default's 93.
     pub fn reset_empty(&mut self) {
         invariant!(self.used() == 0, "resetting a pool in use");
-        self.free = ptr::null_mut();
-        self.bump.store(0, Ordering::Relaxed);
         self.fresh = false;
         if harden::secure_mode() {
-            // SAFETY: ours, in use, no block out.
-            unsafe { self.carve_shuffled() };
+            invariant!(
+                self.bump.load(Ordering::Relaxed) as usize == pool_limit(self.class()),
+                "a hardened pool not carved whole"
+            );
+            return;
         }
+        self.free = ptr::null_mut();
+        self.bump.store(0, Ordering::Relaxed);
     }
 
     /// Mark an empty pool as not in use (before it goes to a heap's cache or back to its
