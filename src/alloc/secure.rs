@@ -52,3 +52,53 @@ impl Backend for Secure {
         Plain.looks_freed(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clear_block_zeroes_exactly_past_the_two_words_in_every_class() {
+        use crate::alloc::plain::{self, small_alloc, small_free};
+        use crate::alloc::pool::pool_of_any;
+        use crate::alloc::size_class::block_size;
+        use crate::config::ALL_CLASSES;
+        std::thread::spawn(|| {
+            for class in 0..ALL_CLASSES {
+                let bs = block_size(class);
+                // Three neighbours, so a store past either end of the middle one would show.
+                let (a, _) = small_alloc::<false>(class);
+                let (b, _) = small_alloc::<false>(class);
+                let (c, _) = small_alloc::<false>(class);
+                assert!(!a.is_null() && !b.is_null() && !c.is_null());
+                // SAFETY: three live blocks of bs bytes each, ours to write; b's pool header is
+                // live while b is.
+                unsafe {
+                    for &x in &[a, b, c] {
+                        x.write_bytes(0xAB, bs);
+                    }
+                    plain::clear_block(b, pool_of_any(b));
+                    let got = core::slice::from_raw_parts(b, bs);
+                    assert!(
+                        got[..16].iter().all(|&x| x == 0xAB),
+                        "class {class}: words kept"
+                    );
+                    assert!(
+                        got[16..].iter().all(|&x| x == 0),
+                        "class {class}: rest zeroed"
+                    );
+                    for &x in &[a, c] {
+                        let n = core::slice::from_raw_parts(x, bs);
+                        assert!(
+                            n.iter().all(|&v| v == 0xAB),
+                            "class {class}: neighbour intact"
+                        );
+                    }
+                    for x in [a, b, c] {
+                        small_free(x);
+                    }
+                }
+            }
+        })
+        .join()
+        .expect("test thread panicked");
+    }
+}
