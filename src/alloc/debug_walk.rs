@@ -69,7 +69,7 @@ use super::addr_map;
 use super::fatal::fatal_fmt;
 use super::global::GLOBAL;
 use super::harden;
-use super::pool::{index_of, pool_of_any};
+use super::pool::pool_of_any;
 use super::size_class::{any_class_of, block_size, is_medium_class, pool_limit};
 
 /// Bytes of the header before every payload.
@@ -275,14 +275,10 @@ pub(super) fn find_fault() -> Option<Fault> {
     {
         let g = GLOBAL.lock_or_busy()?;
         g.for_each_arena(|d| {
-            let secure = harden::secure_mode();
+            // (Hardened mode's guard unit, inaccessible, is not among the touched pools.)
             for p in d.touched_pools() {
                 if n == MAX_SUSPECTS {
                     return;
-                }
-                // Hardened mode's guard unit (pools 1..=unit) is inaccessible, never in use.
-                if secure && index_of(p) <= d.unit as usize {
-                    continue;
                 }
                 // SAFETY: touched pools have initialized headers (stats.rs reads them so);
                 // only atomic fields are read, the owner may be changing the others.
