@@ -205,7 +205,7 @@ fn random_misuse(seed: u64) {
         x ^= x << 17;
         (x % n as u64) as usize
     };
-    let sizes = [16, 24, 48, 100, 256, 512, 700, 1500, 2048];
+    let sizes = [16, 24, 48, 100, 256, 512, 700, 1500, 2048, 3000, 4096];
     let mut live: Vec<usize> = Vec::new();
     let mut freed: Vec<usize> = Vec::new(); // freed, not handed out since
     let fault_at = 500 + rnd(3000);

@@ -59,7 +59,7 @@ fn here_count(snap: &Snapshot) -> (usize, usize) {
 
 fn sizes(i: usize) -> usize {
     // Small, medium and large, and one over-aligned below.
-    [8, 24, 100, 500, 513, 1000, 2048, 2049, 5000, 70_000][i % 10]
+    [8, 24, 100, 500, 513, 1000, 4096, 4097, 5000, 70_000][i % 10]
 }
 
 #[test]
