@@ -204,7 +204,7 @@ fn leave_live_blocks() {
     HANDOFF.lock().unwrap().reserve(100_000);
     // SAFETY: blocks are written within their sizes and never freed (a leak, on purpose).
     unsafe {
-        for n in 1..=2100 {
+        for n in 1..=4200 {
             ArenaAlloc.alloc(layout(n)).write_bytes(0x11, n);
             let c = arenagc::alloc::c::malloc(n);
             c.write_bytes(0x22, n);
@@ -216,7 +216,7 @@ fn leave_live_blocks() {
         }
         for _ in 0..4 {
             std::thread::spawn(|| {
-                for n in (1..=2100).step_by(7) {
+                for n in (1..=4200).step_by(7) {
                     ArenaAlloc.alloc(layout(n)).write_bytes(0x44, n);
                 }
             })
@@ -246,7 +246,9 @@ fn commit(name: &str) {
     unsafe {
         match name {
             "overflow" | "overflow_large" => {
-                let n = if name == "overflow" { 24 } else { 3000 };
+                // 5000: past the medium classes (4096) with debug mode's header and guard, so
+                // a block of the system allocator's.
+                let n = if name == "overflow" { 24 } else { 5000 };
                 let p = ArenaAlloc.alloc(layout(n));
                 *p.add(n) = 0; // one byte past the end
                 ArenaAlloc.dealloc(p, layout(n));
@@ -461,7 +463,7 @@ fn commit(name: &str) {
 /// through the Rust and the C entry points.
 fn check_fills() {
     assert!(arenagc::alloc::debug_enabled());
-    for n in [1usize, 16, 24, 100, 512, 513, 3000, 70_000] {
+    for n in [1usize, 16, 24, 100, 512, 513, 3000, 4096, 5000, 70_000] {
         // SAFETY: n > 0; every block is read within its size and freed once.
         unsafe {
             let p = ArenaAlloc.alloc(layout(n));
