@@ -63,7 +63,7 @@ static void test_sizes(void) {
 
 static void test_calloc(void) {
     size_t n;
-    for (n = 1; n < 3000; n += 37) {
+    for (n = 1; n < 6000; n += 37) { /* small, medium (to 4096) and large blocks */
         unsigned char *p = (unsigned char *)agc_malloc(n);
         size_t i;
         memset(p, 0xFF, n);
