@@ -37,6 +37,17 @@ use crate::config::{
     MAX_ARENAS, POOL_SIZE, POOLS_PER_ARENA, PURGE_DELAY_MS, SPARE_ARENAS, USABLE_POOLS,
 };
 
+/// `usable_mask` in this mode: less hardened mode's guard unit (the first unit, pools `1..=unit`),
+/// never handed out. A new arena's `free_mask` and `fresh_mask` start as this.
+fn usable_pools_mask(unit: usize) -> u64 {
+    let guard = if super::harden::secure_mode() {
+        (((1u128 << unit) - 1) as u64) << 1
+    } else {
+        0
+    };
+    usable_mask(unit) & !guard
+}
+
 /// The bits of `free_mask` an arena cut in units of `unit` pools can hand out: pools `1..` in
 /// whole units (pool 0 is the header page; a few pools past the last whole unit stay unused).
 const fn usable_mask(unit: usize) -> u64 {
@@ -77,19 +88,19 @@ impl ArenaDesc {
         self.free_mask.count_ones() as usize
     }
 
+    /// The pools this arena can hand out, as `free_mask` bits: whole units from pool 1 on, less
+    /// hardened mode's guard unit (the mask a new arena's `free_mask` starts as).
+    pub fn usable_pools(&self) -> u64 {
+        usable_pools_mask(self.unit as usize)
+    }
+
     /// The header of every pool of the arena that was ever handed out (in use, or retired), in
     /// address order. Only pools the arena can hand out count: not the few past the last whole
     /// run of a run arena, nor hardened mode's guard unit, whose headers were never written
     /// (they read as class 0, which made `stats()` count three phantom 16-byte pools per run
     /// arena).
     pub fn touched_pools(&self) -> impl Iterator<Item = *mut Pool> + '_ {
-        let unit = self.unit as usize;
-        let guard = if super::harden::secure_mode() {
-            (((1u128 << unit) - 1) as u64) << 1
-        } else {
-            0
-        };
-        let touched = usable_mask(unit) & !guard & !self.fresh_mask;
+        let touched = self.usable_pools() & !self.fresh_mask;
         (1..POOLS_PER_ARENA)
             .filter(move |&i| touched & (1u64 << i) != 0)
             .map(|i| header_of(self.base, i))
@@ -137,23 +148,13 @@ impl<const UNIT: usize> Arenas<UNIT> {
     const UNIT_BITS: u64 = ((1u128 << UNIT) - 1) as u64;
 
     /// Free pools of a fully free arena in this mode: hardened mode keeps the first unit as a
-    /// guard (`guard_bits`), never free.
+    /// guard (`usable_pools_mask`), never free.
     #[inline]
     pub(crate) fn full() -> usize {
         if super::harden::secure_mode() {
             Self::FULL - UNIT
         } else {
             Self::FULL
-        }
-    }
-
-    /// The `free_mask` bits never handed out in this mode: hardened mode's guard unit.
-    #[inline]
-    fn guard_bits() -> u64 {
-        if super::harden::secure_mode() {
-            Self::UNIT_BITS << 1
-        } else {
-            0
         }
     }
 
@@ -259,8 +260,8 @@ impl<const UNIT: usize> Arenas<UNIT> {
                 slot,
                 ArenaDesc {
                     base: base as usize,
-                    free_mask: usable_mask(UNIT) & !Self::guard_bits(),
-                    fresh_mask: usable_mask(UNIT) & !Self::guard_bits(),
+                    free_mask: usable_pools_mask(UNIT),
+                    fresh_mask: usable_pools_mask(UNIT),
                     unit: UNIT as u8,
                     medium: self.medium,
                     next: ptr::null_mut(),

@@ -22,10 +22,11 @@ impl Backend for Secure {
 
     #[inline(always)]
     unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
-        // SAFETY: p is a live block of the plain backend (ours). With a layout of a pool block
-        // (Rust's dealloc) its pool is known; by address, the map says whether it is a pool
-        // block, and `checked_pool` that it starts one (aborting otherwise); anything else is
-        // a large block, with nothing of ours to clear.
+        // p is a live block of the plain backend (ours). With a layout of a pool block (Rust's
+        // dealloc) its pool is known; by address, the map says whether it is a pool block, and
+        // `checked_pool` that it starts one (aborting otherwise); anything else is a large
+        // block, with nothing of ours to clear.
+        // SAFETY: as just said, `pool` is the header of the pool or run holding p, a live block.
         unsafe {
             let pool = match layout {
                 Some((size, align)) if plain::is_pooled(size, align) => {

@@ -127,10 +127,8 @@ pub fn snapshot() -> AllocStats {
             peak: small.peak + runs.peak,
         };
         s.arenas_free = g.arenas.free_arenas() + g.runs.free_arenas();
-        let guard = usize::from(super::harden::secure_mode());
         g.for_each_arena(|d| {
-            let unit = d.unit as usize;
-            s.pool_capacity += (USABLE_POOLS / unit - guard) * unit;
+            s.pool_capacity += d.usable_pools().count_ones() as usize;
             s.pools_free += d.nfreepools();
             for p in d.touched_pools() {
                 // SAFETY: touched pools have been written at least once, so their header

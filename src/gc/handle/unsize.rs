@@ -103,13 +103,14 @@ impl<T: ?Sized> Gc<T> {
         coerce: impl for<'a> FnOnce(&'a GcBox<T>) -> &'a GcBox<U>,
     ) -> Gc<U> {
         let boxed: &GcBox<T> = {
-            // SAFETY: a Gc object's block starts with its GcHead, 16 bytes before the header
+            // A Gc object's block starts with its GcHead, 16 bytes before the header
             // (`as_gc`), and is `size_of::<GcHead>() + size_of::<RustObject<C>>()` bytes for its
             // concrete type `C`, which is the size of `GcBox<C>` and of `GcBox<T>` with `T`'s
             // metadata (16 is a multiple of the value's alignment, at most 16; the cast keeps the
             // metadata). Every byte of a GcBox is in an UnsafeCell, so this shared reference,
             // derived from the handle's pointer (the block's provenance), allows the writes the
             // collector and other handles make while it lives (the closure's call).
+            // SAFETY: per the paragraph above: in bounds, aligned, and the block's provenance.
             unsafe { &*(this.ptr.as_ptr().byte_sub(size_of::<GcHead>()) as *const GcBox<T>) }
         };
         let r = coerce(boxed);
