@@ -37,28 +37,11 @@ source_of() {
     echo "$dir"
 }
 
-# probe NAME SRC: build the probe against SRC; prints the executable's path.
+# probe NAME SRC: build the probe against SRC (with $FEATURES); prints the executable's path.
+# shellcheck source=probe.sh
+source "$here/probe.sh"
 probe() {
-    local name="$1" src="$2" crate="$work/$1-probe"
-    mkdir -p "$crate/src"
-    cp "$here/probe.rs" "$crate/src/main.rs"
-    cat >"$crate/Cargo.toml" <<TOML
-[package]
-name = "icount-probe"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[dependencies]
-arenagc = { path = "$src"${FEATURES:+, features = [\"$FEATURES\"]} }
-
-[profile.release]
-debug = 1
-
-[workspace]
-TOML
-    (cd "$crate" && CARGO_TARGET_DIR="$work/$name-target" cargo build --release -q >&2)
-    echo "$work/$name-target/release/icount-probe"
+    build_probe "$1" "$2" "${FEATURES:-}"
 }
 
 # count EXE WORKLOAD N: instructions of one run. ARENAGC_VALGRIND=pools: under valgrind the

@@ -18,32 +18,11 @@ work="$root/target/icount"
 ROUNDS="${ROUNDS:-7}"
 mkdir -p "$work"
 
-# probe NAME FEATURES: build the probe against the working tree; prints the executable's path.
-probe() {
-    local name="$1" features="$2" crate="$work/$1-probe"
-    mkdir -p "$crate/src"
-    cp "$here/probe.rs" "$crate/src/main.rs"
-    cat >"$crate/Cargo.toml" <<TOML
-[package]
-name = "icount-probe"
-version = "0.0.0"
-edition = "2024"
-publish = false
+# shellcheck source=probe.sh
+source "$here/probe.sh"
 
-[dependencies]
-arenagc = { path = "$root"${features:+, features = [\"$features\"]} }
-
-[profile.release]
-debug = 1
-
-[workspace]
-TOML
-    (cd "$crate" && CARGO_TARGET_DIR="$work/$name-target" cargo build --release -q >&2)
-    echo "$work/$name-target/release/icount-probe"
-}
-
-default_exe="$(probe timed-default "")"
-secure_exe="$(probe timed-secure secure)"
+default_exe="$(build_probe timed-default "$root" "")"
+secure_exe="$(build_probe timed-secure "$root" secure)"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg); $ROUNDS rounds" >&2
 python3 - "$default_exe" "$secure_exe" "$ROUNDS" <<'PY'
 import statistics as st, subprocess, sys, time
