@@ -100,13 +100,17 @@ fn sampled(p: *mut u8, size: usize) {
 }
 
 /// Record the instruction pointers of the calling stack, innermost first, into `buf`; how
-/// many were written.
+/// many were written. The tracer's own walker (`unwind.rs`) takes the stack when it can follow
+/// every frame's CFI, the system unwinder otherwise.
 #[inline(never)]
 fn capture(buf: &mut [usize]) -> usize {
-    let mut n = 0;
     // Frames inside our own shared library are machinery: not kept, not counted (found at
     // `start`, so this never asks the loader from inside an allocation).
     let own = super::frames::own_library();
+    if let Some(n) = super::unwind::capture(buf, own) {
+        return n;
+    }
+    let mut n = 0;
     // SAFETY: on Linux the unwinder behind this (`_Unwind_Backtrace`) is thread-safe; the
     // synchronised `backtrace::trace` only adds a lock that other platforms' unwinders need.
     // The callback stores into `buf` and allocates nothing.
@@ -146,11 +150,24 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
 #[inline(never)]
 fn record(p: *mut u8, size: usize) {
     let Some(_busy) = enter() else { return };
-    let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
     // The limit is read without the lock: a change between here and the record only changes
     // how deep this one stack is.
     let limit = super::CAPTURE_LIMIT.load(Ordering::Relaxed);
-    let n = capture(&mut buf[..limit]);
+    // A small buffer for the usual depths: zeroing the largest one took a quarter of an exact
+    // capture's time.
+    if limit <= SMALL_CAPTURE {
+        record_with(p, size, &mut [0usize; SMALL_CAPTURE][..limit]);
+    } else {
+        record_with(p, size, &mut [0usize; MAX_NFRAMES + SKIP_BUDGET][..limit]);
+    }
+}
+
+/// Frames a capture holds on the stack without the largest buffer.
+const SMALL_CAPTURE: usize = 64;
+
+#[inline(always)]
+fn record_with(p: *mut u8, size: usize, buf: &mut [usize]) {
+    let n = capture(buf);
     let mut t = TABLES.lock();
     if t.tracing {
         t.record(p as usize, size, &buf[..n]);

@@ -46,7 +46,8 @@
 //! Each block allocated while tracing records its size (the size asked for) and its stack: up
 //! to `nframes` frames below the allocation machinery (`frames.rs` names it: arenagc, Rust's
 //! allocation shims, the standard library), captured as instruction pointers with
-//! `backtrace::trace_unsynchronized` and interned (the same stack is stored once). Symbols
+//! the tracer's own cached CFI walker (`unwind/`; `backtrace::trace_unsynchronized` where it
+//! cannot follow a frame) and interned (the same stack is stored once). Symbols
 //! (file, line, function) are looked up only when a snapshot or a traceback is read.
 //! Blocks allocated before tracing started are not traced, and their frees are ignored, as
 //! tracemalloc ignores them; a realloc traces the new block at the realloc's stack, as
@@ -62,8 +63,9 @@
 //!   late thread harmless: `alloc/dispatch.rs`).
 //! - A trace exists only for a live block allocated while tracing.
 //!
-//! Costs: with exact tracing on, every allocation unwinds its stack (DWARF unwinding, roughly
-//! 100 ns per frame); in sampled mode (`sample.rs`) only one allocation per `mean_bytes` does,
+//! Costs: with exact tracing on, every allocation walks its stack (a few ns per frame once the
+//! walker's cache knows its code addresses, ~100 ns per frame with the system unwinder) and
+//! records it under a lock; in sampled mode (`sample.rs`) only one allocation per `mean_bytes` does,
 //! the others cost a per-thread countdown. See the README for measured figures.
 //!
 //! [`ArenaAlloc`]: crate::ArenaAlloc
@@ -77,6 +79,7 @@ mod output;
 mod sample;
 mod snapshot;
 mod table;
+mod unwind;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -191,7 +194,8 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
     if TABLES.lock().tracing {
         return Ok(());
     }
-    // Found now, outside any allocation (it asks the dynamic loader).
+    // Found now, outside any allocation (they ask the dynamic loader).
+    unwind::prepare();
     let budget = if frames::own_library().is_some() {
         SKIP_BUDGET_SHARED
     } else {

@@ -1,0 +1,134 @@
+//! The walker against the system unwinder, and its parts.
+
+use super::cfi::Cursor;
+use super::*;
+
+#[test]
+fn rules_pack_and_unpack() {
+    let r = Rule {
+        cfa_rbp: true,
+        cfa_off: 16,
+        end: false,
+        rbp_slot: 2,
+    };
+    assert_eq!(Rule::unpack(r.pack().unwrap()), r);
+    let big = Rule {
+        cfa_rbp: false,
+        cfa_off: 8 * ((1 << OFF_BITS) - 1),
+        end: true,
+        rbp_slot: (1 << SLOT_FIELD_BITS) - 1,
+    };
+    assert_eq!(Rule::unpack(big.pack().unwrap()), big);
+    assert!(Rule { cfa_off: 12, ..r }.pack().is_none());
+    assert!(
+        Rule {
+            cfa_off: 8 << OFF_BITS,
+            ..r
+        }
+        .pack()
+        .is_none()
+    );
+}
+
+#[test]
+fn leb128() {
+    let bytes = [0xe5u8, 0x8e, 0x26, 0x7f, 0x80, 0x7f];
+    let p = bytes.as_ptr() as usize;
+    // SAFETY: the array is readable.
+    let mut c = unsafe { Cursor::new(p, p + bytes.len()) };
+    assert_eq!(c.uleb(), Some(624_485));
+    assert_eq!(c.sleb(), Some(-1));
+    assert_eq!(c.sleb(), Some(-128));
+    assert_eq!(c.u8(), None);
+}
+
+/// A chain of frames that cannot be merged, each calling `f` at the bottom.
+#[inline(never)]
+fn nest(depth: usize, f: &mut dyn FnMut()) {
+    if depth == 0 {
+        f();
+    } else {
+        nest(depth - 1, f);
+    }
+    core::hint::black_box(depth);
+}
+
+fn general(buf: &mut [usize]) -> usize {
+    let mut n = 0;
+    // SAFETY: the callback stores into `buf` and allocates nothing.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let ip = frame.ip() as usize;
+            if ip == 0 || n == buf.len() {
+                return false;
+            }
+            buf[n] = ip;
+            n += 1;
+            true
+        })
+    };
+    n
+}
+
+/// The walker finds the same return addresses as the system unwinder, from the frame that
+/// called both down to the end of the stack.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[test]
+fn same_frames_as_the_system_unwinder() {
+    prepare();
+    for depth in [0, 3, 20] {
+        let (mut fast, mut slow) = ([0usize; 128], [0usize; 128]);
+        let (mut nf, mut ns) = (None, 0);
+        nest(depth, &mut || {
+            nf = capture(&mut fast, None);
+            ns = general(&mut slow);
+        });
+        let nf = nf.expect("the walker follows this stack");
+        assert!(nf > depth, "depth {depth}: {nf} frames");
+        // fast[0] is the closure's return address from `capture`; the closure's caller
+        // (`nest`) is fast[1], which the system unwinder also reports.
+        let at = slow[..ns]
+            .iter()
+            .position(|&ip| ip == fast[1])
+            .expect("a common frame");
+        assert_eq!(&fast[1..nf], &slow[at..ns], "depth {depth}");
+    }
+}
+
+/// On a thread of its own, and again (from the cache).
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[test]
+fn threads_and_the_cache() {
+    prepare();
+    std::thread::spawn(|| {
+        for _ in 0..3 {
+            let (mut fast, mut slow) = ([0usize; 64], [0usize; 64]);
+            let (mut nf, mut ns) = (None, 0);
+            nest(5, &mut || {
+                nf = capture(&mut fast, None);
+                ns = general(&mut slow);
+            });
+            let nf = nf.unwrap();
+            let at = slow[..ns].iter().position(|&ip| ip == fast[1]).unwrap();
+            assert_eq!(&fast[1..nf], &slow[at..ns]);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// A short buffer keeps the innermost frames.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[test]
+fn short_buffer() {
+    prepare();
+    let (mut all, mut two) = ([0usize; 64], [0usize; 2]);
+    let (mut na, mut n2) = (None, None);
+    nest(4, &mut || {
+        na = capture(&mut all, None);
+        n2 = capture(&mut two, None);
+    });
+    assert_eq!(n2, Some(2));
+    assert!(na.unwrap() > 4);
+    assert_eq!(all[1], two[1]);
+}
