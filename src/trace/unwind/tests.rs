@@ -132,3 +132,72 @@ fn short_buffer() {
     assert!(na.unwrap() > 4);
     assert_eq!(all[1], two[1]);
 }
+
+/// Compares the walker with the system unwinder when dropped: a capture during a panic's
+/// unwinding, with the personality routine's and `_Unwind_RaiseException`'s frames below.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+struct CompareOnDrop;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+impl Drop for CompareOnDrop {
+    fn drop(&mut self) {
+        let (mut fast, mut slow) = ([0usize; 128], [0usize; 128]);
+        let (mut nf, mut ns) = (None, 0);
+        nest(2, &mut || {
+            nf = capture(&mut fast, None);
+            ns = general(&mut slow);
+        });
+        // The walker may leave this stack to the system unwinder; when it takes it, it finds
+        // the same frames.
+        if let Some(nf) = nf {
+            let at = slow[..ns].iter().position(|&ip| ip == fast[1]).unwrap();
+            assert_eq!(&fast[1..nf], &slow[at..ns]);
+            WALKED_IN_UNWIND.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+static WALKED_IN_UNWIND: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[test]
+fn during_a_panic() {
+    prepare();
+    let r = std::panic::catch_unwind(|| {
+        let _guard = CompareOnDrop;
+        nest(3, &mut || std::panic::resume_unwind(Box::new(7u8)));
+    });
+    assert!(r.is_err());
+    println!(
+        "walked during unwinding: {}",
+        WALKED_IN_UNWIND.load(core::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// In a signal handler the stack crosses the kernel's signal frame, whose CFI (the 'S'
+/// augmentation, DWARF expressions) the walker leaves to the system unwinder.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[test]
+fn in_a_signal_handler_the_system_unwinder_takes_over() {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static OUTCOME: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn handler(_: libc::c_int) {
+        let mut fast = [0usize; 128];
+        let outcome = match capture(&mut fast, None) {
+            None => 1,
+            Some(_) => 2,
+        };
+        OUTCOME.store(outcome, Ordering::Relaxed);
+    }
+    prepare();
+    // SAFETY: installs a handler that only stores into a static and reads this thread's stack;
+    // raise runs it on this thread before returning.
+    unsafe {
+        let old = libc::signal(libc::SIGUSR2, handler as libc::sighandler_t);
+        libc::raise(libc::SIGUSR2);
+        libc::signal(libc::SIGUSR2, old);
+    }
+    assert_eq!(OUTCOME.load(Ordering::Relaxed), 1);
+}
