@@ -195,7 +195,10 @@ fn in_a_signal_handler_the_system_unwinder_takes_over() {
     // SAFETY: installs a handler that only stores into a static and reads this thread's stack;
     // raise runs it on this thread before returning.
     unsafe {
-        let old = libc::signal(libc::SIGUSR2, handler as libc::sighandler_t);
+        let old = libc::signal(
+            libc::SIGUSR2,
+            handler as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
         libc::raise(libc::SIGUSR2);
         libc::signal(libc::SIGUSR2, old);
     }
