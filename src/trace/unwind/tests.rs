@@ -204,3 +204,55 @@ fn in_a_signal_handler_the_system_unwinder_takes_over() {
     }
     assert_eq!(OUTCOME.load(Ordering::Relaxed), 1);
 }
+
+/// A frame realigned for an over-aligned local (LLVM then finds the CFA from rbp) and a frame
+/// too large for a cache word (its rule is computed on every walk): both followed exactly.
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+#[test]
+fn realigned_and_huge_frames() {
+    #[repr(align(128))]
+    struct Aligned([u8; 128]);
+
+    #[inline(never)]
+    fn realigned(f: &mut dyn FnMut()) {
+        let a = Aligned([1; 128]);
+        core::hint::black_box(&a);
+        f();
+        core::hint::black_box(&a);
+    }
+
+    #[inline(never)]
+    fn huge(f: &mut dyn FnMut()) {
+        // 600 KiB: over the 512 KiB a cache word can describe.
+        let a = [7u8; 600 * 1024];
+        core::hint::black_box(&a);
+        f();
+        core::hint::black_box(&a);
+    }
+
+    prepare();
+    // A thread with room for the huge frame.
+    std::thread::Builder::new()
+        .stack_size(4 << 20)
+        .spawn(|| {
+            for round in 0..2 {
+                let (mut fast, mut slow) = ([0usize; 128], [0usize; 128]);
+                let (mut nf, mut ns) = (None, 0);
+                realigned(&mut || {
+                    huge(&mut || {
+                        nest(2, &mut || {
+                            nf = capture(&mut fast, None);
+                            ns = general(&mut slow);
+                        })
+                    })
+                });
+                let nf = nf.expect("the walker follows realigned and huge frames");
+                let at = slow[..ns].iter().position(|&ip| ip == fast[1]).unwrap();
+                assert_eq!(&fast[1..nf], &slow[at..ns], "round {round}");
+                assert!(nf >= 6, "round {round}: {nf} frames");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
