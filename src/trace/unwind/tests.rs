@@ -216,9 +216,9 @@ fn realigned_and_huge_frames() {
     #[inline(never)]
     fn realigned(f: &mut dyn FnMut()) {
         let a = Aligned([1; 128]);
-        core::hint::black_box(&a);
+        core::hint::black_box(&a.0);
         f();
-        core::hint::black_box(&a);
+        core::hint::black_box(&a.0);
     }
 
     #[inline(never)]
