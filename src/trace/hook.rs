@@ -108,8 +108,16 @@ fn capture(buf: &mut [usize]) -> usize {
     // `start`, so this never asks the loader from inside an allocation).
     let own = super::frames::own_library();
     if let Some(n) = super::unwind::capture(buf, own) {
+        #[cfg(debug_assertions)]
+        same_as_system_unwinder(&buf[..n], buf.len(), own);
         return n;
     }
+    system_capture(buf, own)
+}
+
+/// Capture with the system unwinder (`_Unwind_Backtrace`), as `capture`.
+#[inline(never)]
+fn system_capture(buf: &mut [usize], own: Option<(usize, usize)>) -> usize {
     let mut n = 0;
     // SAFETY: on Linux the unwinder behind this (`_Unwind_Backtrace`) is thread-safe; the
     // synchronised `backtrace::trace` only adds a lock that other platforms' unwinders need.
@@ -130,6 +138,38 @@ fn capture(buf: &mut [usize]) -> usize {
         });
     }
     n
+}
+
+/// Debug builds check every capture of the tracer's walker against the system unwinder: from
+/// the walker's second frame (its first is a return address in `capture`, where the system
+/// unwinder's capture returns elsewhere) the two agree frame for frame, up to the shorter.
+#[cfg(debug_assertions)]
+fn same_as_system_unwinder(fast: &[usize], limit: usize, own: Option<(usize, usize)>) {
+    if fast.len() < 2 || own.is_some() {
+        // (A shared-library build skips its own frames in both: nothing to align on.)
+        return;
+    }
+    let mut slow = [0usize; 3 * SMALL_CAPTURE];
+    let n = system_capture(&mut slow, own);
+    let Some(at) = slow[..n].iter().position(|&ip| ip == fast[1]) else {
+        panic!(
+            "the tracer's walker and the system unwinder disagree: {fast:x?} vs {:x?}",
+            &slow[..n]
+        );
+    };
+    let common = (fast.len() - 1).min(n - at);
+    assert_eq!(
+        &fast[1..1 + common],
+        &slow[at..at + common],
+        "the tracer's walker and the system unwinder disagree"
+    );
+    // The walker stopped early only where the stack ends (or at the capture limit).
+    assert!(
+        fast.len() == limit || n - at < fast.len(),
+        "the walker stopped after {} frames, the system unwinder after {}",
+        fast.len(),
+        n
+    );
 }
 
 /// A block of `size` bytes at `p` was just allocated: record it with the calling stack (in
