@@ -460,6 +460,9 @@ unsafe fn fde_row(fde: usize, pc: usize) -> Result<Option<Row>, ()> {
     }
     // SAFETY: an FDE's CIE pointer is the offset back from the pointer's own position.
     let cie = unsafe { parse_cie((fde + 4).wrapping_sub(cie_off)) }.ok_or(())?;
+    if cie.fde_enc & 0x70 == 0x30 {
+        return Err(()); // data-relative addresses of code: not in `.eh_frame` on this target
+    }
     let start = c.pointer(cie.fde_enc, 0).ok_or(())?;
     let range = c.pointer(cie.fde_enc & 0x0f, 0).ok_or(())?;
     if pc < start || pc - start >= range {

@@ -6,8 +6,9 @@
 //! frame address (CFA) as `rsp` or `rbp` plus an offset, the return address at `CFA - 8`, and
 //! `rbp` either kept or saved at a slot below the CFA. Anything else (a CFA or register given by
 //! a DWARF expression, as in signal trampolines, PLT stubs and stack-realigning prologues;
-//! 64-bit DWARF; an unusual table encoding) makes `capture` return `None`, and the caller takes
-//! the general unwinder (`backtrace`, `hook.rs`) for that stack.
+//! 64-bit DWARF; an unusual table encoding; code of no loaded object, as a JIT's, whose frames
+//! only `__register_frame` knows) makes `capture` return `None`, and the caller takes the
+//! general unwinder (`backtrace`, `hook.rs`) for that stack.
 //!
 //! ```text
 //!   cache slot = pc mod SLOTS        word = (pc / SLOTS) << RULE_BITS | rule     (0 = empty)
@@ -253,7 +254,8 @@ mod imp {
     }
 
     /// The rule for code address `pc` (a return address less one, or an address inside the
-    /// capture itself): `Ok(None)` when no loaded object's CFI covers it (the end of the walk).
+    /// capture itself): `Ok(None)` when its object's CFI has no FDE for it (the end of the walk),
+    /// `Err(())` when the walker cannot say (no object, or CFI it does not model).
     fn rule(pc: usize) -> Result<Option<Rule>, ()> {
         let slot = pc & (SLOTS - 1);
         let tag = (pc >> SLOT_BITS) as u64;
@@ -273,7 +275,9 @@ mod imp {
         let mut obj: DlFindObject = unsafe { core::mem::zeroed() };
         // SAFETY: `_dl_find_object` reads the loader's tables and writes `obj`.
         if unsafe { find(pc as *mut libc::c_void, &mut obj) } != 0 || obj.eh_frame == 0 {
-            return Ok(None);
+            // Code the loader does not know (a JIT's), or an object without a search table:
+            // the system unwinder also consults frames registered with `__register_frame`.
+            return Err(());
         }
         // SAFETY: `eh_frame` is the loaded `.eh_frame_hdr` (PT_GNU_EH_FRAME) of the object that
         // contains `pc`.
