@@ -5,6 +5,9 @@
 //!   carving does);
 //! - the pool after an arena's header page and the page after each arena are inaccessible (a
 //!   write there faults);
+//! - pools emptied and reused (for their class, from the heap's cache, with the shuffled list
+//!   they kept; for another class, carved again) hand out every block once, in no ascending
+//!   order, and the allocator's validator passes;
 //! - the default mode's checks still hold (a double free aborts).
 
 use arenagc::ArenaAlloc;
@@ -53,6 +56,41 @@ fn case(name: &str) {
                 c::free(q);
                 c::free(p);
                 println!("no fault");
+            }
+            "reused_pools" => {
+                // Fill many pools of one class, free everything (the emptied pools retire to the
+                // heap's cache, hardened mode keeping their shuffled lists), then take them back
+                // for the same class and for another: every block distinct and whole.
+                let fill = |size: usize| -> Vec<*mut u8> {
+                    let v: Vec<*mut u8> = (0..3000).map(|_| c::malloc(size)).collect();
+                    for (i, &p) in v.iter().enumerate() {
+                        assert!(!p.is_null() && p as usize % 16 == 0);
+                        p.write_bytes(i as u8, size);
+                    }
+                    for (i, &p) in v.iter().enumerate() {
+                        assert!(
+                            (0..size).all(|j| *p.add(j) == i as u8),
+                            "block {i} overwritten"
+                        );
+                    }
+                    let mut sorted: Vec<usize> = v.iter().map(|&p| p as usize).collect();
+                    sorted.sort_unstable();
+                    sorted.dedup();
+                    assert_eq!(sorted.len(), v.len(), "a block handed out twice");
+                    arenagc::alloc::validate().unwrap();
+                    v
+                };
+                let first = fill(48);
+                first.iter().for_each(|&p| c::free(p));
+                let again = fill(48);
+                let reused = again.iter().filter(|p| first.contains(p)).count();
+                let descending = again.windows(2).filter(|w| w[1] < w[0]).count();
+                again.iter().for_each(|&p| c::free(p));
+                let other = fill(256);
+                other.iter().for_each(|&p| c::free(p));
+                arenagc::alloc::validate().unwrap();
+                println!("reused blocks: {reused}");
+                println!("descending steps: {descending}");
             }
             _ => panic!("unknown case {name}"),
         }
@@ -126,6 +164,15 @@ fn main() {
             format!("signal {sig:?}: {out} {err}"),
         );
     }
+
+    let (sig, out, err) = run("reused_pools", true);
+    check(
+        "pools_reused_for_their_class_keep_a_random_order",
+        sig.is_none()
+            && number(&out, "reused blocks:") > 2000
+            && number(&out, "descending steps:") > 500,
+        format!("signal {sig:?}: {out} {err}"),
+    );
 
     let (sig, _, err) = run("double_free", true);
     check(

@@ -259,12 +259,14 @@ impl Pool {
     }
 
     /// Put a retired pool from a heap's cache in use for `class`. Its memory is known zero
-    /// only if it came from the arena untouched (`fresh`, kept from `init_cached`).
+    /// only if it came from the arena untouched (`fresh`, kept from `init_cached`). Hardened
+    /// mode reuses the shuffled free list of a pool last carved for `class` (`secure::keep_carved`).
     pub fn reinit(&mut self, class: usize, owner: *mut HeapTag) {
         invariant!(
             self.used() == 0 && self.remote.is_empty() && self.class() == CLASS_NONE,
             "reusing a pool in use"
         );
+        let (carved_for, kept) = (self.owned_prev as usize, self.free);
         self.free = ptr::null_mut();
         self.bump.store(0, Ordering::Relaxed);
         self.class.store(class as u8, Ordering::Release);
@@ -274,7 +276,10 @@ impl Pool {
         self.remote.arm_full(); // empty: nobody can free into it
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
-        if harden::secure_mode() {
+        if harden::secure_mode() && carved_for == class + 1 && !kept.is_null() {
+            self.free = kept; // every block, free, as `carve_shuffled` left them
+            self.bump.store(pool_limit(class) as u16, Ordering::Relaxed);
+        } else if harden::secure_mode() {
             // SAFETY: ours, in use for `class`, no block out.
             unsafe { self.carve_shuffled() };
         }
