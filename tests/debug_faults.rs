@@ -491,9 +491,10 @@ fn check_fills() {
 
 fn main() {
     if let Ok(name) = std::env::var("ARENAGC_FAULT") {
+        // (Built with the feature `debug`, debug mode is on without the variable.)
         assert_eq!(
             arenagc::alloc::debug_enabled(),
-            std::env::var("ARENAGC_DEBUG").is_ok()
+            cfg!(feature = "debug") || std::env::var("ARENAGC_DEBUG").is_ok()
         );
         if name == "fills" {
             check_fills();

@@ -58,7 +58,7 @@ impl Backend for Secure {
 mod tests {
     #[test]
     fn clear_block_zeroes_exactly_past_the_two_words_in_every_class() {
-        use crate::alloc::plain::{self, small_alloc, small_free};
+        use crate::alloc::plain::{self, small_alloc};
         use crate::alloc::pool::pool_of_any;
         use crate::alloc::size_class::block_size;
         use crate::config::ALL_CLASSES;
@@ -94,7 +94,9 @@ mod tests {
                         );
                     }
                     for x in [a, b, c] {
-                        small_free(x);
+                        // By the header of its pool or run (a medium block past its run's
+                        // first pool has a tail header at `pool_of`).
+                        plain::pool_free(x, pool_of_any(x));
                     }
                 }
             }
