@@ -260,7 +260,8 @@ impl Pool {
 
     /// Put a retired pool from a heap's cache in use for `class`. Its memory is known zero
     /// only if it came from the arena untouched (`fresh`, kept from `init_cached`). Hardened
-    /// mode reuses the shuffled free list of a pool last carved for `class` (`secure::keep_carved`).
+    /// mode reuses the shuffled free list of a pool last carved for `class`
+    /// (`heap::retire_to_cache` keeps it).
     pub fn reinit(&mut self, class: usize, owner: *mut HeapTag) {
         invariant!(
             self.used() == 0 && self.remote.is_empty() && self.class() == CLASS_NONE,

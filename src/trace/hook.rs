@@ -100,7 +100,7 @@ fn sampled(p: *mut u8, size: usize) {
 }
 
 /// Record the instruction pointers of the calling stack, innermost first, into `buf`; how
-/// many were written. The tracer's own walker (`unwind.rs`) takes the stack when it can follow
+/// many were written. The tracer's own walker (`unwind/`) takes the stack when it can follow
 /// every frame's CFI, the system unwinder otherwise.
 #[inline(never)]
 fn capture(buf: &mut [usize]) -> usize {
