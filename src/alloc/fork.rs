@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use super::lock::{self, RawSpinLock};
 
 /// The registered locks, taken in this order and released in reverse.
-static LOCKS: [AtomicPtr<RawSpinLock>; 8] = [const { AtomicPtr::new(ptr::null_mut()) }; 8];
+static LOCKS: [AtomicPtr<RawSpinLock>; 12] = [const { AtomicPtr::new(ptr::null_mut()) }; 12];
 static LOCKS_LEN: AtomicUsize = AtomicUsize::new(0);
 /// How many of LOCKS the prepare handler took (the parent and child handlers release those,
 /// even if one more was registered in between).
@@ -46,7 +46,7 @@ static AFTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Have the fork handlers take `lock` (after every lock registered before it). A lock of a layer
 /// above the heaps must never be held while its layer takes an allocator lock or allocates.
-/// False when the table (8) is full.
+/// False when the table (12) is full.
 pub(crate) fn add_lock(lock: &'static RawSpinLock) -> bool {
     let i = LOCKS_LEN.fetch_add(1, Ordering::AcqRel);
     if i >= LOCKS.len() {

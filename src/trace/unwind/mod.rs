@@ -28,8 +28,10 @@
 //!   between the current stack pointer and the CFA of a frame whose CFI was found, each CFA
 //!   strictly above the last and within `STACK_SPAN` of the first: the same trust the system
 //!   unwinder places in the CFI.
-//! - Nothing here allocates or takes a lock of ours; `dl_iterate_phdr` takes the loader's
-//!   (recursive) lock for the generation check, as libgcc's unwinder does on older glibc.
+//! - Nothing here allocates. The generation check holds `LOADER` around `dl_iterate_phdr`
+//!   (which takes the loader's `dl_load_write_lock`, as libgcc's unwinder does on older glibc),
+//!   and the allocator's fork handlers hold `LOADER` across every fork, so a child never
+//!   inherits the loader's lock from a thread that was checking.
 
 #![cfg_attr(
     not(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")),
@@ -195,6 +197,7 @@ mod imp {
 
     use super::cfi::row_at;
     use super::{RULE_BITS, Rule};
+    use crate::alloc::SpinLock;
 
     /// Cache slots (a power of two): 64 KiB of words.
     const SLOT_BITS: u32 = 13;
@@ -205,6 +208,12 @@ mod imp {
     const STACK_SPAN: usize = 1 << 30;
 
     static CACHE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+    /// Held around the loader check (`dl_iterate_phdr`, which holds the loader's
+    /// `dl_load_write_lock`, a lock glibc's `fork` neither takes nor resets): the allocator's
+    /// fork handlers hold it across every fork, so no thread is inside the loader's lock when
+    /// the child is made (before, about 1 fork in 70 of a program tracing on other threads left
+    /// a child that hung at its first traced allocation).
+    static LOADER: SpinLock<()> = SpinLock::new(());
     /// The loader's objects added plus removed when the cache was last emptied (`u64::MAX`:
     /// never).
     static GENERATION: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -225,6 +234,12 @@ mod imp {
     type FindObject = unsafe extern "C" fn(*mut libc::c_void, *mut DlFindObject) -> libc::c_int;
 
     pub(super) fn prepare() {
+        static REGISTERED: std::sync::Once = std::sync::Once::new();
+        REGISTERED.call_once(|| {
+            // After the tracer's CONTROL and TABLES (`trace::start_with`): the fork handlers
+            // take the locks in that order, and LOADER's holder takes no other lock.
+            crate::alloc::hold_across_fork(&LOADER);
+        });
         if FIND_OBJECT.load(Ordering::Acquire) != 0 {
             return;
         }
@@ -291,8 +306,14 @@ mod imp {
         Ok(Some(rule))
     }
 
-    /// Empty the cache if the loader's objects changed since it was last emptied.
-    fn check_generation() {
+    /// Empty the cache if the loader's objects changed since it was last emptied. False, and
+    /// nothing checked, while another thread is forking (LOADER is held for the fork; a thread
+    /// that holds a stdio lock must not wait for it: `alloc/lock.rs`): the caller then leaves
+    /// the stack to the system unwinder.
+    fn check_generation() -> bool {
+        let Some(_held) = LOADER.lock_or_busy() else {
+            return false;
+        };
         let g = loader_generation();
         if GENERATION.load(Ordering::Acquire) != g {
             for w in CACHE.iter() {
@@ -300,6 +321,7 @@ mod imp {
             }
             GENERATION.store(g, Ordering::Release);
         }
+        true
     }
 
     /// Read the word at `addr`, a stack slot between the stack pointer and a CFA (see the
@@ -320,7 +342,9 @@ mod imp {
         buf: &mut [usize],
         skip: Option<(usize, usize)>,
     ) -> Option<usize> {
-        check_generation();
+        if !check_generation() {
+            return None;
+        }
         let sp0 = sp;
         let mut n = 0;
         while n < buf.len() {
