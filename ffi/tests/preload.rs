@@ -272,6 +272,18 @@ fn fork_with_stdio_threads_and_from_a_signal_handler_never_hangs() {
             );
         }
     }
+    // Tracing exactly: the tracer's tables and its stack walker's loader check are held across
+    // each fork too, and a thread in `getline` (under a FILE lock) that allocates or frees must
+    // not wait for them (it hung every run before `trace/pending.rs`). Each process writes its
+    // report into a scratch directory.
+    let dir = fresh_dir("fork_stdio_traced");
+    let (out, _) = run_ok(
+        preloaded(&exe)
+            .arg("stdio")
+            .env("ARENAGC_TRACE", "1")
+            .env("ARENAGC_TRACE_FILE", dir.join("trace.%p")),
+    );
+    assert!(out.starts_with("fork_stdio stdio: ok"), "traced: {out}");
 }
 
 /// `ARENAGC_STATS_FILE`: every process appends its own whole table to the file, also when it

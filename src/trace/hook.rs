@@ -17,7 +17,10 @@
 //! - A trace is added only while `Tables::tracing` is set, checked under the lock, so no trace
 //!   outlives `stop` (a thread that chose the wrapper before `stop` finds tracing off).
 //! - A trace is removed before its block goes back to the backend, so another thread that gets
-//!   the same address next never has its new trace removed by this free.
+//!   the same address next never has its new trace removed by this free. Inside the allocator
+//!   the tables are taken with `lock_or_busy`: while another thread forks (the fork handlers
+//!   hold them), an allocation is not traced and a free leaves its address to `pending.rs`,
+//!   which every holder of the tables drains first; nothing in `malloc`/`free` waits for a fork.
 //! - In sampled mode an allocation that is not sampled costs a countdown (`sample::take`, or the
 //!   heap's on the fast paths: `alloc/sampler.rs`, which calls `SAMPLER_HOOKS`) and nothing
 //!   else; a free whose address bucket has no trace (`sample::maybe_traced`) takes no lock, in
@@ -26,7 +29,8 @@
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES, sample};
+use super::table::Tables;
+use super::{MAX_NFRAMES, SKIP_BUDGET, TABLES, pending, sample};
 
 /// Mirror of `Tables::tracing`, written under the lock; read without it to skip work.
 pub(crate) static TRACING: AtomicBool = AtomicBool::new(false);
@@ -208,10 +212,29 @@ const SMALL_CAPTURE: usize = 64;
 #[inline(always)]
 fn record_with(p: *mut u8, size: usize, buf: &mut [usize]) {
     let n = capture(buf);
-    let mut t = TABLES.lock();
+    // While another thread forks, the block is not traced (`pending.rs`).
+    let Some(mut t) = tables_or_busy() else {
+        return;
+    };
     if t.tracing {
         t.record(p as usize, size, &buf[..n]);
     }
+}
+
+/// The tables, after forgetting the traces of frees left pending (`pending.rs`); waits for a
+/// fork in progress on another thread. For the tracer's API (never called inside `malloc`).
+pub(super) fn tables() -> impl core::ops::DerefMut<Target = Tables> {
+    let mut t = TABLES.lock();
+    pending::drain(&mut t);
+    t
+}
+
+/// The same from inside the allocator: `None`, at once, while another thread runs a fork (the
+/// fork handlers hold the tables for it, and this thread may hold a lock the fork waits for).
+fn tables_or_busy() -> Option<impl core::ops::DerefMut<Target = Tables>> {
+    let mut t = TABLES.lock_or_busy()?;
+    pending::drain(&mut t);
+    Some(t)
 }
 
 /// The block at `p` is about to be freed: forget its trace (none for a block allocated before
@@ -227,7 +250,14 @@ pub(crate) fn freed(p: *mut u8) {
 /// Remove the trace of `p` under the lock (`freed`'s slow part).
 #[inline(never)]
 fn forget(p: *mut u8) {
-    TABLES.lock().remove(p as usize);
+    match tables_or_busy() {
+        Some(mut t) => {
+            t.remove(p as usize);
+        }
+        None => {
+            pending::push(p as usize);
+        }
+    }
 }
 
 /// What `detach` took off a block about to be reallocated: size, traceback id, generation.
@@ -240,7 +270,11 @@ pub(crate) fn detach(p: *mut u8) -> Detached {
     if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return Detached(None);
     }
-    let mut t = TABLES.lock();
+    let Some(mut t) = tables_or_busy() else {
+        // During another thread's fork: forgotten later, and not restored if the realloc fails.
+        pending::push(p as usize);
+        return Detached(None);
+    };
     let generation = t.generation;
     Detached(
         t.remove(p as usize)
@@ -254,9 +288,10 @@ pub(crate) fn detach(p: *mut u8) -> Detached {
 pub(crate) fn reattach(old: Detached, p: *mut u8, q: *mut u8, new_size: usize) {
     if q.is_null() {
         if let Some((size, tb, generation)) = old.0 {
-            let mut t = TABLES.lock();
-            if t.tracing && t.generation == generation {
-                t.restore(p as usize, size, tb);
+            if let Some(mut t) = tables_or_busy() {
+                if t.tracing && t.generation == generation {
+                    t.restore(p as usize, size, tb);
+                }
             }
         }
         return;

@@ -76,6 +76,7 @@ mod frames;
 pub(crate) mod hook;
 mod mem;
 mod output;
+mod pending;
 mod sample;
 mod snapshot;
 mod table;
@@ -164,7 +165,7 @@ pub fn start_sampled(mean_bytes: usize, nframes: usize) -> Result<(), TraceError
 
 /// The sampling mean of the running session, `None` in exact mode or when not tracing.
 pub fn sample_mean() -> Option<usize> {
-    let t = TABLES.lock();
+    let t = hook::tables();
     (t.tracing && t.mean != 0).then_some(t.mean)
 }
 
@@ -191,7 +192,7 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
         crate::alloc::hold_across_fork(&TABLES);
     });
     let _control = CONTROL.lock();
-    if TABLES.lock().tracing {
+    if hook::tables().tracing {
         return Ok(());
     }
     // Found now, outside any allocation (they ask the dynamic loader).
@@ -214,7 +215,7 @@ fn start_with(nframes: usize, mean: usize) -> Result<(), TraceError> {
         hook::switch(true);
     }
     {
-        let mut t = TABLES.lock();
+        let mut t = hook::tables();
         t.nframes = nframes;
         t.mean = mean;
         t.tracing = true;
@@ -238,7 +239,7 @@ static FAST_SAMPLING: core::sync::atomic::AtomicBool = core::sync::atomic::Atomi
 pub fn stop() {
     let _control = CONTROL.lock();
     {
-        let mut t = TABLES.lock();
+        let mut t = hook::tables();
         if !t.tracing {
             return;
         }
@@ -258,25 +259,25 @@ pub fn stop() {
 
 /// Whether allocations are being traced.
 pub fn is_tracing() -> bool {
-    TABLES.lock().tracing
+    hook::tables().tracing
 }
 
 /// The frames kept per traceback (`start`'s `nframes`).
 pub fn get_traceback_limit() -> usize {
-    TABLES.lock().nframes
+    hook::tables().nframes
 }
 
 /// Bytes in traced blocks now, and the most there were since tracing started, the last
 /// [`reset_peak`] or [`clear_traces`]. (0, 0) when not tracing. In sampled mode, estimates
 /// (the sum of the sampled blocks' weighed sizes; the peak is the peak of that estimate).
 pub fn get_traced_memory() -> (usize, usize) {
-    let t = TABLES.lock();
+    let t = hook::tables();
     (t.current, t.peak)
 }
 
 /// Make the peak the current size (and the peak block count the current count).
 pub fn reset_peak() {
-    let mut t = TABLES.lock();
+    let mut t = hook::tables();
     t.peak = t.current;
     t.peak_blocks = t.blocks;
 }
@@ -324,7 +325,7 @@ pub fn untraced<R>(f: impl FnOnce() -> R) -> R {
 
 /// The tracer's [`HeapStats`] now (all zero when not tracing).
 pub fn heap_stats() -> HeapStats {
-    let t = TABLES.lock();
+    let t = hook::tables();
     HeapStats {
         total_blocks: t.total_blocks,
         total_bytes: t.total_bytes,
@@ -337,19 +338,19 @@ pub fn heap_stats() -> HeapStats {
 
 /// Forget every trace and reset the counters; tracing goes on.
 pub fn clear_traces() {
-    TABLES.lock().clear();
+    hook::tables().clear();
 }
 
 /// Bytes the tracer's tables hold (memory from the kernel, not from the allocator).
 pub fn get_tracemalloc_memory() -> usize {
-    TABLES.lock().memory()
+    hook::tables().memory()
 }
 
 /// Where the block at `ptr` (its start) was allocated, if it is traced.
 pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
     let mut buf = [0usize; MAX_NFRAMES + SKIP_BUDGET];
     let (n, nframes) = {
-        let t = TABLES.lock();
+        let t = hook::tables();
         let (_, tb) = t.get(ptr.cast::<u8>() as usize)?;
         let ips = t.frames(tb);
         buf[..ips.len()].copy_from_slice(ips);
@@ -365,7 +366,7 @@ pub fn get_object_traceback<T: ?Sized>(ptr: *const T) -> Option<Traceback> {
 pub fn take_snapshot() -> Snapshot {
     let _busy = hook::enter();
     let (copy, nframes, mean) = {
-        let t = TABLES.lock();
+        let t = hook::tables();
         if !t.tracing {
             return Snapshot::default();
         }
