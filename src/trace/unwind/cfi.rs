@@ -49,7 +49,8 @@ impl Cursor {
         Some(u64::from_le_bytes(self.bytes()?))
     }
 
-    pub(super) fn uleb(&mut self) -> Option<u64> {
+    /// A LEB128 number's low 64 bits, how many bits it has, and its last byte's sign bit.
+    fn leb(&mut self) -> Option<(u64, u32, bool)> {
         let (mut v, mut shift) = (0u64, 0u32);
         loop {
             let b = self.u8()?;
@@ -58,26 +59,23 @@ impl Cursor {
             }
             shift += 7;
             if b & 0x80 == 0 {
-                return Some(v);
+                return Some((v, shift, b & 0x40 != 0));
             }
         }
     }
 
+    pub(super) fn uleb(&mut self) -> Option<u64> {
+        Some(self.leb()?.0)
+    }
+
     pub(super) fn sleb(&mut self) -> Option<i64> {
-        let (mut v, mut shift) = (0i64, 0u32);
-        loop {
-            let b = self.u8()?;
-            if shift < 64 {
-                v |= i64::from(b & 0x7f) << shift;
-            }
-            shift += 7;
-            if b & 0x80 == 0 {
-                if shift < 64 && b & 0x40 != 0 {
-                    v |= -1i64 << shift;
-                }
-                return Some(v);
-            }
-        }
+        let (v, bits, negative) = self.leb()?;
+        let extend = if negative && bits < 64 {
+            !0u64 << bits
+        } else {
+            0
+        };
+        Some((v | extend) as i64)
     }
 
     fn skip(&mut self, n: u64) -> Option<()> {
@@ -89,6 +87,21 @@ impl Cursor {
         Some(())
     }
 
+    /// The stored value of a pointer in `DW_EH_PE` encoding `enc` (its format: the low four
+    /// bits), before any base is added; `None` for a format not used in `.eh_frame`.
+    fn raw_pointer(&mut self, enc: u8) -> Option<u64> {
+        Some(match enc & 0x0f {
+            0x00 | 0x04 | 0x0c => self.u64()?,
+            0x01 => self.uleb()?,
+            0x02 => u64::from(self.u16()?),
+            0x03 => u64::from(self.u32()?),
+            0x09 => self.sleb()? as u64,
+            0x0a => self.u16()? as i16 as i64 as u64,
+            0x0b => self.u32()? as i32 as i64 as u64,
+            _ => return None,
+        })
+    }
+
     /// A pointer in `DW_EH_PE` encoding `enc` (`datarel` relative to `data`); `None` for an
     /// encoding not used in `.eh_frame` on this target (or `omit`).
     fn pointer(&mut self, enc: u8, data: usize) -> Option<usize> {
@@ -96,18 +109,7 @@ impl Cursor {
             return None;
         }
         let here = self.at;
-        let raw = match enc & 0x0f {
-            0x00 => self.u64()?,
-            0x01 => self.uleb()?,
-            0x02 => u64::from(self.u16()?),
-            0x03 => u64::from(self.u32()?),
-            0x04 => self.u64()?,
-            0x09 => self.sleb()? as u64,
-            0x0a => self.u16()? as i16 as i64 as u64,
-            0x0b => self.u32()? as i32 as i64 as u64,
-            0x0c => self.u64()?,
-            _ => return None,
-        };
+        let raw = self.raw_pointer(enc)?;
         let base = match enc & 0x70 {
             0x00 => 0,
             0x10 => here as u64,
@@ -190,7 +192,7 @@ unsafe fn parse_cie(at: usize) -> Option<Cie> {
                 b'P' => {
                     let enc = c.u8()?;
                     // Skip the personality pointer by its size (it may be indirect).
-                    skip_pointer(&mut c, enc)?;
+                    c.raw_pointer(enc)?;
                 }
                 // A signal frame: its CFI describes a kernel frame the walker does not model.
                 b'S' => return None,
@@ -212,18 +214,6 @@ unsafe fn parse_cie(at: usize) -> Option<Cie> {
         has_aug_data,
         init: (c.at, c.end),
     })
-}
-
-/// Skip a pointer of encoding `enc` without interpreting it.
-fn skip_pointer(c: &mut Cursor, enc: u8) -> Option<()> {
-    match enc & 0x0f {
-        0x00 | 0x04 | 0x0c => c.skip(8),
-        0x02 | 0x0a => c.skip(2),
-        0x03 | 0x0b => c.skip(4),
-        0x01 => c.uleb().map(|_| ()),
-        0x09 => c.sleb().map(|_| ()),
-        _ => None,
-    }
 }
 
 /// Most `remember_state`s the interpreter keeps.
@@ -301,7 +291,8 @@ fn execute(
                     set(row, c.uleb()?, Saved::Same);
                     None
                 }
-                0x09 => {
+                // register, val_offset: a copy or a computed value, not followed.
+                0x09 | 0x14 => {
                     let reg = c.uleb()?;
                     c.uleb()?;
                     set(row, reg, Saved::Other);
@@ -361,12 +352,6 @@ fn execute(
                 }
                 0x13 => {
                     row.cfa_off = c.sleb()?.wrapping_mul(cie.data_align);
-                    None
-                }
-                0x14 => {
-                    let reg = c.uleb()?;
-                    c.uleb()?;
-                    set(row, reg, Saved::Other);
                     None
                 }
                 0x15 => {
