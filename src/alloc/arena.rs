@@ -231,7 +231,12 @@ impl<const UNIT: usize> Arenas<UNIT> {
         }
         let secure = super::harden::secure_mode();
         let base = os::map_arena(secure);
-        if base.is_null() || !addr_map::insert(base as usize, slot.cast()) {
+        let kind = if self.medium {
+            addr_map::KIND_RUNS
+        } else {
+            addr_map::KIND_POOLS
+        };
+        if base.is_null() || !addr_map::insert(base as usize, slot.cast(), kind) {
             if !base.is_null() {
                 // SAFETY: just mapped, nothing refers into it.
                 unsafe { os::unmap_arena(base, secure) };

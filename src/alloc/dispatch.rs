@@ -50,6 +50,7 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
+use super::addr_map;
 use super::backend::Backend;
 use super::debug::{self, Debug};
 use super::plain::{self, Plain};
@@ -292,20 +293,34 @@ pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     if plain_selected() {
-        if plain::owns(p) {
+        let kind = addr_map::kind(p as usize);
+        if kind != addr_map::KIND_NONE {
             // SAFETY: checked: p is a handed-out block of that pool or run.
-            return unsafe { plain::pool_free(p, plain::checked_pool(p)) };
+            return unsafe { plain::pool_free(p, plain::checked_pool_in(p, kind)) };
         }
         // SAFETY: not in our arenas, so a block of the system allocator (the address map has
         // answered; asking it again in `Plain::free` would cost a second lookup).
         return unsafe { plain::free_large(p) };
     }
-    if secure_selected() {
-        // SAFETY: forwarded.
-        return unsafe { secure_free(p, None) };
-    }
     // SAFETY: forwarded.
-    unsafe { free_other(p, None) }
+    unsafe { free_unsized_other(p) }
+}
+
+/// `free`'s every other backend, out of line and taking the pointer alone, so `free` itself
+/// passes no `Option` through memory and needs no stack frame: its calls are tail calls.
+///
+/// # Safety
+/// As `free`.
+#[inline(never)]
+unsafe fn free_unsized_other(p: *mut u8) {
+    // SAFETY: forwarded.
+    unsafe {
+        if secure_selected() {
+            secure_free(p, None)
+        } else {
+            free_other(p, None)
+        }
+    }
 }
 
 /// # Safety

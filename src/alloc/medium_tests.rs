@@ -172,3 +172,67 @@ fn medium_blocks_cross_threads_and_outlive_their_thread() {
     });
     t.join().unwrap();
 }
+
+/// The C `free`'s check (the kind map, then `plain::unit_of` with masks) agrees with the
+/// header-reading one (`pool_of_any` and `is_block_start`) at every 16-byte step of a whole
+/// arena of small pools and of one of runs, wherever the headers are this thread's to read
+/// (its own pools; other tests' threads change theirs meanwhile): only the starts of blocks
+/// handed out pass, and they find their own header. Nothing in the header page ever passes.
+#[test]
+#[cfg_attr(
+    feature = "debug",
+    ignore = "the plain backend's layout and reuse order: debug mode adds guards and a quarantine"
+)]
+fn kind_map_check_agrees_with_headers_across_whole_arenas() {
+    use super::addr_map::{KIND_NONE, KIND_POOLS, KIND_RUNS, kind};
+    use crate::config::{ARENA_SIZE, POOL_SIZE};
+    in_fresh_thread(|| {
+        // SAFETY: valid layouts; blocks freed once each; every address read below is inside an
+        // arena the kind map names, whose header page is mapped; the headers compared are this
+        // thread's own pools', which nobody else changes.
+        unsafe {
+            let small: Vec<*mut u8> = (0..2000).map(|_| ArenaAlloc.alloc(lay(48))).collect();
+            let medium: Vec<*mut u8> = (0..40)
+                .map(|_| ArenaAlloc.alloc(lay(1024)))
+                .chain((0..12).map(|_| ArenaAlloc.alloc(lay(3000))))
+                .collect();
+            let me = heap::ThreadHeap::tag(thread::current());
+            for (blocks, want) in [(&small, KIND_POOLS), (&medium, KIND_RUNS)] {
+                let arena = blocks[0] as usize & !(ARENA_SIZE - 1);
+                assert_eq!(kind(blocks[0] as usize), want);
+                let (mut starts, mut checked) = (0, 0);
+                for a in (arena..arena + ARENA_SIZE).step_by(16) {
+                    let p = a as *const u8;
+                    let (pool, off) = plain::unit_of(p, want);
+                    let fast = (*pool).starts_block_at(off);
+                    if a < arena + POOL_SIZE {
+                        assert!(!fast, "header page address {a:#x} passes");
+                    } else if (*pool).owner.load(core::sync::atomic::Ordering::Relaxed) == me {
+                        assert_eq!(fast, (*pool_of_any(p)).is_block_start(p), "address {a:#x}");
+                        assert!(!fast || pool == pool_of_any(p));
+                        checked += 1;
+                        starts += usize::from(fast);
+                    }
+                }
+                let mut ours = blocks
+                    .iter()
+                    .filter(|&&b| b as usize & !(ARENA_SIZE - 1) == arena);
+                let n = ours.clone().count();
+                assert!(ours.all(|&b| {
+                    let (pool, off) = plain::unit_of(b, want);
+                    (*pool).starts_block_at(off)
+                }));
+                assert!(
+                    starts >= n && checked > 2 * starts,
+                    "{starts} starts, {n} blocks"
+                );
+            }
+            assert_eq!(kind(&small as *const _ as usize), KIND_NONE, "the stack");
+            assert_eq!(kind(usize::MAX), KIND_NONE);
+            for p in small.into_iter().chain(medium) {
+                c::free(p);
+            }
+            validate().unwrap();
+        }
+    });
+}

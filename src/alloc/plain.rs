@@ -22,14 +22,15 @@
 
 use core::sync::atomic::Ordering;
 
-use crate::config::{ALIGNMENT, MEDIUM_MAX};
+use crate::config::{
+    ALIGNMENT, ARENA_SIZE, MEDIUM_MAX, POOL_BITS, POOL_SIZE, RUN_POOLS, SMALL_MAX,
+};
 
 use super::backend::Backend;
 use super::harden;
 use super::heap;
 use super::large;
-pub(crate) use super::pool::pool_of_size;
-use super::pool::{Pool, pool_of, pool_of_any, run_of};
+use super::pool::{Pool, header_of, pool_of, pool_of_any, run_of};
 #[cfg(feature = "trace")]
 use super::sampler;
 use super::size_class::{any_class_of, block_size, class_of_step, is_medium, is_small, step_of};
@@ -49,7 +50,30 @@ pub const fn is_pooled(size: usize, align: usize) -> bool {
 /// Is `ptr` inside one of our arenas? O(1), lock-free, never true for memory we do not hold.
 #[inline(always)]
 pub fn owns(ptr: *const u8) -> bool {
-    !addr_map::lookup(ptr as usize).is_null()
+    addr_map::kind(ptr as usize) != addr_map::KIND_NONE
+}
+
+/// The index in its arena of the header of the pool (`medium == 0`) or run (`medium == !0`)
+/// holding address `a`: `pool::pool_of`'s or `pool::run_of`'s, chosen with a mask instead of a
+/// branch, which a program freeing sizes on both sides of `SMALL_MAX` at random would
+/// mispredict every other time. The header page (pool 0) of a run arena gives run 1's header,
+/// whose base is above every address of that page.
+#[inline(always)]
+fn unit_index(a: usize, medium: usize) -> usize {
+    let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
+    let run = (i.saturating_sub(1) & !(RUN_POOLS - 1)) + 1;
+    (i & !medium) | (run & medium)
+}
+
+/// The header of the pool or run holding `p`, a block of a pooled request of `size` bytes
+/// (`size <= MEDIUM_MAX`), without a branch (`unit_index`).
+#[inline(always)]
+pub fn pool_of_size(p: *const u8, size: usize) -> *mut Pool {
+    let medium = usize::from(size > SMALL_MAX).wrapping_neg();
+    header_of(
+        p as usize & !(ARENA_SIZE - 1),
+        unit_index(p as usize, medium),
+    )
 }
 
 /// Allocate a small block of `class`. The bool says it is known to be zero. `BY_ADDRESS`: the
@@ -353,14 +377,39 @@ pub unsafe fn free_large(p: *mut u8) {
 /// starts a block it has handed out (aborting otherwise).
 #[inline(always)]
 pub fn checked_pool(p: *mut u8) -> *mut Pool {
-    // SAFETY: p is inside a mapped arena, so its header page is readable.
-    unsafe {
-        let pool = pool_of_any(p);
-        if !(*pool).is_block_start(p) {
-            invalid_pool_free(p);
-        }
-        pool
+    checked_pool_in(p, addr_map::kind(p as usize))
+}
+
+/// `checked_pool` of a `p` whose arena the kind map has named (`kind` is `KIND_POOLS` or
+/// `KIND_RUNS`, not `KIND_NONE`). The header and `p`'s offset in its pool or run come from the
+/// address and the kind with masks, so the check's only loads are the header's class and bump
+/// and the class's divisibility constant (C's `free` of any block: 9 instructions fewer than
+/// reading the pool's header to learn whether it is a run's).
+#[inline(always)]
+pub fn checked_pool_in(p: *mut u8, kind: u8) -> *mut Pool {
+    let (pool, off) = unit_of(p, kind);
+    // SAFETY: p's arena is mapped (the kind map says so), so its header page is readable.
+    if !unsafe { (*pool).starts_block_at(off) } {
+        invalid_pool_free(p);
     }
+    // SAFETY: as above.
+    debug_assert!(core::ptr::eq(pool, unsafe { pool_of_any(p) }));
+    pool
+}
+
+/// The header of the pool or run holding `p`, in an arena of `kind` (`KIND_POOLS` or
+/// `KIND_RUNS`), and `p`'s offset from that pool's or run's first byte: wrapped, so huge below
+/// it (the header page of a run arena, which `unit_index` gives to run 1).
+#[inline(always)]
+pub(crate) fn unit_of(p: *const u8, kind: u8) -> (*mut Pool, usize) {
+    debug_assert!(kind == addr_map::KIND_POOLS || kind == addr_map::KIND_RUNS);
+    let a = p as usize;
+    let arena = a & !(ARENA_SIZE - 1);
+    let index = unit_index(a, usize::from(kind == addr_map::KIND_RUNS).wrapping_neg());
+    (
+        header_of(arena, index),
+        a.wrapping_sub(arena + index * POOL_SIZE),
+    )
 }
 
 #[cold]

@@ -35,9 +35,7 @@
 //! where `nused` counts blocks handed out and not yet freed locally (blocks waiting on the
 //! remote list still count as used until the owner takes them).
 
-use crate::config::{
-    ALL_CLASSES, ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS, SMALL_MAX,
-};
+use crate::config::{ALL_CLASSES, ARENA_SIZE, POOL_BITS, POOL_HEADER_SIZE, POOL_SIZE, RUN_POOLS};
 
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU16, Ordering};
@@ -92,20 +90,6 @@ pub fn run_of(p: *const u8) -> *mut Pool {
         a & !(ARENA_SIZE - 1),
         (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1),
     )
-}
-
-/// The header of the pool or run holding `p`, a block of a pooled request of `size` bytes
-/// (`size <= MEDIUM_MAX`): `pool_of` for a small size, `run_of` for a medium one, chosen with a
-/// mask instead of a branch, which a program freeing sizes on both sides of `SMALL_MAX` at
-/// random would mispredict every other time.
-#[inline(always)]
-pub fn pool_of_size(p: *const u8, size: usize) -> *mut Pool {
-    let a = p as usize;
-    let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
-    let run = (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1);
-    let medium = ((size > SMALL_MAX) as usize).wrapping_neg();
-    let index = (i & !medium) | (run & medium);
-    header_of(a & !(ARENA_SIZE - 1), index)
 }
 
 /// The header of the pool (small) or run (medium) holding `p`, an address inside one of our
@@ -364,12 +348,9 @@ impl Pool {
             // SAFETY: b is a block of this pool, handed out now for the first time in this
             // pool's life.
             unsafe { harden::clear_mark(b as *mut u8) };
-            // Carved blocks of a reused pool are cold, and the caller's first store to each
-            // missed (C batch: 32% of samples in the caller). Ask for the line of the block
-            // carved two allocations from now, as the free-list path does for its next block;
-            // a prefetch past the pool's end is harmless. Measured on the C batch bench: 0.35 s
-            // -> 0.29 s (medians of 11; one and four blocks ahead did the same, 256 bytes ahead
-            // nothing).
+            // Carved blocks of a reused pool are cold (C batch: 32% of samples in the caller's
+            // first stores). Prefetch the block carved two allocations from now (past the end is
+            // harmless): C batch 0.35 s -> 0.29 s, medians of 11 (1 or 4 ahead the same).
             prefetch((b + 2 * bs) as *const u8);
             return (b as *mut u8, self.fresh);
         }
@@ -461,13 +442,17 @@ impl Pool {
     }
 
     /// Is `p` the start of a block this pool has handed out at some point (and the pool in
-    /// use)? A compare with the bump offset and a multiply by the class's divisibility magic:
-    /// no division, no branch on the class.
+    /// use)? See `starts_block_at`.
     #[inline(always)]
     pub fn is_block_start(&self, p: *const u8) -> bool {
-        let off = (p as usize).wrapping_sub(self.base());
-        // The bump offset is at most the class's pool limit (pool invariant), so an offset
-        // below it is a whole block's start exactly when it is a multiple of the block size.
+        self.starts_block_at((p as usize).wrapping_sub(self.base()))
+    }
+
+    /// `is_block_start` of `base() + off` (wrapped: below the base, `off` is huge): a compare
+    /// with the bump (at most the class's pool limit, pool invariant) and a multiply by the
+    /// class's divisibility magic. No division, no branch on the class.
+    #[inline(always)]
+    pub fn starts_block_at(&self, off: usize) -> bool {
         let class = self.class.load(Ordering::Acquire) as usize;
         let start =
             off < self.bump.load(Ordering::Relaxed) as usize && is_block_multiple(class, off);
