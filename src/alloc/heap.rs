@@ -61,8 +61,12 @@ use super::sampler::Countdown;
 use super::size_class::{blocks_per_pool, is_medium_class};
 use super::table::Slot;
 
-/// A thread's allocation state (see the module docs).
-#[repr(C)]
+/// A thread's allocation state (see the module docs). Aligned to a cache line: heaps sit side
+/// by side in one table (3152 bytes each unaligned), where one heap's sampling countdown,
+/// written by every allocation, shared a line with the next heap's first `avail` entries, read
+/// by every allocation of 16..64 bytes. (No throughput change measured on 2 cores: glibc-thread
+/// at 2 threads 1.02x, larson 0.97-1.01x, within noise.)
+#[repr(C, align(64))]
 pub struct ThreadHeap {
     pub avail: AvailQueues,     // pools with room, per class; head = current
     owned: PoolQueue<ByOwner>,  // all pools it owns
