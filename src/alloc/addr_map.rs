@@ -16,12 +16,16 @@
 //!
 //! Beside the tree, a flat *kind map* answers the question `free(p)` asks first, in one load:
 //! one byte per arena number (`KIND_NONE`, `KIND_POOLS` for an arena of small pools,
-//! `KIND_RUNS` for one of medium runs), in a table reserved (not committed) at the first
-//! insert: 2^(47 - ARENA_BITS) bytes on x86-64 (512 MiB of address space in the default
-//! geometry, of which only the pages for the arenas in use are ever touched, one per GiB of
-//! arenas), 2^(48 - ARENA_BITS) elsewhere. Its entries follow the tree's: set in `insert`
-//! before the arena is used, cleared in `remove`; its bound is published (Release) only after
-//! its table pointer is set to the live table, which is never freed.
+//! `KIND_RUNS` for one of medium runs) over a *window* of `WINDOW_LEN` arena numbers (64 GiB
+//! of address space in the default geometry, a 256 KiB table), placed at the first insert
+//! around the first arena: the kernel maps later arenas next to earlier ones (`os::map_arena`'s
+//! hint), so in practice every arena falls inside. An address outside the window (an arena the
+//! kernel put far away, glibc's heap) is answered by the tree, whose entries carry the kind too
+//! (in the descriptor pointer's two low bits), out of line.
+//! - Window entries follow the tree's: set in `insert` before the arena is used, cleared in
+//!   `remove`, so the map and the tree never disagree about memory in use.
+//! - The window's start and table are written once, before its length is published (Release);
+//!   a lookup reads the length first (Acquire). The table is never freed.
 
 use crate::config::{ADDRESS_BITS, ARENA_BITS, MAP_LEAF_BITS, MAP_TOP_BITS};
 use core::ptr;
@@ -42,74 +46,97 @@ pub const KIND_NONE: u8 = 0;
 pub const KIND_POOLS: u8 = 1;
 /// An arena of medium runs: block `p`'s header is its run's first (`pool::run_of`).
 pub const KIND_RUNS: u8 = 2;
+/// The tree entry's bits that hold the kind (descriptors are at least 8-aligned).
+const KIND_BITS: usize = 3;
 
-/// User addresses the kind map covers: x86-64's 47 bits (the kernel maps nothing above them
-/// without a hint above them, and ours are below), `ADDRESS_BITS` elsewhere.
-const KIND_ADDRESS_BITS: u32 = if cfg!(target_arch = "x86_64") {
-    47
-} else {
-    ADDRESS_BITS
-};
-const KINDS_MAX: usize = 1 << (KIND_ADDRESS_BITS - ARENA_BITS);
+/// Arena numbers the kind map's window covers.
+const WINDOW_LEN: usize = 1 << 18;
 
-/// The kind map's table and bound, side by side so a lookup finds both through one address
-/// (one GOT entry in a shared library).
+/// The kind map: its window and table side by side, so a lookup finds all three through one
+/// address (one GOT entry in a shared library).
 struct KindMap {
-    /// 0 until `table` is mapped, then `KINDS_MAX`: every lookup's bound check, so a lookup
-    /// before the first arena, or of an address above the covered range, reads nothing.
+    /// 0 until `lo` and `table` are set, then `WINDOW_LEN`.
     len: AtomicUsize,
+    /// The first arena number of the window.
+    lo: AtomicUsize,
     table: AtomicPtr<AtomicU8>,
 }
 
+/// `KindMap::table` when the window's table could not be mapped (never dereferenced: `len`
+/// stays 0).
+const NO_WINDOW: *mut AtomicU8 = ptr::dangling_mut();
+
 static KINDS: KindMap = KindMap {
     len: AtomicUsize::new(0),
+    lo: AtomicUsize::new(0),
     table: AtomicPtr::new(ptr::null_mut()),
 };
 
-/// What the kind map says of the arena holding `addr`: `KIND_NONE` when `addr` is not in one of
-/// our arenas. One compare and one load (the map's base aside): the C `free`'s first step.
+/// What the address map says of the arena holding `addr`: `KIND_NONE` when `addr` is not in
+/// one of our arenas. Inside the window (every arena in practice), one compare and one load.
 #[inline(always)]
 pub fn kind(addr: usize) -> u8 {
-    let i = addr >> ARENA_BITS;
-    if i >= KINDS.len.load(Ordering::Acquire) {
-        return KIND_NONE;
+    let len = KINDS.len.load(Ordering::Acquire);
+    let i = (addr >> ARENA_BITS).wrapping_sub(KINDS.lo.load(Ordering::Relaxed));
+    if i >= len {
+        return kind_outside(addr);
     }
-    // SAFETY: `len` is non-zero only after `table` was set to a live table of KINDS_MAX entries
-    // that is never freed (the Release store in `kind_entry`, read by the Acquire load above),
-    // and i is below it.
+    // SAFETY: `len` is non-zero only after `lo` and `table` were set, `table` to a live table
+    // of WINDOW_LEN entries that is never freed (the Release store in `kind_entry`, read by the
+    // Acquire load above), and i is below it.
     unsafe { (*KINDS.table.load(Ordering::Relaxed).add(i)).load(Ordering::Relaxed) }
 }
 
-/// The kind map's entry for arena number `i` (mapping the table at first use), or None when
-/// `i` is beyond the map or the table could not be mapped.
-fn kind_entry(i: usize) -> Option<&'static AtomicU8> {
-    if i >= KINDS_MAX {
+/// `kind` of an address outside the window (or of any address before the first arena): the
+/// tree's answer.
+#[cold]
+#[inline(never)]
+pub(super) fn kind_outside(addr: usize) -> u8 {
+    (entry(addr) as usize & KIND_BITS) as u8
+}
+
+/// The window's entry for the arena at `base` (placing the window at the first call, around
+/// `base`), or None when `base` is outside the window or its table could not be mapped.
+fn kind_entry(base: usize) -> Option<&'static AtomicU8> {
+    let n = base >> ARENA_BITS;
+    if KINDS.len.load(Ordering::Acquire) == 0 {
+        let fresh: *mut AtomicU8 = os::reserve_table(WINDOW_LEN).cast();
+        // Installed by CAS, as a leaf is; the winner also places the window (later arenas come
+        // below earlier ones, `os::map_arena`, so most of it lies below the first). The first
+        // attempt is the only one: a table that could not be mapped leaves NO_WINDOW, and the
+        // tree answers for good, so no arena recorded before a window existed can fall inside
+        // one later, unrecorded.
+        let want = if fresh.is_null() { NO_WINDOW } else { fresh };
+        let won = KINDS
+            .table
+            .compare_exchange(ptr::null_mut(), want, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won && !fresh.is_null() {
+            KINDS
+                .lo
+                .store(n.saturating_sub(WINDOW_LEN * 3 / 4), Ordering::Relaxed);
+            KINDS.len.store(WINDOW_LEN, Ordering::Release);
+        } else if !won {
+            if !fresh.is_null() {
+                // SAFETY: `fresh` came from reserve_table with that size, never published.
+                unsafe { os::release_table(fresh.cast(), WINDOW_LEN) };
+            }
+            // Another writer (the other `Arenas`) placed the window and publishes it a few
+            // instructions from now: wait, so no arena inside the window is left out of it
+            // (the window would answer KIND_NONE for it).
+            while KINDS.table.load(Ordering::Acquire) != NO_WINDOW
+                && KINDS.len.load(Ordering::Acquire) == 0
+            {
+                core::hint::spin_loop();
+            }
+        }
+    }
+    let i = n.wrapping_sub(KINDS.lo.load(Ordering::Relaxed));
+    if i >= KINDS.len.load(Ordering::Acquire) {
         return None;
     }
-    let mut t = KINDS.table.load(Ordering::Acquire);
-    if t.is_null() {
-        let fresh: *mut AtomicU8 = os::reserve_table(KINDS_MAX).cast();
-        if fresh.is_null() {
-            return None;
-        }
-        // Installed by CAS, as a leaf is.
-        t = match KINDS.table.compare_exchange(
-            ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => fresh,
-            Err(winner) => {
-                // SAFETY: `fresh` came from reserve_table with that size, never published.
-                unsafe { os::release_table(fresh.cast(), KINDS_MAX) };
-                winner
-            }
-        };
-        KINDS.len.store(KINDS_MAX, Ordering::Release);
-    }
-    // SAFETY: t is the live, never-freed table of KINDS_MAX entries; i is below that.
-    Some(unsafe { &*t.add(i) })
+    // SAFETY: as in `kind`: the table is live, of WINDOW_LEN entries, and i is below that.
+    Some(unsafe { &*KINDS.table.load(Ordering::Relaxed).add(i) })
 }
 
 #[inline(always)]
@@ -121,10 +148,16 @@ fn split(addr: usize) -> Option<(usize, usize)> {
     Some((n >> MAP_LEAF_BITS, n & (LEAF_LEN - 1)))
 }
 
-/// The entry (descriptor) of the arena holding `addr`, or null when `addr` is not in one of our
+/// The descriptor of the arena holding `addr`, or null when `addr` is not in one of our
 /// arenas.
 #[inline]
 pub fn lookup(addr: usize) -> *mut () {
+    (entry(addr) as usize & !KIND_BITS) as *mut ()
+}
+
+/// The tree's entry for `addr`: the descriptor with the kind in its low bits, or null.
+#[inline]
+fn entry(addr: usize) -> *mut () {
     let Some((top, leaf)) = split(addr) else {
         return ptr::null_mut();
     };
@@ -137,14 +170,15 @@ pub fn lookup(addr: usize) -> *mut () {
 }
 
 /// Record `desc` and `kind` (`KIND_POOLS` or `KIND_RUNS`) for the arena at `base`. False when a
-/// leaf or the kind map could not be mapped, or `base` is beyond them.
+/// leaf could not be mapped, or `base` is beyond the tree.
 /// Each arena has one writer (its `Arenas`); leaves are installed atomically.
 pub fn insert(base: usize, desc: *mut (), kind: u8) -> bool {
     debug_assert!(kind == KIND_POOLS || kind == KIND_RUNS);
+    debug_assert!(
+        desc as usize & KIND_BITS == 0,
+        "a descriptor less than 4-aligned"
+    );
     let Some((top, leaf)) = split(base) else {
-        return false;
-    };
-    let Some(k) = kind_entry(base >> ARENA_BITS) else {
         return false;
     };
     let mut l = TOP[top].load(Ordering::Acquire);
@@ -170,9 +204,12 @@ pub fn insert(base: usize, desc: *mut (), kind: u8) -> bool {
             }
         };
     }
+    let tagged = (desc as usize | usize::from(kind)) as *mut ();
     // SAFETY: l is a live leaf (just made or loaded non-null).
-    unsafe { (*l)[leaf].store(desc, Ordering::Release) };
-    k.store(kind, Ordering::Release);
+    unsafe { (*l)[leaf].store(tagged, Ordering::Release) };
+    if let Some(k) = kind_entry(base) {
+        k.store(kind, Ordering::Release);
+    }
     true
 }
 
@@ -185,7 +222,7 @@ pub fn remove(base: usize) {
             unsafe { (*l)[leaf].store(ptr::null_mut(), Ordering::Release) };
         }
     }
-    if let Some(k) = kind_entry(base >> ARENA_BITS) {
+    if let Some(k) = kind_entry(base) {
         k.store(KIND_NONE, Ordering::Release);
     }
 }

@@ -229,6 +229,14 @@ fn kind_map_check_agrees_with_headers_across_whole_arenas() {
             }
             assert_eq!(kind(&small as *const _ as usize), KIND_NONE, "the stack");
             assert_eq!(kind(usize::MAX), KIND_NONE);
+            // The tree, which answers outside the window, says the same.
+            for &p in small.iter().chain(&medium) {
+                assert_eq!(super::addr_map::kind_outside(p as usize), kind(p as usize));
+            }
+            assert_eq!(
+                super::addr_map::kind_outside(&small as *const _ as usize),
+                KIND_NONE
+            );
             for p in small.into_iter().chain(medium) {
                 c::free(p);
             }
