@@ -634,6 +634,30 @@ fn family(case: &str) {
     }
 }
 
+/// Under an address-space limit (`ulimit -v`, RLIMIT_AS) of 512 MiB, the preloaded library's
+/// reserved tables still leave room: every size still allocates. A kind map over all 47 bits of
+/// address space (512 MiB reserved) made `malloc` fail here.
+#[test]
+fn preload_sizes_under_a_512_mib_address_space_limit() {
+    let exe = cc_test(
+        "family",
+        "family.c",
+        Link::Preload,
+        &["-std=gnu11", "-fno-builtin", "-Wno-alloc-size-larger-than"],
+    );
+    for debug in ["0", "1"] {
+        let (out, _) = run_ok(
+            Command::new("sh")
+                .args(["-c", "ulimit -v 524288 && exec \"$0\" \"$@\""])
+                .arg(&exe)
+                .arg("sizes_and_realloc")
+                .env("LD_PRELOAD", preload())
+                .env("ARENAGC_DEBUG", debug),
+        );
+        assert_eq!(out.trim(), "family: ok", "ARENAGC_DEBUG={debug}");
+    }
+}
+
 c_tests! { family;
     preload_malloc_is_arenagc => "is_ours",
     preload_malloc_zero_gives_distinct_live_pointers => "malloc_zero",
