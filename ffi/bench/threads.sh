@@ -8,6 +8,12 @@
 #   ROUNDS=3 SHAPES="larson rptest" THREADS="1 4 16" bash ffi/bench/threads.sh
 #   ARENAGC_MALLOC=/path/libarenagc_malloc.so bash ffi/bench/threads.sh   # skip the cargo build
 #   ARENAGC_MALLOC_LARGE=/path/libarenagc_malloc.so ...   # adds a column (e.g. a large-pools build)
+#   MI_SECURE=3 bash ffi/bench/threads.sh   # adds mimalloc built with its checks (MI_SECURE=3)
+#
+# MI_SECURE=N builds mimalloc's own source (the libmimalloc-sys crate the Rust bench vendors,
+# fetched by cargo) with -DMI_SECURE=N as a preload library: mimalloc's checked build, whose
+# level 3 encodes free lists and rejects invalid frees (and puts guard pages around each page),
+# the nearest to arenagc's default checks; level 4 adds a double-free scan.
 #
 # Other knobs (read by threads.py): LARGE_THREADS (default "1"), DURATION (seconds per run of a
 # fixed-time shape, default 0.3), TIMEOUT (seconds before a run counts as hung, default 60).
@@ -42,5 +48,16 @@ gcc -O2 -pthread -Wall -o "$work/threads" "$here/threads.c"
 allocs=("arenagc=$ARENAGC_MALLOC")
 if [ -n "${ARENAGC_MALLOC_LARGE:-}" ]; then allocs+=("arenagc-large=$ARENAGC_MALLOC_LARGE"); fi
 allocs+=("mimalloc=$mimalloc" "jemalloc=$jemalloc")
+if [ -n "${MI_SECURE:-}" ]; then
+    misrc="$(cd "$root" && cargo metadata --format-version 1 \
+        --manifest-path benches/threads/Cargo.toml | python3 -c '
+import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "libmimalloc-sys":
+        print(os.path.dirname(p["manifest_path"]) + "/c_src/mimalloc/v2")')"
+    gcc -shared -fPIC -O3 -DNDEBUG -DMI_SECURE="$MI_SECURE" -DMI_MALLOC_OVERRIDE \
+        -I"$misrc/include" -o "$work/libmimalloc-secure.so" "$misrc/src/static.c" -lpthread
+    allocs+=("mimalloc-secure$MI_SECURE=$work/libmimalloc-secure.so")
+fi
 echo "allocators: ${allocs[*]}" >&2
 python3 "$here/threads.py" "$work/threads" "${allocs[@]}"
