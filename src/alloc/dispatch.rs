@@ -307,7 +307,7 @@ pub unsafe fn free(p: *mut u8) {
 }
 
 /// `free`'s every other backend, out of line and taking the pointer alone, so `free` itself
-/// passes no `Option` through memory and needs no stack frame: its calls are tail calls.
+/// does not build an `Option` in its stack frame for them.
 ///
 /// # Safety
 /// As `free`.

@@ -383,8 +383,8 @@ pub fn checked_pool(p: *mut u8) -> *mut Pool {
 /// `checked_pool` of a `p` whose arena the kind map has named (`kind` is `KIND_POOLS` or
 /// `KIND_RUNS`, not `KIND_NONE`). The header and `p`'s offset in its pool or run come from the
 /// address and the kind with masks, so the check's only loads are the header's class and bump
-/// and the class's divisibility constant (C's `free` of any block: 9 instructions fewer than
-/// reading the pool's header to learn whether it is a run's).
+/// and the class's divisibility constant, not first the header of `p`'s own pool to learn
+/// whether it is a run's tail (with the kind map, C's `free` went from 84 instructions to 80).
 #[inline(always)]
 pub fn checked_pool_in(p: *mut u8, kind: u8) -> *mut Pool {
     let (pool, off) = unit_of(p, kind);
