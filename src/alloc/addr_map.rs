@@ -100,35 +100,35 @@ pub(super) fn kind_outside(addr: usize) -> u8 {
 fn kind_entry(base: usize) -> Option<&'static AtomicU8> {
     let n = base >> ARENA_BITS;
     if KINDS.len.load(Ordering::Acquire) == 0 {
-        let fresh: *mut AtomicU8 = os::reserve_table(WINDOW_LEN).cast();
-        // Installed by CAS, as a leaf is; the winner also places the window (later arenas come
-        // below earlier ones, `os::map_arena`, so most of it lies below the first). The first
-        // attempt is the only one: a table that could not be mapped leaves NO_WINDOW, and the
-        // tree answers for good, so no arena recorded before a window existed can fall inside
-        // one later, unrecorded.
-        let want = if fresh.is_null() { NO_WINDOW } else { fresh };
-        let won = KINDS
-            .table
-            .compare_exchange(ptr::null_mut(), want, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if won && !fresh.is_null() {
-            KINDS
-                .lo
-                .store(n.saturating_sub(WINDOW_LEN * 3 / 4), Ordering::Relaxed);
-            KINDS.len.store(WINDOW_LEN, Ordering::Release);
-        } else if !won {
-            if !fresh.is_null() {
+        if KINDS.table.load(Ordering::Acquire).is_null() {
+            let fresh: *mut AtomicU8 = os::reserve_table(WINDOW_LEN).cast();
+            // Installed by CAS, as a leaf is; the winner also places the window (later arenas
+            // come below earlier ones, `os::map_arena`, so most of it lies below the first).
+            // The first attempt is the only one: a table that could not be mapped leaves
+            // NO_WINDOW, and the tree answers for good, so no arena recorded before a window
+            // existed can fall inside one later, unrecorded.
+            let want = if fresh.is_null() { NO_WINDOW } else { fresh };
+            let won = KINDS
+                .table
+                .compare_exchange(ptr::null_mut(), want, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if won && !fresh.is_null() {
+                KINDS
+                    .lo
+                    .store(n.saturating_sub(WINDOW_LEN * 3 / 4), Ordering::Relaxed);
+                KINDS.len.store(WINDOW_LEN, Ordering::Release);
+            } else if !won && !fresh.is_null() {
                 // SAFETY: `fresh` came from reserve_table with that size, never published.
                 unsafe { os::release_table(fresh.cast(), WINDOW_LEN) };
             }
-            // Another writer (the other `Arenas`) placed the window and publishes it a few
-            // instructions from now: wait, so no arena inside the window is left out of it
-            // (the window would answer KIND_NONE for it).
-            while KINDS.table.load(Ordering::Acquire) != NO_WINDOW
-                && KINDS.len.load(Ordering::Acquire) == 0
-            {
-                core::hint::spin_loop();
-            }
+        }
+        // Another writer (the other `Arenas`) placed the window and publishes it a few
+        // instructions from now: wait, so no arena inside the window is left out of it (the
+        // window would answer KIND_NONE for it).
+        while KINDS.table.load(Ordering::Acquire) != NO_WINDOW
+            && KINDS.len.load(Ordering::Acquire) == 0
+        {
+            core::hint::spin_loop();
         }
     }
     let i = n.wrapping_sub(KINDS.lo.load(Ordering::Relaxed));
