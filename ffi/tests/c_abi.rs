@@ -616,13 +616,17 @@ c_tests! { api;
 // ---------------------------------------------------------------------------------------------
 // the malloc family of libarenagc_malloc.so under LD_PRELOAD: family.c
 
-fn family(case: &str) {
-    let exe = cc_test(
+fn family_exe() -> std::path::PathBuf {
+    cc_test(
         "family",
         "family.c",
         Link::Preload,
         &["-std=gnu11", "-fno-builtin", "-Wno-alloc-size-larger-than"],
-    );
+    )
+}
+
+fn family(case: &str) {
+    let exe = family_exe();
     for debug in ["0", "1"] {
         let (out, _) = run_ok(
             Command::new(&exe)
@@ -639,12 +643,7 @@ fn family(case: &str) {
 /// address space (512 MiB reserved) made `malloc` fail here.
 #[test]
 fn preload_sizes_under_a_512_mib_address_space_limit() {
-    let exe = cc_test(
-        "family",
-        "family.c",
-        Link::Preload,
-        &["-std=gnu11", "-fno-builtin", "-Wno-alloc-size-larger-than"],
-    );
+    let exe = family_exe();
     for debug in ["0", "1"] {
         let (out, _) = run_ok(
             Command::new("sh")
