@@ -50,7 +50,6 @@
 
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use super::addr_map;
 use super::backend::Backend;
 use super::debug::{self, Debug};
 use super::plain::{self, Plain};
@@ -293,10 +292,10 @@ pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     if plain_selected() {
-        let kind = addr_map::kind(p as usize);
-        if kind != addr_map::KIND_NONE {
+        let pool = plain::checked_pool(p);
+        if !pool.is_null() {
             // SAFETY: checked: p is a handed-out block of that pool or run.
-            return unsafe { plain::pool_free(p, plain::checked_pool_in(p, kind)) };
+            return unsafe { plain::pool_free(p, pool) };
         }
         // SAFETY: not in our arenas, so a block of the system allocator (the address map has
         // answered; asking it again in `Plain::free` would cost a second lookup).

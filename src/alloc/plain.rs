@@ -20,17 +20,16 @@
 //!   not come with a layout).
 //! - The fast paths touch only the calling thread's heap and the pools it owns.
 
+use core::ptr;
 use core::sync::atomic::Ordering;
 
-use crate::config::{
-    ALIGNMENT, ARENA_SIZE, MEDIUM_MAX, POOL_BITS, POOL_SIZE, RUN_POOLS, SMALL_MAX,
-};
+use crate::config::{ALIGNMENT, ARENA_SIZE, MEDIUM_MAX, POOL_SIZE, SMALL_MAX};
 
 use super::backend::Backend;
 use super::harden;
 use super::heap;
 use super::large;
-use super::pool::{Pool, header_of, pool_of, pool_of_any, run_of};
+use super::pool::{Pool, header_of, pool_of, pool_of_any, run_of, unit_index};
 #[cfg(feature = "trace")]
 use super::sampler;
 use super::size_class::{any_class_of, block_size, class_of_step, is_medium, is_small, step_of};
@@ -51,18 +50,6 @@ pub const fn is_pooled(size: usize, align: usize) -> bool {
 #[inline(always)]
 pub fn owns(ptr: *const u8) -> bool {
     addr_map::kind(ptr as usize) != addr_map::KIND_NONE
-}
-
-/// The index in its arena of the header of the pool (`medium == 0`) or run (`medium == !0`)
-/// holding address `a`: `pool::pool_of`'s or `pool::run_of`'s, chosen with a mask instead of a
-/// branch, which a program freeing sizes on both sides of `SMALL_MAX` at random would
-/// mispredict every other time. The header page (pool 0) of a run arena gives run 1's header,
-/// whose base is above every address of that page.
-#[inline(always)]
-fn unit_index(a: usize, medium: usize) -> usize {
-    let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
-    let run = (i.saturating_sub(1) & !(RUN_POOLS - 1)) + 1;
-    (i & !medium) | (run & medium)
 }
 
 /// The header of the pool or run holding `p`, a block of a pooled request of `size` bytes
@@ -373,20 +360,19 @@ pub unsafe fn free_large(p: *mut u8) {
     unsafe { large::free(p) }
 }
 
-/// The header of the pool or run of `p`, inside one of our arenas, after checking that `p`
-/// starts a block it has handed out (aborting otherwise).
+/// The header of the pool or run of `p` after checking that `p` starts a block it has handed
+/// out (aborting otherwise), or null when `p` is not in one of our arenas (a block of the system
+/// allocator). One read of the kind map: the header and `p`'s offset in its pool or run come
+/// from the address and the kind with masks, so the check's only other loads are the header's
+/// class and bump and the class's divisibility constant, not first the header of `p`'s own
+/// pool to learn whether it is a run's tail (with the kind map, C's `free` went from 84
+/// instructions to 80).
 #[inline(always)]
 pub fn checked_pool(p: *mut u8) -> *mut Pool {
-    checked_pool_in(p, addr_map::kind(p as usize))
-}
-
-/// `checked_pool` of a `p` whose arena the kind map has named (`kind` is `KIND_POOLS` or
-/// `KIND_RUNS`, not `KIND_NONE`). The header and `p`'s offset in its pool or run come from the
-/// address and the kind with masks, so the check's only loads are the header's class and bump
-/// and the class's divisibility constant, not first the header of `p`'s own pool to learn
-/// whether it is a run's tail (with the kind map, C's `free` went from 84 instructions to 80).
-#[inline(always)]
-pub fn checked_pool_in(p: *mut u8, kind: u8) -> *mut Pool {
+    let kind = addr_map::kind(p as usize);
+    if kind == addr_map::KIND_NONE {
+        return ptr::null_mut();
+    }
     let (pool, off) = unit_of(p, kind);
     // SAFETY: p's arena is mapped (the kind map says so), so its header page is readable.
     if !unsafe { (*pool).starts_block_at(off) } {
@@ -452,8 +438,14 @@ impl Backend for Plain {
                     invariant!(!owns(p), "large free of a pool block");
                     large::free(p)
                 }
-                None if owns(p) => pool_free(p, checked_pool(p)),
-                None => large::free(p),
+                None => {
+                    let pool = checked_pool(p);
+                    if pool.is_null() {
+                        large::free(p)
+                    } else {
+                        pool_free(p, pool)
+                    }
+                }
             }
         }
     }
@@ -463,12 +455,13 @@ impl Backend for Plain {
     }
 
     unsafe fn usable_size(&self, p: *mut u8) -> usize {
-        if owns(p) {
-            // SAFETY: checked: p starts a handed-out block, so its pool header is live.
-            block_size(unsafe { (*checked_pool(p)).class() })
-        } else {
+        let pool = checked_pool(p);
+        if pool.is_null() {
             // SAFETY: a live system-allocator block.
             unsafe { large::usable_size(p) }
+        } else {
+            // SAFETY: checked: p starts a handed-out block, so its pool header is live.
+            block_size(unsafe { (*pool).class() })
         }
     }
 

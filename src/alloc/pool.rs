@@ -84,12 +84,19 @@ pub fn pool_of(p: *const u8) -> *mut Pool {
 /// runs): runs are `RUN_POOLS` pools from pool 1 on, described by their first pool's header.
 #[inline(always)]
 pub fn run_of(p: *const u8) -> *mut Pool {
-    let a = p as usize;
+    header_of(p as usize & !(ARENA_SIZE - 1), unit_index(p as usize, !0))
+}
+
+/// The index in its arena of the header of the pool (`medium == 0`, `pool_of`'s) or run
+/// (`medium == !0`, `run_of`'s) holding address `a`, chosen with a mask instead of a branch,
+/// which a program freeing sizes on both sides of `SMALL_MAX` at random would mispredict every
+/// other time. The header page (pool 0) of a run arena gives run 1's header, whose base is
+/// above every address of that page.
+#[inline(always)]
+pub fn unit_index(a: usize, medium: usize) -> usize {
     let i = (a & (ARENA_SIZE - 1)) >> POOL_BITS;
-    header_of(
-        a & !(ARENA_SIZE - 1),
-        (i.wrapping_sub(1) & !(RUN_POOLS - 1)).wrapping_add(1),
-    )
+    let run = (i.saturating_sub(1) & !(RUN_POOLS - 1)) + 1;
+    (i & !medium) | (run & medium)
 }
 
 /// The header of the pool (small) or run (medium) holding `p`, an address inside one of our

@@ -23,17 +23,23 @@ impl Backend for Secure {
     #[inline(always)]
     unsafe fn free(&self, p: *mut u8, layout: Option<(usize, usize)>) {
         // p is a live block of the plain backend (ours). With a layout of a pool block (Rust's
-        // dealloc) its pool is known; by address, the map says whether it is a pool block, and
-        // `checked_pool` that it starts one (aborting otherwise); anything else is a large
-        // block, with nothing of ours to clear.
+        // dealloc) its pool is known; by address, `checked_pool` says whether it is a pool
+        // block and that it starts one (aborting otherwise); anything else is a large block,
+        // with nothing of ours to clear.
         // SAFETY: as just said, `pool` is the header of the pool or run holding p, a live block.
         unsafe {
             let pool = match layout {
                 Some((size, align)) if plain::is_pooled(size, align) => {
                     plain::pool_of_size(p, size)
                 }
-                None if plain::owns(p) => plain::checked_pool(p),
-                _ => return Plain.free(p, layout),
+                Some(_) => return Plain.free(p, layout),
+                None => {
+                    let pool = plain::checked_pool(p);
+                    if pool.is_null() {
+                        return plain::free_large(p);
+                    }
+                    pool
+                }
             };
             plain::clear_block(p, pool);
             plain::pool_free(p, pool)
