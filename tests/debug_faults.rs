@@ -120,7 +120,65 @@ const CASES: &[(&str, bool, &str)] = &[
         "fatal error: underflow of pointer && header was overwritten: it claims 1000 bytes \
          && found at exit",
     ),
+    // With tracing on (the child starts it first, 8 frames): each fault also says where the
+    // block was allocated and, once freed, where (src/trace/freed.rs).
+    (
+        "traced_double_free",
+        true,
+        "fatal error: double free && the 64-byte block (allocation # && \
+         Memory block allocated at (most recent call first): && in debug_faults::traced_make && \
+         Memory block freed at (most recent call first): && in debug_faults::traced_drop",
+    ),
+    (
+        "traced_write_after_free",
+        true,
+        "fatal error: write after free && 48-byte block (allocation # && \
+         Memory block allocated at (most recent call first): && in debug_faults::traced_make && \
+         Memory block freed at (most recent call first): && in debug_faults::traced_drop",
+    ),
+    (
+        "traced_overflow",
+        true,
+        "fatal error: overflow && a 24-byte block && \
+         Memory block allocated at (most recent call first): && in debug_faults::traced_make && \
+         Memory block freed at (most recent call first): && in debug_faults::traced_drop",
+    ),
+    (
+        "traced_overflow_never_freed",
+        true,
+        "fatal error: overflow && found at exit && \
+         Memory block allocated at (most recent call first): && in debug_faults::traced_make",
+    ),
+    (
+        "traced_realloc_overflow",
+        true,
+        "fatal error: overflow && a 40-byte block && \
+         Memory block allocated at (most recent call first): && in debug_faults::traced_make && \
+         Memory block freed at (most recent call first): && in debug_faults::traced_grow",
+    ),
 ];
+
+/// A block allocated in a frame of its own, for the traced cases' "allocated at".
+#[inline(never)]
+fn traced_make(n: usize) -> *mut u8 {
+    // SAFETY: a non-zero size.
+    let p = unsafe { ArenaAlloc.alloc(layout(n)) };
+    std::hint::black_box(p)
+}
+
+/// Its free, in a frame of its own, for "freed at".
+#[inline(never)]
+fn traced_drop(p: *mut u8, n: usize) {
+    // SAFETY: the caller's block of n bytes (or the misuse under test).
+    unsafe { ArenaAlloc.dealloc(std::hint::black_box(p), layout(n)) }
+}
+
+/// A realloc that moves the block (debug mode's always does), in a frame of its own.
+#[inline(never)]
+fn traced_grow(p: *mut u8, n: usize, to: usize) -> *mut u8 {
+    // SAFETY: the caller's block of n bytes (or the misuse under test).
+    std::hint::black_box(unsafe { ArenaAlloc.realloc(p, layout(n), to) })
+}
 
 /// Programs that misuse nothing and exit with many live blocks (of every size, never freed),
 /// freed ones in the quarantine, and other threads still allocating: the exit check must stay
@@ -280,6 +338,33 @@ fn commit(name: &str) {
                 let q = ArenaAlloc.alloc(layout(64));
                 ArenaAlloc.dealloc(q, layout(64)); // a free: debug mode's exit check is armed
                 std::process::exit(0);
+            }
+            "traced_double_free" => {
+                let p = traced_make(64);
+                traced_drop(p, 64);
+                ArenaAlloc.dealloc(p, layout(64));
+            }
+            "traced_write_after_free" => {
+                let p = traced_make(48);
+                traced_drop(p, 48);
+                *p.add(5) = 1;
+                arenagc::alloc::trim(); // flushes the quarantine, which checks it
+            }
+            "traced_overflow" => {
+                let p = traced_make(24);
+                *p.add(24) = 0;
+                traced_drop(p, 24);
+            }
+            "traced_overflow_never_freed" => {
+                let p = traced_make(40);
+                *p.add(40) = 0;
+                traced_drop(traced_make(16), 16); // a free: the exit check is armed
+                std::process::exit(0);
+            }
+            "traced_realloc_overflow" => {
+                let p = traced_make(40);
+                *p.add(40) = 0;
+                traced_grow(p, 40, 400);
             }
             "double_free" | "double_free_large" => {
                 let n = if name == "double_free" { 64 } else { 5000 };
@@ -500,6 +585,9 @@ fn main() {
             check_fills();
             println!("fills ok");
             return;
+        }
+        if name.starts_with("traced_") {
+            arenagc::trace::start(8).unwrap();
         }
         commit(&name);
         eprintln!("fault {name} was not caught");

@@ -9,7 +9,7 @@ mod common;
 #[allow(dead_code)]
 mod types;
 
-use common::{Link, cc_test, libs, output, preload, root, run_c_case, run_ok};
+use common::{Link, cc_test, libs, output, preload, root, run_c_case, run_ok, scratch};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use types::{
@@ -757,6 +757,45 @@ fn double_free_of_a_large_block_aborts() {
         &["double free", "free(): invalid pointer"],
     );
     aborts("double_large", true, &["arenagc: fatal error: double free"]);
+}
+
+/// Debug mode with tracing on (`ARENAGC_TRACE`): the fault's message is followed by where the
+/// block was allocated and where it was freed, at the C program's own lines.
+#[test]
+fn debug_mode_with_tracing_names_where_a_double_freed_block_was_allocated_and_freed() {
+    let exe = cc_test(
+        "abort_libc",
+        "abort.c",
+        Link::Preload,
+        &["-std=gnu11", "-fno-builtin"],
+    );
+    let o = output(
+        Command::new(exe)
+            .arg("double")
+            .env("LD_PRELOAD", preload())
+            .env("ARENAGC_DEBUG", "1")
+            .env("ARENAGC_TRACE", "4")
+            .env("ARENAGC_TRACE_FILE", scratch().join("debug-trace.%p")),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let allocated = err.find("Memory block allocated at (most recent call first):");
+    let freed = err.find("Memory block freed at (most recent call first):");
+    let (Some(a), Some(f)) = (allocated, freed) else {
+        panic!("no allocation or free traceback after the fault:\n{err}");
+    };
+    assert!(
+        err.contains("arenagc: fatal error: double free") && a < f,
+        "stderr:\n{err}"
+    );
+    // abort.c: `ALLOC(48)` on line 34, the first `FREE(p)` on line 35, both in main.
+    assert!(
+        err[a..f].contains("abort.c\", line 34, in main"),
+        "allocation traceback:\n{err}"
+    );
+    assert!(
+        err[f..].contains("abort.c\", line 35, in main"),
+        "free traceback:\n{err}"
+    );
 }
 
 #[test]

@@ -32,7 +32,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use super::backend::Backend;
 use super::debug_large;
 use super::debug_walk::{self, HEADER, Header, Op, SYSTEM_BLOCK};
-use super::fatal::fatal_fmt;
+use super::fatal::{block_fault, fatal_fmt};
 use super::large;
 use super::lock::SpinLock;
 use super::plain::is_pooled;
@@ -126,7 +126,7 @@ fn release(h: Held) {
     let bytes = unsafe { core::slice::from_raw_parts(b, h.len) };
     if let Some(at) = bytes.iter().position(|&x| x != FILL_FREED) {
         let user = (h.base + h.front) as *const u8;
-        fatal_fmt(
+        block_fault(
             "write after free",
             user,
             format_args!(
@@ -175,7 +175,7 @@ extern "C" fn check_at_exit() {
         }
     }
     if let Some((user, size, serial)) = debug_large::find_overflowed(DEBUG_TAIL, FILL_GUARD) {
-        fatal_fmt(
+        block_fault(
             "overflow",
             user,
             format_args!(
@@ -185,6 +185,16 @@ extern "C" fn check_at_exit() {
         );
     }
     debug_walk::check_pools(); // aborts with the first fault it finds
+}
+
+/// The quarantine's record of the freed block the user knew as `user`, if it waits there
+/// (`None` as well while another thread forks). For a double free's message.
+fn held_for(user: *const u8) -> Option<Held> {
+    let q = QUARANTINE.lock_or_busy()?;
+    q.slots
+        .iter()
+        .find(|h| h.base != 0 && h.base + h.front == user as usize)
+        .copied()
 }
 
 fn front(align: usize) -> usize {
@@ -287,16 +297,28 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     // SAFETY: the caller guarantees 16 readable bytes before user.
     let h = unsafe { &*user.sub(HEADER).cast::<Header>() };
     if h.guard == [FILL_FREED; 3] && h.align_shift == FILL_FREED {
-        fatal_fmt(
-            "double free",
-            user,
-            format_args!("the block was already freed (filled with 0xDD)"),
-        );
+        // Its size and serial went with the fill; the quarantine keeps them.
+        match held_for(user) {
+            Some(h) => block_fault(
+                "double free",
+                user,
+                format_args!(
+                    "the {}-byte block (allocation #{}) was already freed and waits in the \
+                     quarantine (filled with 0xDD)",
+                    h.size, h.serial
+                ),
+            ),
+            None => block_fault(
+                "double free",
+                user,
+                format_args!("the block was already freed (filled with 0xDD)"),
+            ),
+        }
     }
     if h.guard != [FILL_GUARD; 3] || h.align_shift & !SYSTEM_BLOCK > 40 {
         if !ours {
             if let Some((size, serial)) = debug_large::lookup(user) {
-                fatal_fmt(
+                block_fault(
                     "underflow",
                     user,
                     format_args!(
@@ -315,7 +337,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
                 ),
             );
         }
-        fatal_fmt(
+        block_fault(
             "underflow",
             user,
             format_args!(
@@ -344,7 +366,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
         }
     });
     if !fits {
-        fatal_fmt(
+        block_fault(
             "underflow",
             user,
             format_args!(
@@ -356,7 +378,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     }
     if let Some(e) = expected {
         if e != size {
-            fatal_fmt(
+            block_fault(
                 "size mismatch",
                 user,
                 format_args!(
@@ -369,7 +391,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     // SAFETY: the header says the block has `front - HEADER` pad bytes before it.
     let pad = unsafe { user.sub(front(align)) };
     if !all(pad, front(align) - HEADER, FILL_GUARD) {
-        fatal_fmt(
+        block_fault(
             "underflow",
             user,
             format_args!(
@@ -380,7 +402,7 @@ unsafe fn check(user: *mut u8, layout: Option<(usize, usize)>) -> (usize, usize)
     }
     // SAFETY: the header says the payload is `size` bytes, followed by the tail guard.
     if !all(unsafe { user.add(size) }, DEBUG_TAIL, FILL_GUARD) {
-        fatal_fmt(
+        block_fault(
             "overflow",
             user,
             format_args!(

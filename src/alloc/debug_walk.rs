@@ -66,7 +66,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering, fence};
 use crate::config::{ALL_CLASSES, DEBUG_TAIL, FILL_FREED, FILL_GUARD, MEDIUM_MAX};
 
 use super::addr_map;
-use super::fatal::fatal_fmt;
+use super::fatal::block_fault;
 use super::global::GLOBAL;
 use super::harden;
 use super::pool::pool_of_any;
@@ -315,7 +315,7 @@ pub(super) fn check_pools() {
     const AT_EXIT: &str = "found at exit: the block was never freed";
     match find_fault() {
         None => {}
-        Some(Fault::Overflow { user, size, serial }) => fatal_fmt(
+        Some(Fault::Overflow { user, size, serial }) => block_fault(
             "overflow",
             user,
             format_args!(
@@ -328,7 +328,7 @@ pub(super) fn check_pools() {
             size,
             serial,
             guard,
-        }) => fatal_fmt(
+        }) => block_fault(
             "underflow",
             user,
             format_args!(
@@ -337,7 +337,7 @@ pub(super) fn check_pools() {
                 Serial(serial)
             ),
         ),
-        Some(Fault::Header { user, size, serial }) => fatal_fmt(
+        Some(Fault::Header { user, size, serial }) => block_fault(
             "underflow",
             user,
             format_args!(

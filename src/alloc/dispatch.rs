@@ -133,6 +133,11 @@ fn select() -> Option<&'static dyn Backend> {
     // Before the choice is published, so whoever sees it decided finds the switch there.
     #[cfg(feature = "trace")]
     crate::trace::hook::install_switch(set_traced);
+    // Debug mode's faults then say where the block was allocated and freed, while tracing.
+    #[cfg(feature = "trace")]
+    if chosen == DEBUG {
+        super::fatal::set_block_report(crate::trace::freed::report);
+    }
     let now = match SELECTED.compare_exchange(UNSET, chosen, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => chosen,
         Err(other) => other,

@@ -4,13 +4,21 @@
 //! - `fatal` / `fatal_fmt`: a fault in the use of the allocator (double free, invalid pointer,
 //!   corrupted block): one line on stderr naming it, then `abort()`.
 //! - `abort_fmt`: the same for any other fatal message (the collector's).
+//! - `block_fault`: `fatal_fmt` for a fault in a block debug mode can describe (double free,
+//!   underflow, overflow, write after free, size mismatch): after the line, the report
+//!   registered with `set_block_report` (the tracer's: where the block was allocated and freed,
+//!   `trace/freed.rs`) runs, then the process aborts.
 //! - `invariant!`: a broken internal invariant, checked in debug builds only.
 //!
 //! Invariants: nothing here allocates or takes a lock (messages are formatted into a buffer on
 //! the stack and written with one `write(2)` loop), so it is safe inside `malloc`, under the
-//! allocator's locks, in a forked child and in a signal handler.
+//! allocator's locks, in a forked child and in a signal handler. The one exception is the
+//! registered block report, which symbolises (and allocates): `block_fault` is called only
+//! where debug mode holds none of the allocator's locks, and runs the report once per process
+//! (a fault inside it aborts at once).
 
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Check an allocator invariant in debug builds. A broken invariant aborts with a message
 /// instead of panicking: a panic allocates, and inside the allocator (perhaps under its global
@@ -70,6 +78,42 @@ pub(crate) fn abort_fmt(msg: core::fmt::Arguments<'_>) -> ! {
 #[inline(never)]
 pub(crate) fn fatal_fmt(what: &str, ptr: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
     abort_fmt(format_args!("{what} of pointer {ptr:p}: {detail}"))
+}
+
+/// The block report (`fn(*const u8)` as an address; 0: none), see `set_block_report`.
+static BLOCK_REPORT: AtomicUsize = AtomicUsize::new(0);
+
+/// Have `block_fault` call `report(user)` after its message (the tracer registers where a
+/// block was allocated and freed, when debug mode is chosen with tracing built in).
+#[cfg(feature = "trace")]
+pub(crate) fn set_block_report(report: fn(*const u8)) {
+    BLOCK_REPORT.store(report as usize, Ordering::Release);
+}
+
+/// Report a fault in the block the user knows as `user` and abort: the line of `fatal_fmt`,
+/// then the registered block report, if any. Called only where no allocator lock is held.
+#[cold]
+#[inline(never)]
+pub(crate) fn block_fault(what: &str, user: *const u8, detail: core::fmt::Arguments<'_>) -> ! {
+    static REPORTING: AtomicBool = AtomicBool::new(false);
+    let report = BLOCK_REPORT.load(Ordering::Acquire);
+    if report == 0 || REPORTING.swap(true, Ordering::Relaxed) {
+        fatal_fmt(what, user, detail);
+    }
+    let mut b = StackBuf {
+        buf: [0; 512],
+        len: 0,
+    };
+    let _ = writeln!(
+        b,
+        "arenagc: fatal error: {what} of pointer {user:p}: {detail}"
+    );
+    write_stderr(&b.buf[..b.len]);
+    // SAFETY: a non-zero BLOCK_REPORT is a `fn(*const u8)` stored by `set_block_report`.
+    let report: fn(*const u8) = unsafe { core::mem::transmute::<usize, fn(*const u8)>(report) };
+    report(user);
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
 }
 
 /// [`fatal_fmt`] with a plain message.

@@ -194,32 +194,39 @@ pub(crate) fn allocated(p: *mut u8, size: usize) {
 #[inline(never)]
 fn record(p: *mut u8, size: usize) {
     let Some(_busy) = enter() else { return };
+    with_stack(|ips| {
+        // While another thread forks, the block is not traced (`pending.rs`).
+        let Some(mut t) = tables_or_busy() else {
+            return;
+        };
+        if t.tracing {
+            t.record(p as usize, size, ips);
+        }
+    });
+}
+
+/// Run `f` with the calling stack (up to the capture limit). The caller has entered tracer
+/// code (`enter`).
+#[inline(always)]
+fn with_stack(f: impl FnOnce(&[usize])) {
     // The limit is read without the lock: a change between here and the record only changes
     // how deep this one stack is.
     let limit = super::CAPTURE_LIMIT.load(Ordering::Relaxed);
     // A small buffer for the usual depths: zeroing the largest one took a quarter of an exact
     // capture's time.
     if limit <= SMALL_CAPTURE {
-        record_with(p, size, &mut [0usize; SMALL_CAPTURE][..limit]);
+        let buf = &mut [0usize; SMALL_CAPTURE][..limit];
+        let n = capture(buf);
+        f(&buf[..n]);
     } else {
-        record_with(p, size, &mut [0usize; MAX_NFRAMES + SKIP_BUDGET][..limit]);
+        let buf = &mut [0usize; MAX_NFRAMES + SKIP_BUDGET][..limit];
+        let n = capture(buf);
+        f(&buf[..n]);
     }
 }
 
 /// Frames a capture holds on the stack without the largest buffer.
 const SMALL_CAPTURE: usize = 64;
-
-#[inline(always)]
-fn record_with(p: *mut u8, size: usize, buf: &mut [usize]) {
-    let n = capture(buf);
-    // While another thread forks, the block is not traced (`pending.rs`).
-    let Some(mut t) = tables_or_busy() else {
-        return;
-    };
-    if t.tracing {
-        t.record(p as usize, size, &buf[..n]);
-    }
-}
 
 /// The tables, after forgetting the traces of frees left pending (`pending.rs`); waits for a
 /// fork in progress on another thread. For the tracer's API (never called inside `malloc`).
@@ -231,7 +238,7 @@ pub(super) fn tables() -> impl core::ops::DerefMut<Target = Tables> {
 
 /// The same from inside the allocator: `None`, at once, while another thread runs a fork (the
 /// fork handlers hold the tables for it, and this thread may hold a lock the fork waits for).
-fn tables_or_busy() -> Option<impl core::ops::DerefMut<Target = Tables>> {
+pub(super) fn tables_or_busy() -> Option<impl core::ops::DerefMut<Target = Tables>> {
     let mut t = TABLES.lock_or_busy()?;
     pending::drain(&mut t);
     Some(t)
@@ -247,9 +254,24 @@ pub(crate) fn freed(p: *mut u8) {
     forget(p);
 }
 
-/// Remove the trace of `p` under the lock (`freed`'s slow part).
+/// Remove the trace of `p` under the lock (`freed`'s slow part). In debug mode, remember where
+/// the block was allocated and freed, for a fault found in it later (`freed.rs`).
 #[inline(never)]
 fn forget(p: *mut u8) {
+    if crate::alloc::debug_enabled() {
+        if let Some(_busy) = enter() {
+            return with_stack(|ips| match tables_or_busy() {
+                Some(mut t) => {
+                    if let Some((_, tb)) = t.remove(p as usize) {
+                        super::freed::remember(&mut t, p as usize, tb, ips);
+                    }
+                }
+                None => {
+                    pending::push(p as usize);
+                }
+            });
+        }
+    }
     match tables_or_busy() {
         Some(mut t) => {
             t.remove(p as usize);
@@ -270,16 +292,30 @@ pub(crate) fn detach(p: *mut u8) -> Detached {
     if !TRACING.load(Ordering::Relaxed) || !sample::maybe_traced(p as usize) {
         return Detached(None);
     }
+    // In debug mode the realloc's stack is where the old block was freed (`freed.rs`).
+    if crate::alloc::debug_enabled() {
+        if let Some(_busy) = enter() {
+            let mut out = Detached(None);
+            with_stack(|ips| out = detach_from(p, Some(ips)));
+            return out;
+        }
+    }
+    detach_from(p, None)
+}
+
+/// `detach`, remembering the free at stack `ips` if given.
+fn detach_from(p: *mut u8, ips: Option<&[usize]>) -> Detached {
     let Some(mut t) = tables_or_busy() else {
         // During another thread's fork: forgotten later, and not restored if the realloc fails.
         pending::push(p as usize);
         return Detached(None);
     };
     let generation = t.generation;
-    Detached(
-        t.remove(p as usize)
-            .map(|(size, tb)| (size, tb, generation)),
-    )
+    let gone = t.remove(p as usize);
+    if let (Some((_, tb)), Some(ips)) = (gone, ips) {
+        super::freed::remember(&mut t, p as usize, tb, ips);
+    }
+    Detached(gone.map(|(size, tb)| (size, tb, generation)))
 }
 
 /// The realloc of `p` returned `q` (null: failed, `p` untouched): trace `q` with its new size

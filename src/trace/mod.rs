@@ -73,6 +73,7 @@
 mod file;
 mod filter;
 mod frames;
+pub(crate) mod freed;
 pub(crate) mod hook;
 mod mem;
 mod output;

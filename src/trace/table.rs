@@ -22,6 +22,7 @@
 //! - A traceback id is an offset into `words`, valid until `clear` (ids survive `words`
 //!   moving when it grows).
 
+use super::freed::Ring;
 use super::mem::Region;
 use super::sample;
 
@@ -65,6 +66,8 @@ pub(crate) struct Tables {
     index_len: usize,
     words: Region,
     words_used: usize,
+    /// Debug mode's recently freed traced blocks (`freed.rs`), traceback ids of this generation.
+    pub(crate) freed: Ring,
 }
 
 /// Where an address starts probing in a table of `mask + 1` slots (Fibonacci hashing: blocks
@@ -110,12 +113,13 @@ impl Tables {
             index_len: 0,
             words: Region::empty(),
             words_used: 0,
+            freed: Ring::empty(),
         }
     }
 
     /// Bytes the tables hold (tracemalloc's `get_tracemalloc_memory`).
     pub(crate) fn memory(&self) -> usize {
-        self.traces.len() + self.index.len() + self.words.len()
+        self.traces.len() + self.index.len() + self.words.len() + self.freed.memory()
     }
 
     /// Live traces.
@@ -129,6 +133,7 @@ impl Tables {
         self.traces.release();
         self.index.release();
         self.words.release();
+        self.freed.clear();
         self.traces_len = 0;
         self.index_len = 0;
         self.words_used = 0;
@@ -153,8 +158,8 @@ impl Tables {
         }
     }
 
-    /// The id of stack `ips`, stored now if it is new.
-    fn intern(&mut self, ips: &[usize]) -> Option<usize> {
+    /// The id of stack `ips`, stored now if it is new; None when the kernel refused memory.
+    pub(crate) fn intern(&mut self, ips: &[usize]) -> Option<usize> {
         let hash = hash_frames(ips);
         if (self.index_len + 1) * 2 > self.index.len() / size_of::<usize>() && !self.grow_index() {
             return None;
