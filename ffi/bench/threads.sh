@@ -49,14 +49,7 @@ allocs=("arenagc=$ARENAGC_MALLOC")
 if [ -n "${ARENAGC_MALLOC_LARGE:-}" ]; then allocs+=("arenagc-large=$ARENAGC_MALLOC_LARGE"); fi
 allocs+=("mimalloc=$mimalloc" "jemalloc=$jemalloc")
 if [ -n "${MI_SECURE:-}" ]; then
-    misrc="$(cd "$root" && cargo metadata --format-version 1 \
-        --manifest-path benches/threads/Cargo.toml | python3 -c '
-import json, os, sys
-for p in json.load(sys.stdin)["packages"]:
-    if p["name"] == "libmimalloc-sys":
-        print(os.path.dirname(p["manifest_path"]) + "/c_src/mimalloc/v2")')"
-    gcc -shared -fPIC -O3 -DNDEBUG -DMI_SECURE="$MI_SECURE" -DMI_MALLOC_OVERRIDE \
-        -I"$misrc/include" -o "$work/libmimalloc-secure.so" "$misrc/src/static.c" -lpthread
+    bash "$here/mimalloc_secure.sh" "$work/libmimalloc-secure.so" "$MI_SECURE"
     allocs+=("mimalloc-secure$MI_SECURE=$work/libmimalloc-secure.so")
 fi
 echo "allocators: ${allocs[*]}" >&2
