@@ -87,6 +87,8 @@ pub use arenagc_derive::Trace;
 /// Under `--cfg loom` only the cross-thread protocols are compiled, against loom's atomics.
 #[cfg(loom)]
 pub mod alloc {
+    #[path = "kind_map.rs"]
+    pub mod kind_map;
     #[path = "remote.rs"]
     pub mod remote;
 }

@@ -24,13 +24,19 @@
 //! (in the descriptor pointer's two low bits), out of line.
 //! - Window entries follow the tree's: set in `insert` before the arena is used, cleared in
 //!   `remove`, so the map and the tree never disagree about memory in use.
-//! - The window's start and table are written once, before its length is published (Release);
-//!   a lookup reads the length first (Acquire). The table is never freed.
+//! - The window is placed once, by the first insert's CAS (two `Arenas` can race: the loser
+//!   waits for the winner's window, so both arenas are in it); its start and table are written
+//!   before its length is published (Release), and a lookup reads the length first (Acquire).
+//!   A table that could not be mapped leaves no window for good. The table is never freed.
+//!   `kind_map.rs` holds this protocol (`KindMap`), the same code the loom models in
+//!   `tests/loom_kind_map.rs` run: two writers placing the window while a reader looks, and a
+//!   reservation that fails.
 
 use crate::config::{ADDRESS_BITS, ARENA_BITS, MAP_LEAF_BITS, MAP_TOP_BITS};
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
+use super::kind_map::KindMap;
 use super::os;
 
 const TOP_LEN: usize = 1 << MAP_TOP_BITS;
@@ -52,45 +58,19 @@ const KIND_BITS: usize = 3;
 /// Arena numbers the kind map's window covers.
 const WINDOW_LEN: usize = 1 << 18;
 
-/// The kind map: its window and table side by side, so a lookup finds all of them through one
-/// address (one GOT entry in a shared library).
-struct KindMap {
-    /// 0 until `lo`, `table` and `by_number` are set, then `WINDOW_LEN`.
-    len: AtomicUsize,
-    /// The first arena number of the window.
-    lo: AtomicUsize,
-    table: AtomicPtr<AtomicU8>,
-    /// `table - lo` (wrapping): the entry of arena number `n` is `by_number + n`, so the entry's
-    /// load waits for the address only, not for `lo` (the bound check, which needs `lo`, is a
-    /// predicted branch). With the entry at `table + (n - lo)`, C's hot pair took 15% longer.
-    by_number: AtomicPtr<AtomicU8>,
-}
-
-/// `KindMap::table` when the window's table could not be mapped (never dereferenced: `len`
-/// stays 0).
-const NO_WINDOW: *mut AtomicU8 = ptr::dangling_mut();
-
-static KINDS: KindMap = KindMap {
-    len: AtomicUsize::new(0),
-    lo: AtomicUsize::new(0),
-    table: AtomicPtr::new(ptr::null_mut()),
-    by_number: AtomicPtr::new(ptr::null_mut()),
-};
+/// The kind map the allocator asks (`kind_map.rs` has its placement and lookup).
+static KINDS: KindMap<WINDOW_LEN> = KindMap::new();
 
 /// What the address map says of the arena holding `addr`: `KIND_NONE` when `addr` is not in
 /// one of our arenas. Inside the window (every arena in practice), one compare and one load.
 #[inline(always)]
 pub fn kind(addr: usize) -> u8 {
-    let len = KINDS.len.load(Ordering::Acquire);
-    let n = addr >> ARENA_BITS;
-    if n.wrapping_sub(KINDS.lo.load(Ordering::Relaxed)) >= len {
-        return kind_outside(addr);
+    // `len`, `lo`, the compare, `by_number`, the byte: inlined, C `free` has the instructions
+    // of the body this replaced (a helper returning `Option<u8>` laid them out differently).
+    match KINDS.window().entry(addr >> ARENA_BITS) {
+        Some(entry) => entry.load(Ordering::Relaxed),
+        None => kind_outside(addr),
     }
-    let entry = KINDS.by_number.load(Ordering::Relaxed).wrapping_add(n);
-    // SAFETY: `len` is non-zero only after `lo`, `table` and `by_number` were set, `table` to a
-    // live table of WINDOW_LEN entries that is never freed (the Release store in `kind_entry`,
-    // read by the Acquire load above), and n - lo is below it: `entry` is `table + (n - lo)`.
-    unsafe { (*entry).load(Ordering::Relaxed) }
 }
 
 /// `kind` of an address outside the window (or of any address before the first arena): the
@@ -104,53 +84,16 @@ pub(super) fn kind_outside(addr: usize) -> u8 {
 /// The window's entry for the arena at `base` (placing the window at the first call, around
 /// `base`), or None when `base` is outside the window or its table could not be mapped.
 fn kind_entry(base: usize) -> Option<&'static AtomicU8> {
-    let n = base >> ARENA_BITS;
-    if KINDS.len.load(Ordering::Acquire) == 0 {
-        if KINDS.table.load(Ordering::Acquire).is_null() {
-            let fresh: *mut AtomicU8 = os::reserve_table(WINDOW_LEN).cast();
-            // Installed by CAS, as a leaf is; the winner also places the window (later arenas
-            // come below earlier ones, `os::map_arena`, so most of it lies below the first).
-            // The first attempt is the only one: a table that could not be mapped leaves
-            // NO_WINDOW, and the tree answers for good, so no arena recorded before a window
-            // existed can fall inside one later, unrecorded.
-            let want = if fresh.is_null() { NO_WINDOW } else { fresh };
-            let won = KINDS
-                .table
-                .compare_exchange(ptr::null_mut(), want, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if won && !fresh.is_null() {
-                // A multiple of a page of entries: arena number n's entry then sits at page
-                // offset n % 4096, as in a map over all arena numbers. Placed at n - 3/4 of the
-                // window exactly, the first arenas' entries sat at page offsets 0..16, where
-                // every pool's first block takes the free path's stores (link, mark): the load
-                // of the entry, 4 KiB apart from them, waited for them (4K aliasing), and C's hot
-                // pair took 15% longer (same run, 11 rounds).
-                let lo = n.saturating_sub(WINDOW_LEN * 3 / 4) & !4095;
-                KINDS.lo.store(lo, Ordering::Relaxed);
-                KINDS
-                    .by_number
-                    .store(fresh.wrapping_sub(lo), Ordering::Relaxed);
-                KINDS.len.store(WINDOW_LEN, Ordering::Release);
-            } else if !won && !fresh.is_null() {
-                // SAFETY: `fresh` came from reserve_table with that size, never published.
-                unsafe { os::release_table(fresh.cast(), WINDOW_LEN) };
-            }
-        }
-        // Another writer (the other `Arenas`) placed the window and publishes it a few
-        // instructions from now: wait, so no arena inside the window is left out of it (the
-        // window would answer KIND_NONE for it).
-        while KINDS.table.load(Ordering::Acquire) != NO_WINDOW
-            && KINDS.len.load(Ordering::Acquire) == 0
-        {
-            core::hint::spin_loop();
-        }
-    }
-    let i = n.wrapping_sub(KINDS.lo.load(Ordering::Relaxed));
-    if i >= KINDS.len.load(Ordering::Acquire) {
-        return None;
-    }
-    // SAFETY: as in `kind`: the table is live, of WINDOW_LEN entries, and i is below that.
-    Some(unsafe { &*KINDS.table.load(Ordering::Relaxed).add(i) })
+    let reserve = || os::reserve_table(WINDOW_LEN).cast::<AtomicU8>();
+    let release = |table: *mut AtomicU8| {
+        // SAFETY: `entry_for` releases only a table `reserve` gave, with that size, and never
+        // published.
+        unsafe { os::release_table(table.cast(), WINDOW_LEN) }
+    };
+    // SAFETY: reserve_table gives null or WINDOW_LEN zeroed bytes (KIND_NONE entries; an
+    // AtomicU8 is a u8), mapped until released; the map is static, and `entry_for` releases
+    // only a table it never published.
+    unsafe { KINDS.entry_for(base >> ARENA_BITS, reserve, release) }
 }
 
 #[inline(always)]

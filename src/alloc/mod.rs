@@ -45,6 +45,7 @@ mod fork;
 mod global;
 mod harden;
 mod heap;
+mod kind_map;
 mod large;
 #[cfg(test)]
 mod large_tests;
