@@ -4,7 +4,9 @@
 //!
 //! ```text
 //!  dispatch: Traced<B>::alloc    B.alloc, then  allocated(p, size)   capture, then record
-//!            Traced<B>::free     freed(p), then B.free               remove the trace
+//!            Traced<B>::free     freed(p), then B.free               remove the trace (debug
+//!                                                                mode: and keep it, with the
+//!                                                                free's stack, in freed.rs)
 //!            Traced<B>::realloc  detach(p), B.realloc, reattach(..)  move the trace
 //! ```
 //!
@@ -12,6 +14,9 @@
 //! - The tracer never recurses: while a thread runs tracer code (`BUSY` set: capturing a stack,
 //!   reading a snapshot), its own allocations are passed through untraced (tracemalloc's
 //!   re-entrancy flag). Frees always remove their trace (they never allocate).
+//! - In debug mode a free of a traced block (and a realloc's `detach`) captures its stack too,
+//!   as an allocation does, and hands the trace and that stack to `freed.rs`'s ring, so debug
+//!   mode's fault messages can say where the block was allocated and freed.
 //! - A stack is captured before `TABLES` is taken (the unwinder may take the loader's lock or
 //!   allocate), and nothing allocates while `TABLES` is held.
 //! - A trace is added only while `Tables::tracing` is set, checked under the lock, so no trace
