@@ -10,24 +10,12 @@
 #   RUNS=9 WORKLOADS="python3 alloc_heavy.py,gcc -O1 big.c" bash ffi/bench/secure_cost.sh
 #   MI_SECURE=4 bash ffi/bench/secure_cost.sh      # mimalloc's level 4 (adds a double-free scan)
 #
-# Installs Debian's libmimalloc2.0 with apt-get when it is missing.
+# Installs Debian's libmimalloc2.0 and libjemalloc2 with apt-get when they are missing.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-mimalloc="/usr/lib/$(gcc -print-multiarch)/libmimalloc.so.2"
-if [ ! -e "$mimalloc" ]; then
-    sudo=""; [ "$(id -u)" != 0 ] && sudo="sudo"
-    $sudo apt-get update && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libmimalloc2.0
-fi
-target="${CARGO_TARGET_DIR:-$root/target}"
-if [ -z "${ARENAGC_MALLOC:-}" ]; then
-    (cd "$root" && cargo build --release -p arenagc-malloc)
-    ARENAGC_MALLOC="$target/release/libarenagc_malloc.so"
-fi
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-gcc -O2 -fno-builtin -pthread -o "$work/mbench" "$here/mbench.c"
-python3 "$here/gen_c.py" "$work/big.c" 500
+. "$(dirname "$0")/common.sh"
+need_debian_libs
+build_arenagc
+make_work
 level="${MI_SECURE:-3}"
 bash "$here/mimalloc_secure.sh" "$work/libmimalloc-secure.so" "$level"
 allocs=("arenagc=$ARENAGC_MALLOC" "arenagc-secure=$ARENAGC_MALLOC|ARENAGC_SECURE=1"

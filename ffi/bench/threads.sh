@@ -22,24 +22,9 @@
 # Installs Debian's libmimalloc2.0 and libjemalloc2 with apt-get when they are missing.
 set -euo pipefail
 
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-multiarch="$(gcc -print-multiarch)"
-libdir="/usr/lib/$multiarch"
-mimalloc="$libdir/libmimalloc.so.2"
-jemalloc="$libdir/libjemalloc.so.2"
-
-if [ ! -e "$mimalloc" ] || [ ! -e "$jemalloc" ]; then
-    sudo=""
-    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libmimalloc2.0 libjemalloc2
-fi
-
-if [ -z "${ARENAGC_MALLOC:-}" ]; then
-    (cd "$root" && cargo build --release -p arenagc-malloc)
-    ARENAGC_MALLOC="${CARGO_TARGET_DIR:-$root/target}/release/libarenagc_malloc.so"
-fi
+. "$(dirname "$0")/common.sh"
+need_debian_libs
+build_arenagc
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -10,23 +10,10 @@
 #   RUNS=9 WORKLOADS="python3 alloc_heavy.py,gcc -O1 big.c" bash ffi/bench/trace_cost.sh
 #   EXACT=0 bash ffi/bench/trace_cost.sh         # leave out exact mode (slow)
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
-libdir="/usr/lib/$(gcc -print-multiarch)"
-jemalloc="$libdir/libjemalloc.so.2"
-if [ ! -e "$jemalloc" ]; then
-    sudo=""; [ "$(id -u)" != 0 ] && sudo="sudo"
-    $sudo apt-get update && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libjemalloc2
-fi
-target="${CARGO_TARGET_DIR:-$root/target}"
-if [ -z "${ARENAGC_MALLOC:-}" ]; then
-    (cd "$root" && cargo build --release -p arenagc-malloc)
-    ARENAGC_MALLOC="$target/release/libarenagc_malloc.so"
-fi
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-gcc -O2 -fno-builtin -pthread -o "$work/mbench" "$here/mbench.c"
-python3 "$here/gen_c.py" "$work/big.c" 500
+. "$(dirname "$0")/common.sh"
+need_debian_libs
+build_arenagc
+make_work
 mkdir -p "$work/reports"
 out="ARENAGC_TRACE_FILE=$work/reports/t.%p"
 allocs=("arenagc=$ARENAGC_MALLOC"
