@@ -59,16 +59,21 @@ pub fn write_stderr(msg: &[u8]) {
     }
 }
 
-/// Print `arenagc: fatal error: <msg>` and abort. Never allocates.
-#[cold]
-#[inline(never)]
-pub(crate) fn abort_fmt(msg: core::fmt::Arguments<'_>) -> ! {
+/// Write `arenagc: fatal error: <msg>` and a newline to standard error. Never allocates.
+fn write_fatal_line(msg: core::fmt::Arguments<'_>) {
     let mut b = StackBuf {
         buf: [0; 512],
         len: 0,
     };
     let _ = writeln!(b, "arenagc: fatal error: {msg}");
     write_stderr(&b.buf[..b.len]);
+}
+
+/// Print `arenagc: fatal error: <msg>` and abort. Never allocates.
+#[cold]
+#[inline(never)]
+pub(crate) fn abort_fmt(msg: core::fmt::Arguments<'_>) -> ! {
+    write_fatal_line(msg);
     // SAFETY: abort has no preconditions.
     unsafe { libc::abort() }
 }
@@ -100,15 +105,7 @@ pub(crate) fn block_fault(what: &str, user: *const u8, detail: core::fmt::Argume
     if report == 0 || REPORTING.swap(true, Ordering::Relaxed) {
         fatal_fmt(what, user, detail);
     }
-    let mut b = StackBuf {
-        buf: [0; 512],
-        len: 0,
-    };
-    let _ = writeln!(
-        b,
-        "arenagc: fatal error: {what} of pointer {user:p}: {detail}"
-    );
-    write_stderr(&b.buf[..b.len]);
+    write_fatal_line(format_args!("{what} of pointer {user:p}: {detail}"));
     // SAFETY: a non-zero BLOCK_REPORT is a `fn(*const u8)` stored by `set_block_report`.
     let report: fn(*const u8) = unsafe { core::mem::transmute::<usize, fn(*const u8)>(report) };
     report(user);
