@@ -54,10 +54,10 @@ impl<'a, const LEN: usize> Window<'a, LEN> {
             return None;
         }
         let entry = self.map.by_number.load(Ordering::Relaxed).wrapping_add(n);
-        // SAFETY: `len` is non-zero only after `lo`, `table` and `by_number` were set, `table`
-        // to a table of LEN entries live as long as the map (the Release store in `entry_for`,
-        // read by `window`'s Acquire load; `entry_for`'s contract), and n - lo is below LEN:
-        // `entry` is `table + (n - lo)`.
+        // `len` is non-zero only after `lo`, `table` and `by_number` were set (the Release store
+        // in `entry_for`, read by `window`'s Acquire load), `table` to LEN entries live as long
+        // as the map (`entry_for`'s contract), and n - lo is below LEN.
+        // SAFETY: so `entry` is `table + (n - lo)`, a live entry.
         Some(unsafe { &*entry })
     }
 

@@ -29,7 +29,7 @@ use super::backend::Backend;
 use super::harden;
 use super::heap;
 use super::large;
-use super::pool::{Pool, header_of, pool_of, pool_of_any, run_of, unit_index};
+use super::pool::{Pool, header_of, pool_of, pool_of_any, run_of, unit_header, unit_index};
 #[cfg(feature = "trace")]
 use super::sampler;
 use super::size_class::{any_class_of, block_size, class_of_step, is_medium, is_small, step_of};
@@ -56,11 +56,7 @@ pub fn owns(ptr: *const u8) -> bool {
 /// (`size <= MEDIUM_MAX`), without a branch (`unit_index`).
 #[inline(always)]
 pub fn pool_of_size(p: *const u8, size: usize) -> *mut Pool {
-    let medium = usize::from(size > SMALL_MAX).wrapping_neg();
-    header_of(
-        p as usize & !(ARENA_SIZE - 1),
-        unit_index(p as usize, medium),
-    )
+    unit_header(p as usize, usize::from(size > SMALL_MAX).wrapping_neg())
 }
 
 /// Allocate a small block of `class`. The bool says it is known to be zero. `BY_ADDRESS`: the
@@ -259,7 +255,7 @@ pub unsafe fn medium_free(b: *mut u8) {
 }
 
 /// Free a pool block whose request size the caller knows (Rust's `dealloc`): small or medium
-/// without a branch (`pool::pool_of_size`).
+/// without a branch (`pool_of_size`).
 ///
 /// # Safety
 /// `b` is a live block handed out by `small_alloc_sized(size, _)`, `size <= MEDIUM_MAX`.

@@ -84,7 +84,14 @@ pub fn pool_of(p: *const u8) -> *mut Pool {
 /// runs): runs are `RUN_POOLS` pools from pool 1 on, described by their first pool's header.
 #[inline(always)]
 pub fn run_of(p: *const u8) -> *mut Pool {
-    header_of(p as usize & !(ARENA_SIZE - 1), unit_index(p as usize, !0))
+    unit_header(p as usize, !0)
+}
+
+/// The header of the pool (`medium == 0`) or run (`medium == !0`) holding address `a`
+/// (`unit_index`), in its arena's header page.
+#[inline(always)]
+pub fn unit_header(a: usize, medium: usize) -> *mut Pool {
+    header_of(a & !(ARENA_SIZE - 1), unit_index(a, medium))
 }
 
 /// The index in its arena of the header of the pool (`medium == 0`, `pool_of`'s) or run
