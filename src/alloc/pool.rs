@@ -87,8 +87,7 @@ pub fn run_of(p: *const u8) -> *mut Pool {
     unit_header(p as usize, !0)
 }
 
-/// The header of the pool (`medium == 0`) or run (`medium == !0`) holding address `a`
-/// (`unit_index`), in its arena's header page.
+/// The header of the pool (`medium == 0`) or run (`medium == !0`) holding `a` (`unit_index`).
 #[inline(always)]
 pub fn unit_header(a: usize, medium: usize) -> *mut Pool {
     header_of(a & !(ARENA_SIZE - 1), unit_index(a, medium))
@@ -249,8 +248,7 @@ impl Pool {
         unsafe {
             Pool::init(pool, CLASS_NONE, ptr::null_mut(), fresh);
             if run {
-                // (`skip`, not `1..RUN_POOLS`: a run is one pool in the large-pools geometry,
-                // and clippy rejects a constant empty range.)
+                // `skip`: with large pools 1..RUN_POOLS is empty, which clippy rejects.
                 for i in (0..RUN_POOLS).skip(1) {
                     Pool::init(pool.add(i), CLASS_RUN_TAIL, ptr::null_mut(), false);
                 }
